@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command of the README (and of CI): installs what is missing, then checks
+# formatting, lints and runs every test of the workspace.
+#
+# Build artefacts go to $CARGO_TARGET_DIR (default ~/.cache/polyledger-target) so that a
+# fresh clone reuses earlier builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/system-deps.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/polyledger-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked "$@"
