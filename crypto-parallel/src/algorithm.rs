@@ -14,9 +14,8 @@ pub struct AlgorithmCode(pub u16);
 
 impl fmt::Display for AlgorithmCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match HashAlgorithm::from_code(self.0) {
-            Ok(algorithm) => return f.write_str(algorithm.name()),
-            Err(_) => {}
+        if let Ok(algorithm) = HashAlgorithm::from_code(self.0) {
+            return f.write_str(algorithm.name());
         }
         match SignatureAlgorithm::from_code(self.0) {
             Ok(algorithm) => f.write_str(algorithm.name()),
