@@ -1,0 +1,116 @@
+//! Key layout of a ledger in a `KvStore` (`docs/FORMAT.md` §8).
+//!
+//! Every key starts with the 32-byte ledger id, then a one-byte table tag, so one ledger
+//! is one contiguous key range (on TiKV it splits into regions that spread over the
+//! cluster) and tables never interleave. Integers in keys are big-endian so ranges sort
+//! numerically; variable-length components carry a u16 length so prefixes are
+//! unambiguous.
+
+use crate::model::{Hash32, LedgerId};
+
+/// Table tags. Frozen: stored data depends on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Table {
+    /// `META | name` → ledger-wide records (`head`, `settings`).
+    Meta = 0x01,
+    /// `BLOCK | height u64` → block record (header, tx hashes and results).
+    Block = 0x02,
+    /// `BLOCK_BY_HASH | hash` → height u64.
+    BlockByHash = 0x03,
+    /// `TX | tx hash` → height u64, index u32, result u8, transaction bytes.
+    Tx = 0x04,
+    /// `USER | address` → registration height u64, public key bytes.
+    User = 0x05,
+    /// `DATA_ACCOUNT | name` → registration height u64, owner address.
+    DataAccount = 0x06,
+    /// `HISTORY | u16 len name | u16 len key | version u64` → height u64, tx hash, value.
+    History = 0x07,
+    /// `STATE_NODE | node key (borsh)` → state tree node (borsh).
+    StateNode = 0x08,
+    /// `STATE_VALUE | key hash [32] | height u64` → u8 present, leaf value bytes.
+    StateValue = 0x09,
+}
+
+/// `ledger id | table`: the prefix of every key of one table.
+pub fn table_prefix(ledger: &LedgerId, table: Table) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    key.extend_from_slice(&ledger.0);
+    key.push(table as u8);
+    key
+}
+
+/// The meta record `name`.
+pub fn meta_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Meta);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Block record at `height`.
+pub fn block_key(ledger: &LedgerId, height: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Block);
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// Block height by block hash.
+pub fn block_by_hash_key(ledger: &LedgerId, hash: &Hash32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::BlockByHash);
+    key.extend_from_slice(hash);
+    key
+}
+
+/// Transaction record by hash.
+pub fn tx_key(ledger: &LedgerId, tx_hash: &Hash32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Tx);
+    key.extend_from_slice(tx_hash);
+    key
+}
+
+/// User record by address.
+pub fn user_key(ledger: &LedgerId, address: &Hash32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::User);
+    key.extend_from_slice(address);
+    key
+}
+
+/// Data account record by name.
+pub fn data_account_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::DataAccount);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Prefix of every version of one key: `HISTORY | len name | len key`.
+pub fn history_prefix(ledger: &LedgerId, account: &str, data_key: &[u8]) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::History);
+    key.reserve(4 + account.len() + data_key.len() + 8);
+    key.extend_from_slice(&(account.len() as u16).to_be_bytes());
+    key.extend_from_slice(account.as_bytes());
+    key.extend_from_slice(&(data_key.len() as u16).to_be_bytes());
+    key.extend_from_slice(data_key);
+    key
+}
+
+/// One version of one key.
+pub fn history_key(ledger: &LedgerId, account: &str, data_key: &[u8], version: u64) -> Vec<u8> {
+    let mut key = history_prefix(ledger, account, data_key);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// A state tree node.
+pub fn state_node_key(ledger: &LedgerId, node_key: &[u8]) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::StateNode);
+    key.extend_from_slice(node_key);
+    key
+}
+
+/// A state leaf value at a height.
+pub fn state_value_key(ledger: &LedgerId, key_hash: &Hash32, height: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::StateValue);
+    key.extend_from_slice(key_hash);
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}

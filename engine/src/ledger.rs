@@ -1,0 +1,793 @@
+//! A ledger on a `KvStore`: genesis, deterministic block execution, atomic commit, and
+//! queries with proofs.
+//!
+//! Executing a block is three phases over the whole block (never per-transaction I/O
+//! round trips for writes): validate and apply every transaction into an in-memory
+//! overlay (`BlockExecution`), compute the state root over the block's changes and the
+//! transaction root, then produce ONE write batch with the block, transactions, results,
+//! history, state nodes and the new head. `commit` writes that batch; the head record in
+//! it is the commit point, so after a crash the ledger is exactly at the old or the new
+//! height.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crypto_parallel::{HashAlgorithm, VerifyItem};
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::layout;
+use crate::limits::BLOCK_TXS_MAX;
+use crate::model::{
+    Address, BlockHeader, Hash32, LedgerId, LedgerSettings, Operation, ResultCode, Transaction,
+};
+use crate::proof::{StateProof, TxProof};
+use crate::state::{self, StateKey, StateReader, data_leaf_value};
+use crate::store::{Direction, KvStore, StoreError, WriteBatch, scan_prefix};
+use crate::txroot;
+
+/// Why a ledger operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The storage backend failed; nothing was committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored bytes do not decode: the store is corrupt or from an incompatible version.
+    #[error("corrupt ledger data in {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// No ledger with this id in the store.
+    #[error("unknown ledger {0}")]
+    UnknownLedger(String),
+    /// A ledger with this id already exists in the store.
+    #[error("ledger {0} already exists")]
+    LedgerExists(String),
+    /// Invalid input from the caller (settings, block size, a proof request).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The executed block does not extend the current head (a concurrent commit).
+    #[error("block at height {block} does not extend head {head}")]
+    NotNextBlock {
+        /// Height of the block.
+        block: u64,
+        /// Current head height.
+        head: u64,
+    },
+    /// The state tree failed (storage below it, or corrupt nodes).
+    #[error("state tree: {0}")]
+    State(String),
+}
+
+fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> EngineError {
+    move |error| EngineError::Corrupt { what, detail: error.to_string() }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ledger's latest committed block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its height.
+    pub height: u64,
+    /// Its hash.
+    pub block_hash: Hash32,
+    /// State root after it.
+    pub state_root: Hash32,
+}
+
+/// A committed block as stored: header, hash, and each transaction's hash and result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The header.
+    pub header: BlockHeader,
+    /// The header's hash.
+    pub hash: Hash32,
+    /// Transactions in order, with their results.
+    pub transactions: Vec<(Hash32, ResultCode)>,
+}
+
+impl StoredBlock {
+    fn encode(&self) -> Vec<u8> {
+        let mut writer =
+            Writer::with_capacity(BlockHeader::ENCODED_LEN + 4 + 33 * self.transactions.len());
+        writer.raw(&self.header.encode()).u32(self.transactions.len() as u32);
+        for (hash, result) in &self.transactions {
+            writer.raw(hash).u8(*result as u8);
+        }
+        writer.into_bytes()
+    }
+
+    fn decode(algorithm: HashAlgorithm, bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let header = BlockHeader::decode_from(&mut reader)?;
+        let count = reader.count(BLOCK_TXS_MAX, "block transactions")?;
+        let mut transactions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let hash = reader.array("tx hash")?;
+            transactions.push((hash, ResultCode::from_u8(reader.u8("result")?)?));
+        }
+        reader.finish("block record")?;
+        let hash = header.hash(algorithm);
+        Ok(StoredBlock { header, hash, transactions })
+    }
+}
+
+/// A committed transaction with where it landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    /// Height of its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// Its result.
+    pub result: ResultCode,
+    /// The transaction, as signed.
+    pub transaction: Transaction,
+}
+
+/// One version of a data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedValue {
+    /// 0 for the first write, then +1 per write.
+    pub version: u64,
+    /// Height of the block that wrote it.
+    pub height: u64,
+    /// The transaction that wrote it.
+    pub tx_hash: Hash32,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// How signatures of a block's transactions are checked.
+#[derive(Debug, Clone)]
+pub enum SignatureCheck {
+    /// Verify every signature now (batched on all cores).
+    Verify,
+    /// The caller verified them already (the actor batches across blocks); one verdict
+    /// per transaction: `true` when all its signatures verify.
+    Verified(Vec<bool>),
+}
+
+/// A block executed against the current head, ready to commit.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The new block.
+    pub block: StoredBlock,
+    /// Everything the commit writes, head included.
+    pub batch: WriteBatch,
+}
+
+/// One ledger on a store.
+pub struct Ledger<S: KvStore> {
+    store: S,
+    id: LedgerId,
+    settings: LedgerSettings,
+    head: Head,
+}
+
+const META_HEAD: &str = "head";
+const META_SETTINGS: &str = "settings";
+
+fn encode_head(head: &Head) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(72);
+    writer.u64(head.height).raw(&head.block_hash).raw(&head.state_root);
+    writer.into_bytes()
+}
+
+fn decode_head(bytes: &[u8]) -> Result<Head, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let head = Head {
+        height: reader.u64("height")?,
+        block_hash: reader.array("block hash")?,
+        state_root: reader.array("state root")?,
+    };
+    reader.finish("head")?;
+    Ok(head)
+}
+
+impl<S: KvStore> Ledger<S> {
+    /// Creates a ledger from `settings`: builds and commits its genesis block (height 0),
+    /// registering the initial users. The ledger id is the genesis header's hash.
+    pub fn create(store: S, settings: LedgerSettings) -> Result<Self, EngineError> {
+        settings.check().map_err(EngineError::InvalidInput)?;
+        let algorithm = settings.hash_algorithm;
+        for user in &settings.initial_users {
+            if !settings.signature_algorithms.contains(&user.algorithm()) {
+                return Err(EngineError::InvalidInput(format!(
+                    "initial user key uses {}, not allowed by the settings",
+                    user.algorithm()
+                )));
+            }
+        }
+        let settings_bytes = settings.encode();
+        // The genesis state root does not depend on the ledger id (tree nodes are keyed
+        // under it, but hashed without it): compute it on an empty scratch store first.
+        let mut updates = BTreeMap::new();
+        for user in &settings.initial_users {
+            let address = Address::of(algorithm, user);
+            updates.insert(StateKey::User(address).key_hash(algorithm), Some(user.to_bytes()));
+        }
+        let scratch = crate::store::MemoryStore::new();
+        let scratch_reader = StateReader { store: &scratch, ledger: LedgerId([0; 32]) };
+        let mut scratch_batch = WriteBatch::new();
+        let updates: Vec<_> = updates.into_iter().collect();
+        let state_root = state::apply_updates(
+            algorithm,
+            &scratch_reader,
+            0,
+            updates.clone(),
+            &mut scratch_batch,
+        )
+        .map_err(EngineError::State)?;
+        let header = BlockHeader {
+            ledger_id: LedgerId([0; 32]),
+            height: 0,
+            previous_hash: [0; 32],
+            tx_root: *crypto_parallel::hash(algorithm, &settings_bytes).as_bytes(),
+            state_root,
+            timestamp_ms: settings.created_ms,
+            proposer: Address([0; 32]),
+        };
+        let hash = header.hash(algorithm);
+        let id = LedgerId(hash);
+        if store.get(&layout::meta_key(&id, META_HEAD))?.is_some() {
+            return Err(EngineError::LedgerExists(hex(&id.0)));
+        }
+
+        let mut batch = WriteBatch::new();
+        let reader = StateReader { store: &store, ledger: id };
+        let root = state::apply_updates(algorithm, &reader, 0, updates, &mut batch)
+            .map_err(EngineError::State)?;
+        assert_eq!(root, state_root, "genesis state root must not depend on the ledger id");
+        for user in &settings.initial_users {
+            let address = Address::of(algorithm, user);
+            batch.put(layout::user_key(&id, &address.0), user_record(0, &user.to_bytes()));
+        }
+        batch.put(layout::meta_key(&id, META_SETTINGS), settings_bytes);
+        let block = StoredBlock { header, hash, transactions: Vec::new() };
+        batch.put(layout::block_key(&id, 0), block.encode());
+        batch.put(layout::block_by_hash_key(&id, &hash), 0u64.to_be_bytes().to_vec());
+        let head = Head { height: 0, block_hash: hash, state_root };
+        batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
+        store.write(batch)?;
+        Ok(Ledger { store, id, settings, head })
+    }
+
+    /// Opens an existing ledger at its committed head.
+    pub fn open(store: S, id: LedgerId) -> Result<Self, EngineError> {
+        let head_bytes = store
+            .get(&layout::meta_key(&id, META_HEAD))?
+            .ok_or_else(|| EngineError::UnknownLedger(hex(&id.0)))?;
+        let head = decode_head(&head_bytes).map_err(corrupt("head"))?;
+        let settings_bytes = store
+            .get(&layout::meta_key(&id, META_SETTINGS))?
+            .ok_or(EngineError::Corrupt { what: "settings", detail: "missing".into() })?;
+        let settings = LedgerSettings::decode(&settings_bytes).map_err(corrupt("settings"))?;
+        Ok(Ledger { store, id, settings, head })
+    }
+
+    /// The ledger id.
+    pub fn id(&self) -> LedgerId {
+        self.id
+    }
+
+    /// The genesis settings.
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// The hash algorithm of this ledger.
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        self.settings.hash_algorithm
+    }
+
+    /// The latest committed block.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Executes `transactions` as the next block (nothing is written).
+    pub fn execute_block(
+        &self,
+        transactions: Vec<Transaction>,
+        signatures: SignatureCheck,
+        timestamp_ms: u64,
+        proposer: Address,
+    ) -> Result<ExecutedBlock, EngineError> {
+        if transactions.is_empty() || transactions.len() > BLOCK_TXS_MAX {
+            return Err(EngineError::InvalidInput(format!(
+                "a block has 1 to {BLOCK_TXS_MAX} transactions, got {}",
+                transactions.len()
+            )));
+        }
+        let verdicts = match signatures {
+            SignatureCheck::Verify => verify_signatures(&transactions),
+            SignatureCheck::Verified(verdicts) => {
+                if verdicts.len() != transactions.len() {
+                    return Err(EngineError::InvalidInput(
+                        "one signature verdict per transaction".into(),
+                    ));
+                }
+                verdicts
+            }
+        };
+        let height = self.head.height + 1;
+        let mut execution = BlockExecution::new(self, height);
+        for (index, (transaction, signatures_ok)) in
+            transactions.into_iter().zip(verdicts).enumerate()
+        {
+            execution.execute(index as u32, transaction, signatures_ok)?;
+        }
+        execution.finish(timestamp_ms, proposer)
+    }
+
+    /// Commits an executed block: one atomic, durable write. On error nothing changed.
+    pub fn commit(&mut self, executed: ExecutedBlock) -> Result<(), EngineError> {
+        let header = &executed.block.header;
+        if header.height != self.head.height + 1 || header.previous_hash != self.head.block_hash {
+            return Err(EngineError::NotNextBlock { block: header.height, head: self.head.height });
+        }
+        let head = Head {
+            height: header.height,
+            block_hash: executed.block.hash,
+            state_root: header.state_root,
+        };
+        self.store.write(executed.batch)?;
+        self.head = head;
+        Ok(())
+    }
+
+    /// Executes and commits the next block; returns it.
+    pub fn append_block(
+        &mut self,
+        transactions: Vec<Transaction>,
+        signatures: SignatureCheck,
+        timestamp_ms: u64,
+        proposer: Address,
+    ) -> Result<StoredBlock, EngineError> {
+        let executed = self.execute_block(transactions, signatures, timestamp_ms, proposer)?;
+        let block = executed.block.clone();
+        self.commit(executed)?;
+        Ok(block)
+    }
+
+    /// The block at `height`, if committed.
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, EngineError> {
+        if height > self.head.height {
+            return Ok(None);
+        }
+        match self.store.get(&layout::block_key(&self.id, height))? {
+            Some(bytes) => Ok(Some(
+                StoredBlock::decode(self.hash_algorithm(), &bytes).map_err(corrupt("block"))?,
+            )),
+            None => {
+                Err(EngineError::Corrupt { what: "block", detail: format!("{height} missing") })
+            }
+        }
+    }
+
+    /// The block with this hash.
+    pub fn block_by_hash(&self, hash: &Hash32) -> Result<Option<StoredBlock>, EngineError> {
+        match self.store.get(&layout::block_by_hash_key(&self.id, hash))? {
+            Some(bytes) => {
+                let height = u64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
+                    EngineError::Corrupt { what: "block index", detail: "not 8 bytes".into() }
+                })?);
+                self.block(height)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A committed transaction by hash.
+    pub fn transaction(&self, tx_hash: &Hash32) -> Result<Option<TxRecord>, EngineError> {
+        match self.store.get(&layout::tx_key(&self.id, tx_hash))? {
+            Some(bytes) => Ok(Some(decode_tx_record(&bytes).map_err(corrupt("transaction"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a user with this address is registered.
+    pub fn user_exists(&self, address: &Address) -> Result<bool, EngineError> {
+        Ok(self.store.get(&layout::user_key(&self.id, &address.0))?.is_some())
+    }
+
+    /// The owner of data account `name`, if registered.
+    pub fn data_account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
+        match self.store.get(&layout::data_account_key(&self.id, name))? {
+            Some(bytes) => {
+                let mut reader = Reader::new(&bytes);
+                reader.u64("height").map_err(corrupt("data account"))?;
+                let owner = reader.array("owner").map_err(corrupt("data account"))?;
+                Ok(Some(Address(owner)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The latest version of `key` in data account `account`.
+    pub fn latest(&self, account: &str, key: &[u8]) -> Result<Option<VersionedValue>, EngineError> {
+        let prefix = layout::history_prefix(&self.id, account, key);
+        let found = scan_prefix(&self.store, &prefix, Direction::Reverse, 1)?;
+        found.into_iter().next().map(|(k, v)| decode_history(&prefix, &k, &v)).transpose()
+    }
+
+    /// Version `version` of `key`.
+    pub fn version(
+        &self,
+        account: &str,
+        key: &[u8],
+        version: u64,
+    ) -> Result<Option<VersionedValue>, EngineError> {
+        let prefix = layout::history_prefix(&self.id, account, key);
+        let history_key = layout::history_key(&self.id, account, key, version);
+        match self.store.get(&history_key)? {
+            Some(value) => decode_history(&prefix, &history_key, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` versions of `key` starting at `from_version`, oldest first: one
+    /// range scan.
+    pub fn history(
+        &self,
+        account: &str,
+        key: &[u8],
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<VersionedValue>, EngineError> {
+        let prefix = layout::history_prefix(&self.id, account, key);
+        let start = layout::history_key(&self.id, account, key, from_version);
+        let end =
+            crate::store::prefix_end(&prefix).expect("history prefix starts with a ledger id");
+        self.store
+            .scan(&start, &end, Direction::Forward, limit)?
+            .into_iter()
+            .map(|(k, v)| decode_history(&prefix, &k, &v))
+            .collect()
+    }
+
+    /// Proof of a state record (or its absence) at `height`.
+    pub fn prove_state(&self, key: &StateKey, height: u64) -> Result<StateProof, EngineError> {
+        let block = self
+            .block(height)?
+            .ok_or_else(|| EngineError::InvalidInput(format!("no block at height {height}")))?;
+        let reader = StateReader { store: &self.store, ledger: self.id };
+        let algorithm = self.hash_algorithm();
+        let (leaf_value, proof) = state::prove(algorithm, &reader, height, key.key_hash(algorithm))
+            .map_err(EngineError::State)?;
+        Ok(StateProof { header: block.header, key_preimage: key.preimage(), leaf_value, proof })
+    }
+
+    /// Proof that transaction `tx_hash` (with its result) is in its block.
+    pub fn prove_transaction(&self, tx_hash: &Hash32) -> Result<Option<TxProof>, EngineError> {
+        let Some(record) = self.transaction(tx_hash)? else { return Ok(None) };
+        let block = self.block(record.height)?.ok_or(EngineError::Corrupt {
+            what: "transaction",
+            detail: "points at a missing block".into(),
+        })?;
+        let algorithm = self.hash_algorithm();
+        let leaves: Vec<Hash32> = block
+            .transactions
+            .iter()
+            .map(|(hash, result)| txroot::leaf_hash(algorithm, hash, *result))
+            .collect();
+        let index = record.index as usize;
+        if index >= leaves.len() || block.transactions[index].0 != *tx_hash {
+            return Err(EngineError::Corrupt {
+                what: "transaction",
+                detail: "index mismatch".into(),
+            });
+        }
+        Ok(Some(TxProof {
+            header: block.header,
+            tx_hash: *tx_hash,
+            result: block.transactions[index].1,
+            index: index as u64,
+            tree_size: leaves.len() as u64,
+            path: txroot::audit_path(algorithm, &leaves, index),
+        }))
+    }
+}
+
+/// Checks every signature of every transaction in one batch; `true` per transaction
+/// when all of its signatures verify.
+pub fn verify_signatures(transactions: &[Transaction]) -> Vec<bool> {
+    let messages: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.content.encode()).collect();
+    let mut items = Vec::new();
+    let mut owners = Vec::new();
+    for (index, (transaction, message)) in transactions.iter().zip(&messages).enumerate() {
+        for endorsement in &transaction.endorsements {
+            items.push(VerifyItem {
+                public_key: &endorsement.public_key,
+                message,
+                signature: &endorsement.signature,
+            });
+            owners.push(index);
+        }
+    }
+    let mut verdicts: Vec<bool> =
+        transactions.iter().map(|tx| !tx.endorsements.is_empty()).collect();
+    for (owner, result) in owners.into_iter().zip(crypto_parallel::verify_batch(&items)) {
+        if result.is_err() {
+            verdicts[owner] = false;
+        }
+    }
+    verdicts
+}
+
+fn user_record(height: u64, public_key: &[u8]) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(8 + public_key.len());
+    writer.u64(height).raw(public_key);
+    writer.into_bytes()
+}
+
+fn encode_tx_record(height: u64, index: u32, result: ResultCode, transaction: &[u8]) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(13 + transaction.len());
+    writer.u64(height).u32(index).u8(result as u8).raw(transaction);
+    writer.into_bytes()
+}
+
+fn decode_tx_record(bytes: &[u8]) -> Result<TxRecord, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let height = reader.u64("height")?;
+    let index = reader.u32("index")?;
+    let result = ResultCode::from_u8(reader.u8("result")?)?;
+    let rest = reader.raw(reader.remaining(), "transaction")?;
+    Ok(TxRecord { height, index, result, transaction: Transaction::decode(rest)? })
+}
+
+fn decode_history(prefix: &[u8], key: &[u8], value: &[u8]) -> Result<VersionedValue, EngineError> {
+    let bad = |detail: &str| EngineError::Corrupt { what: "history", detail: detail.into() };
+    let version_bytes = key.strip_prefix(prefix).ok_or_else(|| bad("key outside prefix"))?;
+    let version = u64::from_be_bytes(version_bytes.try_into().map_err(|_| bad("version width"))?);
+    let mut reader = Reader::new(value);
+    let height = reader.u64("height").map_err(corrupt("history"))?;
+    let tx_hash = reader.array("tx hash").map_err(corrupt("history"))?;
+    let value = reader.raw(reader.remaining(), "value").map_err(corrupt("history"))?.to_vec();
+    Ok(VersionedValue { version, height, tx_hash, value })
+}
+
+/// A data key: (account name, key).
+type DataKey = (String, Vec<u8>);
+
+/// The changes one transaction makes, staged until all its operations pass.
+#[derive(Default)]
+struct Staged {
+    users: Vec<(Address, Vec<u8>)>,
+    accounts: Vec<(String, Address)>,
+    /// (account, key) → (new version, value).
+    writes: Vec<(DataKey, u64, Vec<u8>)>,
+}
+
+/// The overlay of one block under execution: what earlier transactions of the block
+/// changed, consulted before the store.
+struct BlockExecution<'a, S: KvStore> {
+    ledger: &'a Ledger<S>,
+    height: u64,
+    algorithm: HashAlgorithm,
+    users: HashSet<Address>,
+    accounts: HashMap<String, Address>,
+    versions: HashMap<DataKey, u64>,
+    tx_hashes: HashSet<Hash32>,
+    state_updates: BTreeMap<Hash32, Option<Vec<u8>>>,
+    entries: Vec<(Hash32, ResultCode)>,
+    batch: WriteBatch,
+}
+
+impl<'a, S: KvStore> BlockExecution<'a, S> {
+    fn new(ledger: &'a Ledger<S>, height: u64) -> Self {
+        BlockExecution {
+            ledger,
+            height,
+            algorithm: ledger.hash_algorithm(),
+            users: HashSet::new(),
+            accounts: HashMap::new(),
+            versions: HashMap::new(),
+            tx_hashes: HashSet::new(),
+            state_updates: BTreeMap::new(),
+            entries: Vec::new(),
+            batch: WriteBatch::new(),
+        }
+    }
+
+    fn user_exists(&self, address: &Address) -> Result<bool, EngineError> {
+        Ok(self.users.contains(address) || self.ledger.user_exists(address)?)
+    }
+
+    fn account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
+        match self.accounts.get(name) {
+            Some(owner) => Ok(Some(*owner)),
+            None => self.ledger.data_account_owner(name),
+        }
+    }
+
+    /// The current version of a key: −1 when absent.
+    fn current_version(&self, account: &str, key: &[u8]) -> Result<i64, EngineError> {
+        if let Some(version) = self.versions.get(&(account.to_owned(), key.to_vec())) {
+            return Ok(*version as i64);
+        }
+        let prefix = layout::history_prefix(&self.ledger.id, account, key);
+        let found = scan_prefix(&self.ledger.store, &prefix, Direction::Reverse, 1)?;
+        match found.first() {
+            Some((history_key, _)) => {
+                let version =
+                    history_key[prefix.len()..].try_into().map(u64::from_be_bytes).map_err(
+                        |_| EngineError::Corrupt { what: "history", detail: "version".into() },
+                    )?;
+                Ok(version as i64)
+            }
+            None => Ok(-1),
+        }
+    }
+
+    fn execute(
+        &mut self,
+        index: u32,
+        transaction: Transaction,
+        signatures_ok: bool,
+    ) -> Result<(), EngineError> {
+        let tx_hash = transaction.hash(self.algorithm);
+        let duplicate = self.tx_hashes.contains(&tx_hash)
+            || self.ledger.store.get(&layout::tx_key(&self.ledger.id, &tx_hash))?.is_some();
+        let result = if duplicate {
+            ResultCode::Duplicate
+        } else if !signatures_ok {
+            ResultCode::InvalidSignature
+        } else if transaction.content.ledger_id != self.ledger.id {
+            ResultCode::WrongLedger
+        } else {
+            match self.stage(&transaction)? {
+                Ok(staged) => {
+                    self.apply(staged, &tx_hash);
+                    ResultCode::Committed
+                }
+                Err(code) => code,
+            }
+        };
+        self.entries.push((tx_hash, result));
+        if !duplicate {
+            // A duplicate's body is already stored under its hash (with its first result);
+            // the block still records that it was proposed again.
+            self.tx_hashes.insert(tx_hash);
+            let record = encode_tx_record(self.height, index, result, &transaction.encode());
+            self.batch.put(layout::tx_key(&self.ledger.id, &tx_hash), record);
+        }
+        Ok(())
+    }
+
+    /// Validates every operation against the overlay and the store; `Err(code)` when
+    /// the transaction must be rejected.
+    fn stage(&self, transaction: &Transaction) -> Result<Result<Staged, ResultCode>, EngineError> {
+        let allowed = &self.ledger.settings.signature_algorithms;
+        let mut signers = Vec::with_capacity(transaction.endorsements.len());
+        for endorsement in &transaction.endorsements {
+            let address = Address::of(self.algorithm, &endorsement.public_key);
+            if !allowed.contains(&endorsement.public_key.algorithm()) {
+                return Ok(Err(ResultCode::NoPermission));
+            }
+            if !self.user_exists(&address)? {
+                return Ok(Err(ResultCode::UnknownAccount));
+            }
+            signers.push(address);
+        }
+        let actor = signers[0];
+        let mut staged = Staged::default();
+        for operation in &transaction.content.operations {
+            match operation {
+                Operation::RegisterUser { public_key } => {
+                    if !allowed.contains(&public_key.algorithm()) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    let address = Address::of(self.algorithm, public_key);
+                    if self.user_exists(&address)?
+                        || staged.users.iter().any(|(a, _)| *a == address)
+                    {
+                        return Ok(Err(ResultCode::AccountExists));
+                    }
+                    staged.users.push((address, public_key.to_bytes()));
+                }
+                Operation::RegisterDataAccount { name } => {
+                    if self.account_owner(name)?.is_some()
+                        || staged.accounts.iter().any(|(n, _)| n == name)
+                    {
+                        return Ok(Err(ResultCode::AccountExists));
+                    }
+                    staged.accounts.push((name.clone(), actor));
+                }
+                Operation::WriteKv { account, key, value, expected_version } => {
+                    let owner = match staged.accounts.iter().find(|(n, _)| n == account) {
+                        Some((_, owner)) => Some(*owner),
+                        None => self.account_owner(account)?,
+                    };
+                    let Some(owner) = owner else { return Ok(Err(ResultCode::UnknownAccount)) };
+                    if !signers.contains(&owner) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    let id = (account.clone(), key.clone());
+                    let current = match staged.writes.iter().rev().find(|(k, _, _)| *k == id) {
+                        Some((_, version, _)) => *version as i64,
+                        None => self.current_version(account, key)?,
+                    };
+                    if current != *expected_version {
+                        return Ok(Err(ResultCode::VersionConflict));
+                    }
+                    staged.writes.push((id, (current + 1) as u64, value.clone()));
+                }
+            }
+        }
+        Ok(Ok(staged))
+    }
+
+    fn apply(&mut self, staged: Staged, tx_hash: &Hash32) {
+        let id = self.ledger.id;
+        for (address, public_key) in staged.users {
+            self.state_updates
+                .insert(StateKey::User(address).key_hash(self.algorithm), Some(public_key.clone()));
+            self.batch
+                .put(layout::user_key(&id, &address.0), user_record(self.height, &public_key));
+            self.users.insert(address);
+        }
+        for (name, owner) in staged.accounts {
+            let key_hash = StateKey::DataAccount(name.clone()).key_hash(self.algorithm);
+            self.state_updates.insert(key_hash, Some(owner.0.to_vec()));
+            let mut record = Writer::with_capacity(40);
+            record.u64(self.height).raw(&owner.0);
+            self.batch.put(layout::data_account_key(&id, &name), record.into_bytes());
+            self.accounts.insert(name, owner);
+        }
+        for ((account, key), version, value) in staged.writes {
+            let state_key = StateKey::Data { account, key };
+            let leaf = data_leaf_value(self.algorithm, version, &value);
+            self.state_updates.insert(state_key.key_hash(self.algorithm), Some(leaf));
+            let StateKey::Data { account, key } = state_key else { unreachable!() };
+            let mut record = Writer::with_capacity(40 + value.len());
+            record.u64(self.height).raw(tx_hash).raw(&value);
+            self.batch.put(layout::history_key(&id, &account, &key, version), record.into_bytes());
+            self.versions.insert((account, key), version);
+        }
+    }
+
+    fn finish(
+        mut self,
+        timestamp_ms: u64,
+        proposer: Address,
+    ) -> Result<ExecutedBlock, EngineError> {
+        let id = self.ledger.id;
+        let reader = StateReader { store: &self.ledger.store, ledger: id };
+        let updates: Vec<_> = std::mem::take(&mut self.state_updates).into_iter().collect();
+        let state_root = if updates.is_empty() {
+            // Nothing changed: the tree keeps its root; no new tree version is written,
+            // and proofs at this height are served from the latest version below it.
+            self.ledger.head.state_root
+        } else {
+            state::apply_updates(self.algorithm, &reader, self.height, updates, &mut self.batch)
+                .map_err(EngineError::State)?
+        };
+        let header = BlockHeader {
+            ledger_id: id,
+            height: self.height,
+            previous_hash: self.ledger.head.block_hash,
+            tx_root: txroot::root(self.algorithm, &self.entries),
+            state_root,
+            timestamp_ms,
+            proposer,
+        };
+        let hash = header.hash(self.algorithm);
+        let block = StoredBlock { header, hash, transactions: self.entries };
+        self.batch.put(layout::block_key(&id, self.height), block.encode());
+        self.batch.put(layout::block_by_hash_key(&id, &hash), self.height.to_be_bytes().to_vec());
+        let head = Head { height: self.height, block_hash: hash, state_root };
+        self.batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
+        Ok(ExecutedBlock { block, batch: self.batch })
+    }
+}

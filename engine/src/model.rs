@@ -1,0 +1,536 @@
+//! The ledger model: ids, operations, transactions, blocks, results, settings, and their
+//! canonical encodings (`docs/FORMAT.md` §5–§7).
+//!
+//! Identity never depends on signature bytes (ECDSA and SM2 signatures are malleable):
+//! a transaction's hash covers its content only; signatures ride alongside.
+
+use crypto_parallel::{HashAlgorithm, PublicKey, Signature, SignatureAlgorithm, hash};
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::limits::*;
+
+/// Version byte at the start of every encoded transaction content, header and settings.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// A 32-byte hash (digest bytes without the algorithm code: the ledger's settings name
+/// the algorithm).
+pub type Hash32 = [u8; 32];
+
+/// Identifies a ledger: the hash of its genesis block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LedgerId(pub Hash32);
+
+/// A user account's address: hash of its public key's binary form (`code || raw`) under
+/// the ledger's hash algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address(pub Hash32);
+
+impl Address {
+    /// The address of `public_key` on a ledger hashing with `algorithm`.
+    pub fn of(algorithm: HashAlgorithm, public_key: &PublicKey) -> Address {
+        Address(*hash(algorithm, &public_key.to_bytes()).as_bytes())
+    }
+}
+
+fn encode_public_key(writer: &mut Writer, key: &PublicKey) {
+    writer.bytes16(&key.to_bytes());
+}
+
+fn decode_public_key(reader: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
+    let bytes = reader.bytes16(KEY_ENCODED_LEN_MAX, "public key")?;
+    PublicKey::from_bytes(bytes)
+        .map_err(|error| DecodeError::Invalid { what: "public key", reason: error.to_string() })
+}
+
+fn decode_name(reader: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
+    let bytes = reader.bytes16(NAME_LEN_MAX, what)?;
+    let name = std::str::from_utf8(bytes)
+        .map_err(|_| DecodeError::Invalid { what, reason: "not UTF-8".into() })?;
+    check_name(name).map_err(|reason| DecodeError::Invalid { what, reason: reason.into() })?;
+    Ok(name.to_owned())
+}
+
+/// Names (ledgers, data accounts) are 1..=128 bytes of printable ASCII other than
+/// space, so they are safe in URLs, logs and file names.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > NAME_LEN_MAX {
+        return Err("must be 1 to 128 bytes");
+    }
+    if !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces");
+    }
+    Ok(())
+}
+
+/// One state change requested by a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Register a user account for `public_key` (address derived from it).
+    RegisterUser {
+        /// The new user's key.
+        public_key: PublicKey,
+    },
+    /// Register a data account (a key namespace) owned by the transaction's first signer.
+    RegisterDataAccount {
+        /// Account name, unique in the ledger.
+        name: String,
+    },
+    /// Write `value` under `key` of data account `account`, if the key's current version
+    /// equals `expected_version` (−1: the key must not exist yet).
+    WriteKv {
+        /// Data account name.
+        account: String,
+        /// Key within the account.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+        /// Optimistic concurrency: the version the writer saw.
+        expected_version: i64,
+    },
+}
+
+impl Operation {
+    const TAG_REGISTER_USER: u8 = 1;
+    const TAG_REGISTER_DATA_ACCOUNT: u8 = 2;
+    const TAG_WRITE_KV: u8 = 3;
+
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Operation::RegisterUser { public_key } => {
+                writer.u8(Self::TAG_REGISTER_USER);
+                encode_public_key(writer, public_key);
+            }
+            Operation::RegisterDataAccount { name } => {
+                writer.u8(Self::TAG_REGISTER_DATA_ACCOUNT).bytes16(name.as_bytes());
+            }
+            Operation::WriteKv { account, key, value, expected_version } => {
+                writer
+                    .u8(Self::TAG_WRITE_KV)
+                    .bytes16(account.as_bytes())
+                    .bytes16(key)
+                    .bytes32(value)
+                    .i64(*expected_version);
+            }
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8("operation tag")? {
+            Self::TAG_REGISTER_USER => {
+                Ok(Operation::RegisterUser { public_key: decode_public_key(reader)? })
+            }
+            Self::TAG_REGISTER_DATA_ACCOUNT => {
+                Ok(Operation::RegisterDataAccount { name: decode_name(reader, "account name")? })
+            }
+            Self::TAG_WRITE_KV => {
+                let account = decode_name(reader, "account name")?;
+                let key = reader.bytes16(KEY_LEN_MAX, "key")?.to_vec();
+                let value = reader.bytes32(VALUE_LEN_MAX, "value")?.to_vec();
+                let expected_version = reader.i64("expected version")?;
+                if expected_version < -1 {
+                    return Err(DecodeError::Invalid {
+                        what: "expected version",
+                        reason: "must be -1 or a version".into(),
+                    });
+                }
+                Ok(Operation::WriteKv { account, key, value, expected_version })
+            }
+            tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
+        }
+    }
+
+    /// Checks lengths before encoding (the encoder assumes them).
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Operation::RegisterUser { .. } => Ok(()),
+            Operation::RegisterDataAccount { name } => check_name(name).map_err(str::to_owned),
+            Operation::WriteKv { account, key, value, expected_version } => {
+                check_name(account).map_err(str::to_owned)?;
+                if key.len() > KEY_LEN_MAX {
+                    return Err(format!("key longer than {KEY_LEN_MAX} bytes"));
+                }
+                if value.len() > VALUE_LEN_MAX {
+                    return Err(format!("value longer than {VALUE_LEN_MAX} bytes"));
+                }
+                if *expected_version < -1 {
+                    return Err("expected version must be -1 or a version".into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What the signers sign: everything about a transaction except the signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionContent {
+    /// The ledger this transaction is for; other ledgers reject it.
+    pub ledger_id: LedgerId,
+    /// Chosen by the client so that otherwise equal transactions differ.
+    pub nonce: u64,
+    /// Client's clock, milliseconds since the Unix epoch (informational).
+    pub timestamp_ms: u64,
+    /// Applied in order, all or nothing.
+    pub operations: Vec<Operation>,
+}
+
+impl TransactionContent {
+    /// Canonical bytes: `version u8 | ledger_id [32] | nonce u64 | timestamp_ms u64 |
+    /// count u32 | operations`. These are what is signed and hashed.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(64 + 64 * self.operations.len());
+        writer
+            .u8(FORMAT_VERSION)
+            .raw(&self.ledger_id.0)
+            .u64(self.nonce)
+            .u64(self.timestamp_ms)
+            .u32(self.operations.len() as u32);
+        for operation in &self.operations {
+            operation.encode(&mut writer);
+        }
+        writer.into_bytes()
+    }
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = reader.u8("format version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnknownTag { what: "format version", tag: version.into() });
+        }
+        let ledger_id = LedgerId(reader.array("ledger id")?);
+        let nonce = reader.u64("nonce")?;
+        let timestamp_ms = reader.u64("timestamp")?;
+        let count = reader.count(TX_OPERATIONS_MAX, "operations")?;
+        let mut operations = Vec::with_capacity(count);
+        for _ in 0..count {
+            operations.push(Operation::decode(reader)?);
+        }
+        Ok(TransactionContent { ledger_id, nonce, timestamp_ms, operations })
+    }
+
+    /// Checks limits; a transaction that fails cannot be encoded.
+    pub fn check(&self) -> Result<(), String> {
+        if self.operations.is_empty() || self.operations.len() > TX_OPERATIONS_MAX {
+            return Err(format!("a transaction has 1 to {TX_OPERATIONS_MAX} operations"));
+        }
+        self.operations.iter().try_for_each(Operation::check)
+    }
+
+    /// The transaction hash under `algorithm`: the hash of the canonical content bytes.
+    pub fn hash(&self, algorithm: HashAlgorithm) -> Hash32 {
+        *hash(algorithm, &self.encode()).as_bytes()
+    }
+}
+
+/// One signer's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endorsement {
+    /// The signer.
+    pub public_key: PublicKey,
+    /// Signature over the canonical content bytes.
+    pub signature: Signature,
+}
+
+/// A signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// What is signed.
+    pub content: TransactionContent,
+    /// At least one; the first signer is the transaction's actor (owner of what it
+    /// registers).
+    pub endorsements: Vec<Endorsement>,
+}
+
+impl Transaction {
+    /// Signs `content` with each key in `signers`.
+    pub fn sign(
+        content: TransactionContent,
+        signers: &[&crypto_parallel::PrivateKey],
+    ) -> Result<Self, String> {
+        content.check()?;
+        if signers.is_empty() || signers.len() > TX_SIGNATURES_MAX {
+            return Err(format!("a transaction has 1 to {TX_SIGNATURES_MAX} signatures"));
+        }
+        let message = content.encode();
+        let endorsements = signers
+            .iter()
+            .map(|key| Endorsement { public_key: key.public_key(), signature: key.sign(&message) })
+            .collect();
+        Ok(Transaction { content, endorsements })
+    }
+
+    /// Canonical bytes: `content | count u32 | (public key bytes16, signature bytes16)*`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.content.encode();
+        let mut writer = Writer::with_capacity(4 + 140 * self.endorsements.len());
+        writer.u32(self.endorsements.len() as u32);
+        for endorsement in &self.endorsements {
+            writer.bytes16(&endorsement.public_key.to_bytes());
+            writer.bytes16(&endorsement.signature.to_bytes());
+        }
+        bytes.extend_from_slice(&writer.into_bytes());
+        bytes
+    }
+
+    /// Decodes untrusted bytes; every error is typed, nothing panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > TX_ENCODED_LEN_MAX {
+            return Err(DecodeError::TooLong {
+                what: "transaction",
+                len: bytes.len(),
+                max: TX_ENCODED_LEN_MAX,
+            });
+        }
+        let mut reader = Reader::new(bytes);
+        let content = TransactionContent::decode_from(&mut reader)?;
+        let count = reader.count(TX_SIGNATURES_MAX, "signatures")?;
+        if count == 0 {
+            return Err(DecodeError::Invalid { what: "signatures", reason: "none".into() });
+        }
+        let mut endorsements = Vec::with_capacity(count);
+        for _ in 0..count {
+            let public_key = decode_public_key(&mut reader)?;
+            let signature_bytes = reader.bytes16(KEY_ENCODED_LEN_MAX, "signature")?;
+            let signature = Signature::from_bytes(signature_bytes).map_err(|error| {
+                DecodeError::Invalid { what: "signature", reason: error.to_string() }
+            })?;
+            endorsements.push(Endorsement { public_key, signature });
+        }
+        reader.finish("transaction")?;
+        let transaction = Transaction { content, endorsements };
+        transaction
+            .content
+            .check()
+            .map_err(|reason| DecodeError::Invalid { what: "transaction", reason })?;
+        Ok(transaction)
+    }
+
+    /// The transaction hash (content only).
+    pub fn hash(&self, algorithm: HashAlgorithm) -> Hash32 {
+        self.content.hash(algorithm)
+    }
+}
+
+/// The outcome of one transaction in a block. Stable codes: part of the data format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ResultCode {
+    /// Applied.
+    Committed = 0,
+    /// A write's expected version differs from the key's current version.
+    VersionConflict = 1,
+    /// A signer, or a data account written to, is not registered.
+    UnknownAccount = 2,
+    /// The signer may not do this (e.g. write another owner's data account).
+    NoPermission = 3,
+    /// A transaction with the same hash is already on the ledger.
+    Duplicate = 4,
+    /// The user or data account to register already exists.
+    AccountExists = 5,
+    /// The transaction names another ledger.
+    WrongLedger = 6,
+    /// A signature does not verify.
+    InvalidSignature = 7,
+}
+
+impl ResultCode {
+    /// Decodes a stored code.
+    pub fn from_u8(code: u8) -> Result<Self, DecodeError> {
+        Ok(match code {
+            0 => ResultCode::Committed,
+            1 => ResultCode::VersionConflict,
+            2 => ResultCode::UnknownAccount,
+            3 => ResultCode::NoPermission,
+            4 => ResultCode::Duplicate,
+            5 => ResultCode::AccountExists,
+            6 => ResultCode::WrongLedger,
+            7 => ResultCode::InvalidSignature,
+            tag => return Err(DecodeError::UnknownTag { what: "result code", tag: tag.into() }),
+        })
+    }
+
+    /// A stable name for APIs and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultCode::Committed => "committed",
+            ResultCode::VersionConflict => "version_conflict",
+            ResultCode::UnknownAccount => "unknown_account",
+            ResultCode::NoPermission => "no_permission",
+            ResultCode::Duplicate => "duplicate",
+            ResultCode::AccountExists => "account_exists",
+            ResultCode::WrongLedger => "wrong_ledger",
+            ResultCode::InvalidSignature => "invalid_signature",
+        }
+    }
+}
+
+/// A block header. Its hash (under the ledger's hash algorithm) is the block hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// The ledger (all zeros in the genesis header, whose hash *is* the ledger id).
+    pub ledger_id: LedgerId,
+    /// 0 for genesis.
+    pub height: u64,
+    /// Hash of the previous block's header; zeros for genesis.
+    pub previous_hash: Hash32,
+    /// Merkle root over `(tx hash, result)` of this block's transactions (`txroot.rs`);
+    /// for genesis, the hash of the encoded settings.
+    pub tx_root: Hash32,
+    /// Root of the authenticated state after this block.
+    pub state_root: Hash32,
+    /// Proposer's clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Address of the proposing participant (zeros for genesis).
+    pub proposer: Address,
+}
+
+impl BlockHeader {
+    /// Encoded length (fixed).
+    pub const ENCODED_LEN: usize = 1 + 32 + 8 + 32 + 32 + 32 + 8 + 32;
+
+    /// Canonical bytes: `version u8 | ledger_id | height u64 | previous_hash |
+    /// tx_root | state_root | timestamp_ms u64 | proposer`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(Self::ENCODED_LEN);
+        writer
+            .u8(FORMAT_VERSION)
+            .raw(&self.ledger_id.0)
+            .u64(self.height)
+            .raw(&self.previous_hash)
+            .raw(&self.tx_root)
+            .raw(&self.state_root)
+            .u64(self.timestamp_ms)
+            .raw(&self.proposer.0);
+        writer.into_bytes()
+    }
+
+    /// Decodes the fixed-length header.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let header = Self::decode_from(&mut reader)?;
+        reader.finish("block header")?;
+        Ok(header)
+    }
+
+    pub(crate) fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = reader.u8("format version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnknownTag { what: "format version", tag: version.into() });
+        }
+        Ok(BlockHeader {
+            ledger_id: LedgerId(reader.array("ledger id")?),
+            height: reader.u64("height")?,
+            previous_hash: reader.array("previous hash")?,
+            tx_root: reader.array("tx root")?,
+            state_root: reader.array("state root")?,
+            timestamp_ms: reader.u64("timestamp")?,
+            proposer: Address(reader.array("proposer")?),
+        })
+    }
+
+    /// The block hash.
+    pub fn hash(&self, algorithm: HashAlgorithm) -> Hash32 {
+        *hash(algorithm, &self.encode()).as_bytes()
+    }
+}
+
+/// A ledger's settings, fixed by its genesis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// Human name, e.g. `dairy-0`.
+    pub name: String,
+    /// Hash algorithm of blocks, transactions, addresses and the state tree.
+    pub hash_algorithm: HashAlgorithm,
+    /// Signature algorithms accepted from users.
+    pub signature_algorithms: Vec<SignatureAlgorithm>,
+    /// Consensus provider name (`solo`, `raft`, …) — interpreted by the actors.
+    pub consensus: String,
+    /// Consensus participants' node keys.
+    pub participants: Vec<PublicKey>,
+    /// Users registered at genesis (administrators, the first writers).
+    pub initial_users: Vec<PublicKey>,
+    /// Genesis time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl LedgerSettings {
+    /// Canonical bytes: `version | name bytes16 | hash code u16 | count u32 + sig codes
+    /// u16* | consensus bytes16 | count u32 + participant keys bytes16* | count u32 +
+    /// user keys bytes16* | created_ms u64`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(256);
+        writer
+            .u8(FORMAT_VERSION)
+            .bytes16(self.name.as_bytes())
+            .u16(self.hash_algorithm.code().0)
+            .u32(self.signature_algorithms.len() as u32);
+        for algorithm in &self.signature_algorithms {
+            writer.u16(algorithm.code().0);
+        }
+        writer.bytes16(self.consensus.as_bytes());
+        for keys in [&self.participants, &self.initial_users] {
+            writer.u32(keys.len() as u32);
+            for key in keys {
+                encode_public_key(&mut writer, key);
+            }
+        }
+        writer.u64(self.created_ms);
+        writer.into_bytes()
+    }
+
+    /// Decodes settings.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8("format version")?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnknownTag { what: "format version", tag: version.into() });
+        }
+        let name = decode_name(&mut reader, "ledger name")?;
+        let hash_algorithm = HashAlgorithm::from_code(reader.u16("hash algorithm")?)
+            .map_err(|e| DecodeError::Invalid { what: "hash algorithm", reason: e.to_string() })?;
+        let count = reader.count(SignatureAlgorithm::ALL.len(), "signature algorithms")?;
+        let mut signature_algorithms = Vec::with_capacity(count);
+        for _ in 0..count {
+            let code = reader.u16("signature algorithm")?;
+            signature_algorithms.push(SignatureAlgorithm::from_code(code).map_err(|e| {
+                DecodeError::Invalid { what: "signature algorithm", reason: e.to_string() }
+            })?);
+        }
+        let consensus = decode_name(&mut reader, "consensus")?;
+        let mut key_lists = [Vec::new(), Vec::new()];
+        for list in &mut key_lists {
+            let count = reader.count(PARTICIPANTS_MAX, "keys")?;
+            for _ in 0..count {
+                list.push(decode_public_key(&mut reader)?);
+            }
+        }
+        let created_ms = reader.u64("created")?;
+        reader.finish("ledger settings")?;
+        let [participants, initial_users] = key_lists;
+        Ok(LedgerSettings {
+            name,
+            hash_algorithm,
+            signature_algorithms,
+            consensus,
+            participants,
+            initial_users,
+            created_ms,
+        })
+    }
+
+    /// Checks limits and names.
+    pub fn check(&self) -> Result<(), String> {
+        check_name(&self.name).map_err(|e| format!("ledger name {e}"))?;
+        check_name(&self.consensus).map_err(|e| format!("consensus name {e}"))?;
+        if self.signature_algorithms.is_empty() {
+            return Err("at least one signature algorithm".into());
+        }
+        if self.participants.len() > PARTICIPANTS_MAX || self.initial_users.len() > PARTICIPANTS_MAX
+        {
+            return Err(format!("at most {PARTICIPANTS_MAX} participants and initial users"));
+        }
+        if self.initial_users.is_empty() {
+            return Err("at least one initial user (nobody could write otherwise)".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Authenticated state: a Jellyfish Merkle Tree (`jmt` crate) over the ledger's current
+//! state, one tree version per block height, hashed with the ledger's hash algorithm.
+//!
+//! Leaves (`docs/FORMAT.md` §9): the tree key is `H(preimage)`, where the preimage names
+//! the record (`StateKey`); the leaf value is the record's state value (for data: the
+//! version and the hash of the value, so the tree stays small however large values are).
+//! Nodes and leaf values live in the ledger's `STATE_NODE` / `STATE_VALUE` tables and are
+//! written in the block's commit batch. Old versions are kept: proofs can be asked for
+//! any height.
+
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
+
+use crate::layout;
+use crate::model::{Address, Hash32, LedgerId};
+use crate::store::{Direction, KvStore, WriteBatch};
+use crypto_parallel::HashAlgorithm;
+
+/// `jmt` hasher over SM3.
+pub struct Sm3Tree(crypto_parallel::Hasher);
+/// `jmt` hasher over SHA-256.
+pub struct Sha256Tree(crypto_parallel::Hasher);
+
+macro_rules! tree_hasher {
+    ($name:ident, $algorithm:expr) => {
+        impl SimpleHasher for $name {
+            fn new() -> Self {
+                $name(crypto_parallel::Hasher::new($algorithm))
+            }
+            fn update(&mut self, data: &[u8]) {
+                self.0.update(data);
+            }
+            fn finalize(self) -> [u8; 32] {
+                *self.0.finalize().as_bytes()
+            }
+        }
+    };
+}
+tree_hasher!(Sm3Tree, HashAlgorithm::Sm3);
+tree_hasher!(Sha256Tree, HashAlgorithm::Sha256);
+
+/// Runs `$body` with `$H` bound to the tree hasher of `$algorithm`.
+macro_rules! with_tree_hasher {
+    ($algorithm:expr, $H:ident => $body:expr) => {
+        match $algorithm {
+            crypto_parallel::HashAlgorithm::Sm3 => {
+                type $H = $crate::state::Sm3Tree;
+                $body
+            }
+            crypto_parallel::HashAlgorithm::Sha256 => {
+                type $H = $crate::state::Sha256Tree;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tree_hasher;
+
+/// What a state leaf is about. Its canonical bytes are the tree key's preimage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StateKey {
+    /// A user account (value: the public key's binary form).
+    User(Address),
+    /// A data account (value: the owner's address).
+    DataAccount(String),
+    /// A key in a data account (value: version u64 ‖ hash of the value).
+    Data {
+        /// Data account name.
+        account: String,
+        /// Key within it.
+        key: Vec<u8>,
+    },
+}
+
+impl StateKey {
+    /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, or `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
+    /// key`.
+    pub fn preimage(&self) -> Vec<u8> {
+        match self {
+            StateKey::User(address) => [&[0x01][..], &address.0].concat(),
+            StateKey::DataAccount(name) => [&[0x02][..], name.as_bytes()].concat(),
+            StateKey::Data { account, key } => {
+                let mut bytes = Vec::with_capacity(5 + account.len() + key.len());
+                bytes.push(0x03);
+                bytes.extend_from_slice(&(account.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(account.as_bytes());
+                bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(key);
+                bytes
+            }
+        }
+    }
+
+    /// The tree key: `H(preimage)`.
+    pub fn key_hash(&self, algorithm: HashAlgorithm) -> Hash32 {
+        *crypto_parallel::hash(algorithm, &self.preimage()).as_bytes()
+    }
+}
+
+/// The state leaf value of a data key: `version u64 ‖ H(value)`.
+pub fn data_leaf_value(algorithm: HashAlgorithm, version: u64, value: &[u8]) -> Vec<u8> {
+    let mut leaf = Vec::with_capacity(40);
+    leaf.extend_from_slice(&version.to_be_bytes());
+    leaf.extend_from_slice(crypto_parallel::hash(algorithm, value).as_bytes());
+    leaf
+}
+
+/// Reads tree nodes and values of one ledger from a `KvStore`.
+pub struct StateReader<'a> {
+    /// The store.
+    pub store: &'a dyn KvStore,
+    /// The ledger.
+    pub ledger: LedgerId,
+}
+
+// `jmt`'s reader trait speaks `anyhow`; errors are turned into our types at the edge
+// (`apply_updates`, `prove`), so `anyhow` never appears in this crate's public API.
+fn backend(error: crate::store::StoreError) -> anyhow::Error {
+    anyhow::Error::msg(error.to_string())
+}
+
+impl TreeReader for StateReader<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let key = layout::state_node_key(&self.ledger, &borsh::to_vec(node_key)?);
+        match self.store.get(&key).map_err(backend)? {
+            Some(bytes) => Ok(Some(borsh::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let start = layout::state_value_key(&self.ledger, &key_hash.0, 0);
+        let end = match max_version.checked_add(1) {
+            Some(next) => layout::state_value_key(&self.ledger, &key_hash.0, next),
+            None => {
+                let mut end = layout::state_value_key(&self.ledger, &key_hash.0, u64::MAX);
+                end.push(0);
+                end
+            }
+        };
+        let found = self.store.scan(&start, &end, Direction::Reverse, 1).map_err(backend)?;
+        match found.into_iter().next() {
+            Some((_, bytes)) => match bytes.split_first() {
+                Some((1, value)) => Ok(Some(value.to_vec())),
+                Some((0, _)) => Ok(None),
+                _ => Err(anyhow::anyhow!("corrupt state value record")),
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only used by jmt's snapshot restore, which polyledger does not use (replicas
+        // catch up from blocks).
+        Err(anyhow::anyhow!("get_rightmost_leaf is not supported"))
+    }
+}
+
+/// Adds a tree update's nodes and values to `batch`.
+pub fn write_node_batch(ledger: &LedgerId, node_batch: &NodeBatch, batch: &mut WriteBatch) {
+    for (node_key, node) in node_batch.nodes() {
+        let key = borsh::to_vec(node_key).expect("in-memory borsh encoding cannot fail");
+        let value = borsh::to_vec(node).expect("in-memory borsh encoding cannot fail");
+        batch.put(layout::state_node_key(ledger, &key), value);
+    }
+    for ((version, key_hash), value) in node_batch.values() {
+        let record = match value {
+            Some(value) => [&[1u8][..], value].concat(),
+            None => vec![0u8],
+        };
+        batch.put(layout::state_value_key(ledger, &key_hash.0, *version), record);
+    }
+}
+
+/// Applies `updates` as tree version `height` and adds the new nodes to `batch`;
+/// returns the new root.
+pub fn apply_updates(
+    algorithm: HashAlgorithm,
+    reader: &StateReader<'_>,
+    height: u64,
+    updates: Vec<(Hash32, Option<Vec<u8>>)>,
+    batch: &mut WriteBatch,
+) -> Result<Hash32, String> {
+    with_tree_hasher!(algorithm, H => {
+        let tree = JellyfishMerkleTree::<_, H>::new(reader);
+        let (root, update) = tree
+            .put_value_set(updates.into_iter().map(|(k, v)| (KeyHash(k), v)), height)
+            .map_err(|e| format!("state tree update failed: {e}"))?;
+        write_node_batch(&reader.ledger, &update.node_batch, batch);
+        Ok(root.0)
+    })
+}
+
+/// The tree value and the proof (borsh-encoded `SparseMerkleProof`) of `key_hash` at
+/// `height`.
+pub fn prove(
+    algorithm: HashAlgorithm,
+    reader: &StateReader<'_>,
+    height: u64,
+    key_hash: Hash32,
+) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    with_tree_hasher!(algorithm, H => {
+        let tree = JellyfishMerkleTree::<_, H>::new(reader);
+        let (value, proof) = tree
+            .get_with_proof(KeyHash(key_hash), height)
+            .map_err(|e| format!("state proof failed: {e}"))?;
+        let proof = borsh::to_vec(&proof).map_err(|e| e.to_string())?;
+        Ok((value, proof))
+    })
+}

@@ -1,0 +1,250 @@
+//! The storage SPI (`KvStore`) and its in-memory implementation.
+//!
+//! A ledger maps onto a sorted key–value space. Backends implement five things: get,
+//! multi-get, a bounded range scan in either direction, and an atomic, durable write
+//! batch. This crate never depends on a backend; `storage-rocksdb` (embedded default)
+//! and `storage-tikv` implement the trait, and `conformance` is the one test suite every
+//! implementation runs, so a backend (or the in-memory one) cannot drift from the others.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use parking_lot::RwLock;
+
+/// Why a storage call failed. These are operating conditions (I/O, a dead cluster), not
+/// bugs: callers return them, never panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend reported an I/O or internal error.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// The backend did not answer in time.
+    #[error("storage timeout after {0} ms")]
+    Timeout(u64),
+    /// The store was opened read-only or is closed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One change in a write batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (absent keys are fine).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// Changes applied atomically by `KvStore::write`: all of them or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+    bytes: usize,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.ops.push(WriteOp::Put { key, value });
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.bytes += key.len();
+        self.ops.push(WriteOp::Delete { key });
+    }
+
+    /// The changes, in the order added (later ones win for the same key).
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Total key and value bytes (for metrics and the bytes-per-transaction figure).
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Entries returned by a scan: `(key, value)` pairs in scan order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Direction of a range scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys from `start`.
+    Forward,
+    /// Descending keys from just below `end`.
+    Reverse,
+}
+
+/// Sorted, durable key–value storage. Keys compare as byte strings.
+pub trait KvStore: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The values of `keys`, in order.
+    fn multi_get(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Up to `limit` entries with `start <= key < end`, in `direction` order.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
+
+    /// Applies every change in `batch` atomically and durably: when this returns `Ok`,
+    /// the whole batch survives a crash; when it fails or the process dies, none of it
+    /// is visible.
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None` when the
+/// prefix is all `0xff`: scan to the end).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Up to `limit` entries whose key starts with `prefix`.
+pub fn scan_prefix(
+    store: &dyn KvStore,
+    prefix: &[u8],
+    direction: Direction,
+    limit: usize,
+) -> Result<Entries, StoreError> {
+    match prefix_end(prefix) {
+        Some(end) => store.scan(prefix, &end, direction, limit),
+        // Every key of a ledger starts with its 32-byte id, never all 0xff in practice;
+        // fall back to an explicit filter for completeness.
+        None => Ok(store
+            .scan(prefix, &[0xff; 64], direction, usize::MAX)?
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .collect()),
+    }
+}
+
+/// An in-memory `KvStore` (a `BTreeMap` behind a lock). Not durable: for tests, the
+/// embedded demo's `--memory` mode, and as the model the conformance suite compares to.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys (tests and size reports).
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.read().is_empty()
+    }
+
+    /// Total bytes of keys and values.
+    pub fn size_bytes(&self) -> usize {
+        self.map.read().iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+impl KvStore for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let map = self.map.read();
+        let range = map.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(match direction {
+            Direction::Forward => range.take(limit).map(clone).collect(),
+            Direction::Reverse => range.rev().take(limit).map(clone).collect(),
+        })
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut map = self.map.write();
+        for op in batch.ops {
+            match op {
+                WriteOp::Put { key, value } => {
+                    map.insert(key, value);
+                }
+                WriteOp::Delete { key } => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: KvStore + ?Sized> KvStore for std::sync::Arc<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+    fn multi_get(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        (**self).multi_get(keys)
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        (**self).scan(start, end, direction, limit)
+    }
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        (**self).write(batch)
+    }
+}
