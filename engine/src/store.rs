@@ -228,23 +228,29 @@ impl KvStore for MemoryStore {
     }
 }
 
-impl<S: KvStore + ?Sized> KvStore for std::sync::Arc<S> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        (**self).get(key)
-    }
-    fn multi_get(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        (**self).multi_get(keys)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        direction: Direction,
-        limit: usize,
-    ) -> Result<Entries, StoreError> {
-        (**self).scan(start, end, direction, limit)
-    }
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        (**self).write(batch)
-    }
+/// Forwards to the shared store, so one store can back a ledger and, say, a verifier.
+macro_rules! forward_kv_store {
+    ($($wrapper:ty),*) => {$(
+        impl<S: KvStore + ?Sized> KvStore for $wrapper {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                (**self).get(key)
+            }
+            fn multi_get(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+                (**self).multi_get(keys)
+            }
+            fn scan(
+                &self,
+                start: &[u8],
+                end: &[u8],
+                direction: Direction,
+                limit: usize,
+            ) -> Result<Entries, StoreError> {
+                (**self).scan(start, end, direction, limit)
+            }
+            fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+                (**self).write(batch)
+            }
+        }
+    )*};
 }
+forward_kv_store!(std::sync::Arc<S>, &S);

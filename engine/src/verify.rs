@@ -96,7 +96,48 @@ pub fn verify_ledger<S: KvStore>(store: S, id: LedgerId) -> Result<Verdict, Engi
     if replay.head() != head {
         return invalid(head.height, "head record differs from the last block".into());
     }
+    // Execution is deterministic, so the replay wrote exactly the same records: compare
+    // the whole key range, which also covers history values, accounts and tree nodes
+    // that no header hashes directly.
+    if let Some(reason) = first_difference(ledger.store(), replay.store(), &id)? {
+        return invalid(head.height, reason);
+    }
     Ok(Verdict::Valid { height: head.height, transactions })
+}
+
+fn first_difference(
+    stored: &impl KvStore,
+    replayed: &impl KvStore,
+    id: &LedgerId,
+) -> Result<Option<String>, EngineError> {
+    const PAGE: usize = 1024;
+    let end = crate::store::prefix_end(&id.0).expect("a ledger id is not all 0xff");
+    let mut start = id.0.to_vec();
+    loop {
+        let left = stored.scan(&start, &end, crate::store::Direction::Forward, PAGE)?;
+        let right = replayed.scan(&start, &end, crate::store::Direction::Forward, PAGE)?;
+        for (a, b) in left.iter().zip(&right) {
+            if a != b {
+                let key = if a.0 <= b.0 { &a.0 } else { &b.0 };
+                return Ok(Some(format!(
+                    "stored record in table 0x{:02x} differs from the replay",
+                    key.get(32).copied().unwrap_or(0)
+                )));
+            }
+        }
+        if left.len() != right.len() {
+            return Ok(Some(
+                "stored ledger has a different number of records than the replay".into(),
+            ));
+        }
+        match left.last() {
+            Some((last, _)) if left.len() == PAGE => {
+                start = last.clone();
+                start.push(0);
+            }
+            _ => return Ok(None),
+        }
+    }
 }
 
 fn index_problem<S: KvStore>(

@@ -1,0 +1,137 @@
+//! Proofs: valid ones verify; tampered values, wrong versions, wrong heights and wrong
+//! roots fail; absence proofs work; transaction proofs prove results.
+
+mod common;
+
+use common::*;
+use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
+use engine::ledger::Ledger;
+use engine::model::{Address, Operation, ResultCode};
+use engine::proof::{
+    ProofError, StateProof, TxProof, verify_data_proof, verify_state_proof, verify_tx_proof,
+};
+use engine::state::StateKey;
+use engine::store::MemoryStore;
+
+fn data_key(account: &str, key: &[u8]) -> StateKey {
+    StateKey::Data { account: account.into(), key: key.to_vec() }
+}
+
+#[test]
+fn state_proofs_for_values_versions_heights_and_absence() {
+    for algorithm in [HashAlgorithm::Sm3, HashAlgorithm::Sha256] {
+        let admin_key = key(1, SignatureAlgorithm::Ed25519);
+        let mut ledger =
+            Ledger::create(MemoryStore::new(), settings(&admin_key, algorithm)).unwrap();
+        let id = ledger.id();
+        let mut admin = Client { key: &admin_key, nonce: 0 };
+        append(
+            &mut ledger,
+            vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "eggs".into() }])],
+        );
+        append(&mut ledger, vec![admin.tx(id, vec![write("eggs", b"BATCH-9", b"laid", -1)])]); // height 2
+        append(&mut ledger, vec![admin.tx(id, vec![write("eggs", b"BATCH-9", b"packed", 0)])]); // height 3
+        let key = data_key("eggs", b"BATCH-9");
+
+        // At height 3 the key holds version 1 "packed".
+        let proof = ledger.prove_state(&key, 3).unwrap();
+        let block_hash =
+            verify_data_proof(algorithm, &proof, "eggs", b"BATCH-9", Some((1, b"packed"))).unwrap();
+        assert_eq!(block_hash, ledger.block(3).unwrap().unwrap().hash);
+        // The encoded proof round-trips and still verifies.
+        let decoded = StateProof::decode(&proof.encode()).unwrap();
+        assert_eq!(decoded, proof);
+        verify_state_proof(algorithm, &decoded).unwrap();
+
+        // Tampered value / wrong version are caught before or by the tree.
+        assert_eq!(
+            verify_data_proof(algorithm, &proof, "eggs", b"BATCH-9", Some((1, b"fresh"))),
+            Err(ProofError::ValueMismatch)
+        );
+        assert!(
+            verify_data_proof(algorithm, &proof, "eggs", b"BATCH-9", Some((0, b"packed"))).is_err()
+        );
+        let mut forged = proof.clone();
+        forged.leaf_value = Some(engine::state::data_leaf_value(algorithm, 1, b"fresh"));
+        assert_eq!(verify_state_proof(algorithm, &forged), Err(ProofError::RootMismatch("state")));
+        // Wrong root: the header of another height, or a flipped root byte.
+        let mut wrong_height = proof.clone();
+        wrong_height.header = ledger.block(2).unwrap().unwrap().header;
+        assert!(verify_state_proof(algorithm, &wrong_height).is_err());
+        let mut wrong_root = proof.clone();
+        wrong_root.header.state_root[0] ^= 1;
+        assert!(verify_state_proof(algorithm, &wrong_root).is_err());
+        // A proof for another key does not pass as this one.
+        let mut other_key = proof.clone();
+        other_key.key_preimage = data_key("eggs", b"BATCH-8").preimage();
+        assert!(verify_state_proof(algorithm, &other_key).is_err());
+
+        // At height 2 the same key proves version 0 "laid" — history is provable.
+        let old = ledger.prove_state(&key, 2).unwrap();
+        verify_data_proof(algorithm, &old, "eggs", b"BATCH-9", Some((0, b"laid"))).unwrap();
+        assert!(
+            verify_data_proof(algorithm, &old, "eggs", b"BATCH-9", Some((1, b"packed"))).is_err()
+        );
+
+        // Absence: the key did not exist at height 1; another key never existed.
+        let absent = ledger.prove_state(&key, 1).unwrap();
+        assert_eq!(absent.leaf_value, None);
+        verify_data_proof(algorithm, &absent, "eggs", b"BATCH-9", None).unwrap();
+        let never = ledger.prove_state(&data_key("eggs", b"NEVER"), 3).unwrap();
+        verify_data_proof(algorithm, &never, "eggs", b"NEVER", None).unwrap();
+        // Claiming presence with an absence proof fails.
+        assert!(verify_data_proof(algorithm, &never, "eggs", b"NEVER", Some((0, b"x"))).is_err());
+        // Claiming absence of a present key fails.
+        let mut claim_absent = proof.clone();
+        claim_absent.leaf_value = None;
+        assert!(verify_state_proof(algorithm, &claim_absent).is_err());
+
+        // Accounts are in the state too.
+        let admin_address = Address::of(algorithm, &admin_key.public_key());
+        let user_proof = ledger.prove_state(&StateKey::User(admin_address), 3).unwrap();
+        assert_eq!(user_proof.leaf_value, Some(admin_key.public_key().to_bytes()));
+        verify_state_proof(algorithm, &user_proof).unwrap();
+        // No block, no proof.
+        assert!(ledger.prove_state(&key, 4).is_err());
+    }
+}
+
+#[test]
+fn transaction_proofs_prove_inclusion_and_result() {
+    let admin_key = key(1, SignatureAlgorithm::Sm2);
+    let algorithm = HashAlgorithm::Sm3;
+    let mut ledger = Ledger::create(MemoryStore::new(), settings(&admin_key, algorithm)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    let mut transactions =
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "wine".into() }])];
+    for i in 0..6u8 {
+        transactions.push(admin.tx(id, vec![write("wine", &[i], b"v", -1)]));
+    }
+    transactions.push(admin.tx(id, vec![write("wine", &[0], b"v", -1)])); // conflict
+    let block = append(&mut ledger, transactions.clone());
+    for (index, transaction) in transactions.iter().enumerate() {
+        let hash = transaction.hash(algorithm);
+        let proof = ledger.prove_transaction(&hash).unwrap().unwrap();
+        assert_eq!(proof.index, index as u64);
+        assert_eq!(verify_tx_proof(algorithm, &proof).unwrap(), block.hash);
+        assert_eq!(TxProof::decode(&proof.encode()).unwrap(), proof);
+        // Claiming another result fails: the result is in the leaf.
+        let mut wrong_result = proof.clone();
+        wrong_result.result = if proof.result == ResultCode::Committed {
+            ResultCode::VersionConflict
+        } else {
+            ResultCode::Committed
+        };
+        assert!(verify_tx_proof(algorithm, &wrong_result).is_err());
+        let mut wrong_index = proof.clone();
+        wrong_index.index = (wrong_index.index + 1) % proof.tree_size;
+        assert!(verify_tx_proof(algorithm, &wrong_index).is_err());
+        let mut wrong_root = proof.clone();
+        wrong_root.header.tx_root[5] ^= 0x80;
+        assert!(verify_tx_proof(algorithm, &wrong_root).is_err());
+    }
+    let last = ledger.prove_transaction(&transactions[7].hash(algorithm)).unwrap().unwrap();
+    assert_eq!(last.result, ResultCode::VersionConflict);
+    assert!(ledger.prove_transaction(&[0u8; 32]).unwrap().is_none());
+}
