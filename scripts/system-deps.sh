@@ -3,9 +3,10 @@
 # Debian/Ubuntu (apt-get). Safe to run repeatedly: it does nothing when all are present.
 #   pkg-config, libssl-dev: the `openssl` crate (OpenSSL is an SM2 benchmark candidate)
 #   openssl:                the OpenSSL interoperability tests call the `openssl` command
+#   libclang-dev, g++:      RocksDB's bundled C++ build (bindgen needs libclang)
 set -euo pipefail
 
-packages=(pkg-config libssl-dev openssl)
+packages=(pkg-config libssl-dev openssl libclang-dev g++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

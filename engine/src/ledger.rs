@@ -600,15 +600,29 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         }
     }
 
-    fn user_exists(&self, address: &Address) -> Result<bool, EngineError> {
-        Ok(self.users.contains(address) || self.ledger.user_exists(address)?)
+    /// Whether a user exists; store hits are remembered for the rest of the block (a
+    /// block's transactions come from few signers).
+    fn user_exists(&mut self, address: &Address) -> Result<bool, EngineError> {
+        if self.users.contains(address) {
+            return Ok(true);
+        }
+        let exists = self.ledger.user_exists(address)?;
+        if exists {
+            self.users.insert(*address);
+        }
+        Ok(exists)
     }
 
-    fn account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
-        match self.accounts.get(name) {
-            Some(owner) => Ok(Some(*owner)),
-            None => self.ledger.data_account_owner(name),
+    /// The owner of a data account; store hits are remembered for the block.
+    fn account_owner(&mut self, name: &str) -> Result<Option<Address>, EngineError> {
+        if let Some(owner) = self.accounts.get(name) {
+            return Ok(Some(*owner));
         }
+        let owner = self.ledger.data_account_owner(name)?;
+        if let Some(owner) = owner {
+            self.accounts.insert(name.to_owned(), owner);
+        }
+        Ok(owner)
     }
 
     /// The current version of a key: −1 when absent.
@@ -667,8 +681,13 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
 
     /// Validates every operation against the overlay and the store; `Err(code)` when
     /// the transaction must be rejected.
-    fn stage(&self, transaction: &Transaction) -> Result<Result<Staged, ResultCode>, EngineError> {
-        let allowed = &self.ledger.settings.signature_algorithms;
+    fn stage(
+        &mut self,
+        transaction: &Transaction,
+    ) -> Result<Result<Staged, ResultCode>, EngineError> {
+        // Borrow through the ledger reference (not through `self`, which is mutated).
+        let ledger = self.ledger;
+        let allowed = &ledger.settings.signature_algorithms;
         let mut signers = Vec::with_capacity(transaction.endorsements.len());
         for endorsement in &transaction.endorsements {
             let address = Address::of(self.algorithm, &endorsement.public_key);
