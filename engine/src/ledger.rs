@@ -785,8 +785,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let reader = StateReader { store: &self.ledger.store, ledger: id };
         let updates: Vec<_> = std::mem::take(&mut self.state_updates).into_iter().collect();
         let state_root = if updates.is_empty() {
-            // Nothing changed: the tree keeps its root; no new tree version is written,
-            // and proofs at this height are served from the latest version below it.
+            // Nothing changed: the root stays, carried forward as this height's version.
+            state::carry_root_forward(&reader, self.height, &mut self.batch)
+                .map_err(EngineError::State)?;
             self.ledger.head.state_root
         } else {
             state::apply_updates(self.algorithm, &reader, self.height, updates, &mut self.batch)

@@ -185,6 +185,7 @@ pub fn apply_updates(
     updates: Vec<(Hash32, Option<Vec<u8>>)>,
     batch: &mut WriteBatch,
 ) -> Result<Hash32, String> {
+    require_previous_root(reader, height)?;
     with_tree_hasher!(algorithm, H => {
         let tree = JellyfishMerkleTree::<_, H>::new(reader);
         let (root, update) = tree
@@ -193,6 +194,49 @@ pub fn apply_updates(
         write_node_batch(&reader.ledger, &update.node_batch, batch);
         Ok(root.0)
     })
+}
+
+/// The key of tree version `version`'s root node.
+fn root_key(version: u64) -> NodeKey {
+    // jmt exposes no constructor for an empty nibble path; build the root key from its
+    // borsh form: version u64 LE, nibble count u64 LE = 0, path bytes u32 LE = 0.
+    let mut bytes = version.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 12]);
+    borsh::from_slice(&bytes).expect("well-formed root node key")
+}
+
+/// Fails unless tree version `height - 1` has a root. jmt treats a missing root as an
+/// EMPTY tree, so without this check a lost root would silently drop the whole state
+/// from the next root instead of failing.
+fn require_previous_root(reader: &StateReader<'_>, height: u64) -> Result<(), String> {
+    if height == 0 {
+        return Ok(());
+    }
+    match reader.get_node_option(&root_key(height - 1)) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("state tree root of height {} is missing", height - 1)),
+        Err(error) => Err(format!("state tree root of height {}: {error}", height - 1)),
+    }
+}
+
+/// Makes tree version `height` equal to version `height - 1` when a block changes no
+/// state: jmt looks up the root of version `v - 1` when writing version `v`, and proofs
+/// at `v` need a root at `v`, so every height gets one. The root node is copied under the
+/// new version's root key (its children keep pointing at their own versions).
+pub fn carry_root_forward(
+    reader: &StateReader<'_>,
+    height: u64,
+    batch: &mut WriteBatch,
+) -> Result<(), String> {
+    assert!(height > 0, "genesis always writes a tree version");
+    let previous = reader
+        .get_node_option(&root_key(height - 1))
+        .map_err(|e| format!("state tree root of height {}: {e}", height - 1))?
+        .ok_or_else(|| format!("state tree root of height {} is missing", height - 1))?;
+    let key = borsh::to_vec(&root_key(height)).expect("in-memory borsh encoding cannot fail");
+    let node = borsh::to_vec(&previous).expect("in-memory borsh encoding cannot fail");
+    batch.put(layout::state_node_key(&reader.ledger, &key), node);
+    Ok(())
 }
 
 /// The tree value and the proof (borsh-encoded `SparseMerkleProof`) of `key_hash` at

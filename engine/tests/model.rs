@@ -130,6 +130,14 @@ proptest! {
                 let history: Vec<Vec<u8>> =
                     ledger.history(account, &[key], 0, 1000).unwrap().into_iter().map(|v| v.value).collect();
                 prop_assert_eq!(&history, &expected, "history of {}/{}", account, key);
+                // The authenticated state agrees with the model too (proof at the head).
+                let state_key = engine::state::StateKey::Data { account: account.into(), key: vec![key] };
+                let proof = ledger.prove_state(&state_key, ledger.head().height).unwrap();
+                let claim = expected.last().map(|v| (expected.len() as u64 - 1, v.as_slice()));
+                prop_assert!(
+                    engine::proof::verify_data_proof(HashAlgorithm::Sm3, &proof, account, &[key], claim).is_ok(),
+                    "state proof of {}/{} disagrees with the model", account, key
+                );
                 let latest = ledger.latest(account, &[key]).unwrap();
                 prop_assert_eq!(latest.map(|v| (v.version, v.value)), expected.last().map(|v| (expected.len() as u64 - 1, v.clone())));
             }

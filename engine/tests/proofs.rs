@@ -135,3 +135,34 @@ fn transaction_proofs_prove_inclusion_and_result() {
     assert_eq!(last.result, ResultCode::VersionConflict);
     assert!(ledger.prove_transaction(&[0u8; 32]).unwrap().is_none());
 }
+
+#[test]
+fn blocks_without_state_changes_keep_a_provable_root() {
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let algorithm = HashAlgorithm::Sm3;
+    let mut ledger = Ledger::create(MemoryStore::new(), settings(&admin_key, algorithm)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    append(
+        &mut ledger,
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "tea".into() }])],
+    );
+    append(&mut ledger, vec![admin.tx(id, vec![write("tea", b"LEAF-1", b"picked", -1)])]); // height 2
+    // Height 3: only rejected transactions, so no state change.
+    let block = append(&mut ledger, vec![admin.tx(id, vec![write("tea", b"LEAF-1", b"x", 7)])]);
+    assert_eq!(block.transactions[0].1, ResultCode::VersionConflict);
+    assert_eq!(block.header.state_root, ledger.block(2).unwrap().unwrap().header.state_root);
+    // Height 4: state changes again on top of the carried-forward root.
+    append(&mut ledger, vec![admin.tx(id, vec![write("tea", b"LEAF-1", b"dried", 0)])]);
+    let key = data_key("tea", b"LEAF-1");
+    let at_3 = ledger.prove_state(&key, 3).unwrap();
+    verify_data_proof(algorithm, &at_3, "tea", b"LEAF-1", Some((0, b"picked"))).unwrap();
+    let at_4 = ledger.prove_state(&key, 4).unwrap();
+    verify_data_proof(algorithm, &at_4, "tea", b"LEAF-1", Some((1, b"dried"))).unwrap();
+    // Everything registered before the quiet block is still in the state after it.
+    let account = ledger.prove_state(&StateKey::DataAccount("tea".into()), 4).unwrap();
+    assert!(account.leaf_value.is_some(), "state lost across a block without changes");
+    verify_state_proof(algorithm, &account).unwrap();
+    let verdict = engine::verify::verify_ledger(ledger.store(), id).unwrap();
+    assert!(matches!(verdict, engine::verify::Verdict::Valid { height: 4, .. }), "{verdict:?}");
+}
