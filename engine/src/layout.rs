@@ -30,6 +30,10 @@ pub enum Table {
     StateNode = 0x08,
     /// `STATE_VALUE | key hash [32] | height u64` → u8 present, leaf value bytes.
     StateValue = 0x09,
+    /// `UNSIGNED_TX | height u64 | index u32` → transaction bytes of a transaction
+    /// rejected for an invalid signature. Kept apart from `TX`: an unauthenticated copy
+    /// must not claim the hash of the genuine transaction.
+    UnsignedTx = 0x0a,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -65,6 +69,14 @@ pub fn block_by_hash_key(ledger: &LedgerId, hash: &Hash32) -> Vec<u8> {
 pub fn tx_key(ledger: &LedgerId, tx_hash: &Hash32) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::Tx);
     key.extend_from_slice(tx_hash);
+    key
+}
+
+/// A transaction rejected for its signatures, by position.
+pub fn unsigned_tx_key(ledger: &LedgerId, height: u64, index: u32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::UnsignedTx);
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(&index.to_be_bytes());
     key
 }
 

@@ -396,6 +396,19 @@ impl<S: KvStore> Ledger<S> {
         }
     }
 
+    /// The body of the transaction at `index` of block `height` that was rejected for an
+    /// invalid signature (those are not indexed by hash).
+    pub fn unsigned_transaction(
+        &self,
+        height: u64,
+        index: u32,
+    ) -> Result<Option<Transaction>, EngineError> {
+        match self.store.get(&layout::unsigned_tx_key(&self.id, height, index))? {
+            Some(bytes) => Ok(Some(Transaction::decode(&bytes).map_err(corrupt("transaction"))?)),
+            None => Ok(None),
+        }
+    }
+
     /// Whether a user with this address is registered.
     pub fn user_exists(&self, address: &Address) -> Result<bool, EngineError> {
         Ok(self.store.get(&layout::user_key(&self.id, &address.0))?.is_some())
@@ -653,10 +666,17 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let tx_hash = transaction.hash(self.algorithm);
         let duplicate = self.tx_hashes.contains(&tx_hash)
             || self.ledger.store.get(&layout::tx_key(&self.ledger.id, &tx_hash))?.is_some();
+        if !duplicate && !signatures_ok {
+            // Anyone can make a copy of a pending transaction with a broken signature:
+            // such a copy must not take the genuine one's hash, so it is recorded by
+            // position only and the hash stays free.
+            self.entries.push((tx_hash, ResultCode::InvalidSignature));
+            let key = layout::unsigned_tx_key(&self.ledger.id, self.height, index);
+            self.batch.put(key, transaction.encode());
+            return Ok(());
+        }
         let result = if duplicate {
             ResultCode::Duplicate
-        } else if !signatures_ok {
-            ResultCode::InvalidSignature
         } else if transaction.content.ledger_id != self.ledger.id {
             ResultCode::WrongLedger
         } else {

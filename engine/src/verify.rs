@@ -59,6 +59,13 @@ pub fn verify_ledger<S: KvStore>(store: S, id: LedgerId) -> Result<Verdict, Engi
         };
         let mut bodies: Vec<Transaction> = Vec::with_capacity(block.transactions.len());
         for (index, (tx_hash, result)) in block.transactions.iter().enumerate() {
+            if *result == ResultCode::InvalidSignature {
+                match ledger.unsigned_transaction(height, index as u32)? {
+                    Some(body) if body.hash(algorithm) == *tx_hash => bodies.push(body),
+                    _ => return invalid(height, format!("rejected transaction {index} missing")),
+                }
+                continue;
+            }
             let Some(record) = ledger.transaction(tx_hash)? else {
                 return invalid(height, format!("transaction {index} missing"));
             };

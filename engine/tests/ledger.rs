@@ -171,3 +171,30 @@ fn sha256_ledgers_work_and_differ_from_sm3() {
     let block = append(&mut sha, vec![tx]);
     assert_eq!(block.transactions[0].1, ResultCode::Committed);
 }
+
+#[test]
+fn a_forged_copy_does_not_block_the_genuine_transaction() {
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let store = Arc::new(MemoryStore::new());
+    let mut ledger =
+        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    append(
+        &mut ledger,
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "rice".into() }])],
+    );
+    let genuine = admin.tx(id, vec![write("rice", b"SACK-1", b"harvested", -1)]);
+    let mut forged = genuine.clone();
+    forged.endorsements[0].signature = admin_key.sign(b"not the content");
+    // The forged copy lands first, in an earlier block, and again just before the genuine one.
+    let block = append(&mut ledger, vec![forged.clone()]);
+    assert_eq!(block.transactions[0].1, ResultCode::InvalidSignature);
+    let block = append(&mut ledger, vec![forged, genuine.clone()]);
+    assert_eq!(block.transactions[0].1, ResultCode::InvalidSignature);
+    assert_eq!(block.transactions[1].1, ResultCode::Committed);
+    let record = ledger.transaction(&genuine.hash(HashAlgorithm::Sm3)).unwrap().unwrap();
+    assert_eq!(record.transaction, genuine);
+    assert_eq!(ledger.latest("rice", b"SACK-1").unwrap().unwrap().value, b"harvested");
+    assert!(matches!(verify_ledger(store, id).unwrap(), Verdict::Valid { height: 3, .. }));
+}
