@@ -1,0 +1,184 @@
+//! Execute + state root + RocksDB commit, the engine's hot path, signature checks
+//! excluded (they run before, batched on all cores; see crypto-parallel's benches).
+//!
+//! - `commit/distinct_keys_1000tx`: blocks of 1,000 transactions, each writing one
+//!   200-byte value to a new key (goal ≥ 50,000 tx/s on one core);
+//! - `commit/hot_keys_10pct_1000tx`: the same with 10% of writes to 50 hot keys with the
+//!   version the client last saw (many conflict, as with real contention);
+//! - `history/read_100_versions`: reading a key's full 100-version history;
+//! - printed after the run: bytes stored per transaction (RocksDB live data / tx count).
+//!
+//! RocksDB runs with `sync = true` (an fsync per block), as in production.
+//! Run: `cargo bench -p storage-rocksdb --bench commit`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+use engine::ledger::{Ledger, SignatureCheck};
+use engine::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+use storage_rocksdb::RocksStore;
+
+const BLOCK_TXS: usize = 1_000;
+const VALUE_LEN: usize = 200;
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    ledger: Ledger<RocksStore>,
+    key: PrivateKey,
+    nonce: u64,
+    transactions: u64,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap();
+        // SM2 keys and signatures: the default, so stored sizes are representative.
+        let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
+        let settings = LedgerSettings {
+            name: "bench-0".into(),
+            hash_algorithm: HashAlgorithm::Sm3,
+            signature_algorithms: vec![SignatureAlgorithm::Sm2],
+            consensus: "solo".into(),
+            participants: vec![],
+            initial_users: vec![key.public_key()],
+            created_ms: 0,
+        };
+        let mut ledger = Ledger::create(store, settings).unwrap();
+        let content = TransactionContent {
+            ledger_id: ledger.id(),
+            nonce: 0,
+            timestamp_ms: 0,
+            operations: vec![Operation::RegisterDataAccount { name: "trace".into() }],
+        };
+        let tx = Transaction::sign(content, &[&key]).unwrap();
+        ledger.append_block(vec![tx], SignatureCheck::Verify, 0, Address([0; 32])).unwrap();
+        Bench { _dir: dir, ledger, key, nonce: 1, transactions: 1 }
+    }
+
+    /// A block of signed transactions; `hot_share` of them write one of 50 hot keys with
+    /// the version last read from the ledger (so later writers in the block conflict).
+    fn block(&mut self, hot_share: f64) -> Vec<Transaction> {
+        (0..BLOCK_TXS)
+            .map(|i| {
+                self.nonce += 1;
+                let hot = (i as f64) < hot_share * BLOCK_TXS as f64;
+                let (key, expected_version) = if hot {
+                    let key = format!("hot-{}", self.nonce % 50).into_bytes();
+                    let version =
+                        self.ledger.latest("trace", &key).unwrap().map_or(-1, |v| v.version as i64);
+                    (key, version)
+                } else {
+                    (format!("trace-code-{:016}", self.nonce).into_bytes(), -1)
+                };
+                let mut value = vec![b'e'; VALUE_LEN];
+                value[..8].copy_from_slice(&self.nonce.to_be_bytes());
+                let content = TransactionContent {
+                    ledger_id: self.ledger.id(),
+                    nonce: self.nonce,
+                    timestamp_ms: self.nonce,
+                    operations: vec![Operation::WriteKv {
+                        account: "trace".into(),
+                        key,
+                        value,
+                        expected_version,
+                    }],
+                };
+                Transaction::sign(content, &[&self.key]).unwrap()
+            })
+            .collect()
+    }
+
+    /// Executes and commits one block; returns the time it took (signing excluded).
+    fn commit(&mut self, transactions: Vec<Transaction>) -> Duration {
+        let count = transactions.len();
+        let verdicts = SignatureCheck::Verified(vec![true; count]);
+        let start = Instant::now();
+        let height = self.ledger.head().height + 1;
+        self.ledger.append_block(transactions, verdicts, height, Address([1; 32])).unwrap();
+        self.transactions += count as u64;
+        start.elapsed()
+    }
+}
+
+fn commit_blocks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(BLOCK_TXS as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, hot_share) in [("distinct_keys_1000tx", 0.0), ("hot_keys_10pct_1000tx", 0.1)] {
+        let mut bench = Bench::new();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| {
+                        let block = bench.block(hot_share);
+                        bench.commit(block)
+                    })
+                    .sum()
+            })
+        });
+        report_size(name, &bench);
+    }
+    group.finish();
+}
+
+fn report_size(name: &str, bench: &Bench) {
+    let store = bench.ledger.store();
+    store.flush().unwrap();
+    let live = store.live_data_bytes();
+    let sst = store.sst_files_bytes();
+    let transactions = bench.transactions as f64;
+    println!(
+        "{name}: {} transactions at height {}: SST files {} bytes = {:.0} bytes/tx; live data estimate {:.0} bytes/tx",
+        bench.transactions,
+        bench.ledger.head().height,
+        sst,
+        sst as f64 / transactions,
+        live as f64 / transactions,
+    );
+}
+
+fn history_reads(c: &mut Criterion) {
+    let mut bench = Bench::new();
+    // One key written 100 times, one version per block, among other traffic.
+    for version in 0..100i64 {
+        let mut block = bench.block(0.0);
+        block.truncate(99);
+        bench.nonce += 1;
+        let content = TransactionContent {
+            ledger_id: bench.ledger.id(),
+            nonce: bench.nonce,
+            timestamp_ms: 0,
+            operations: vec![Operation::WriteKv {
+                account: "trace".into(),
+                key: b"LOT-100".to_vec(),
+                value: vec![b'h'; VALUE_LEN],
+                expected_version: version - 1,
+            }],
+        };
+        block.push(Transaction::sign(content, &[&bench.key]).unwrap());
+        bench.commit(block);
+    }
+    assert_eq!(bench.ledger.history("trace", b"LOT-100", 0, 1000).unwrap().len(), 100);
+    let mut group = c.benchmark_group("history");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group.bench_function("read_100_versions", |b| {
+        b.iter(|| {
+            let history = bench.ledger.history("trace", b"LOT-100", 0, 100).unwrap();
+            assert_eq!(history.len(), 100);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commit_blocks, history_reads);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
