@@ -321,12 +321,33 @@ impl<S: KvStore> Ledger<S> {
             }
         };
         let height = self.head.height + 1;
+        let algorithm = self.hash_algorithm();
+        // Phase 1, for the whole block: canonical bytes, hashes, and one multi-get for
+        // transactions already on the ledger.
+        let contents: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.content.encode()).collect();
+        let hashes: Vec<Hash32> = contents
+            .iter()
+            .map(|content| *crypto_parallel::hash(algorithm, content).as_bytes())
+            .collect();
+        let tx_keys: Vec<Vec<u8>> =
+            hashes.iter().map(|hash| layout::tx_key(&self.id, hash)).collect();
+        let key_refs: Vec<&[u8]> = tx_keys.iter().map(Vec::as_slice).collect();
+        let committed_before: HashSet<Hash32> = self
+            .store
+            .multi_get(&key_refs)?
+            .into_iter()
+            .zip(&hashes)
+            .filter_map(|(found, hash)| found.map(|_| *hash))
+            .collect();
+        // Phase 2: execute in order against the overlay.
         let mut execution = BlockExecution::new(self, height);
-        for (index, (transaction, signatures_ok)) in
-            transactions.into_iter().zip(verdicts).enumerate()
+        execution.tx_hashes_committed = committed_before;
+        for (index, ((transaction, signatures_ok), (content, tx_hash))) in
+            transactions.into_iter().zip(verdicts).zip(contents.into_iter().zip(hashes)).enumerate()
         {
-            execution.execute(index as u32, transaction, signatures_ok)?;
+            execution.execute(index as u32, transaction, content, tx_hash, signatures_ok)?;
         }
+        // Phase 3: state root, transaction root, the batch.
         execution.finish(timestamp_ms, proposer)
     }
 
@@ -591,6 +612,8 @@ struct BlockExecution<'a, S: KvStore> {
     users: HashSet<Address>,
     accounts: HashMap<String, Address>,
     versions: HashMap<DataKey, u64>,
+    /// Hashes of this block's transactions that earlier blocks committed (phase 1).
+    tx_hashes_committed: HashSet<Hash32>,
     tx_hashes: HashSet<Hash32>,
     state_updates: BTreeMap<Hash32, Option<Vec<u8>>>,
     entries: Vec<(Hash32, ResultCode)>,
@@ -606,6 +629,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             users: HashSet::new(),
             accounts: HashMap::new(),
             versions: HashMap::new(),
+            tx_hashes_committed: HashSet::new(),
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
             entries: Vec::new(),
@@ -661,18 +685,19 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         &mut self,
         index: u32,
         transaction: Transaction,
+        content: Vec<u8>,
+        tx_hash: Hash32,
         signatures_ok: bool,
     ) -> Result<(), EngineError> {
-        let tx_hash = transaction.hash(self.algorithm);
-        let duplicate = self.tx_hashes.contains(&tx_hash)
-            || self.ledger.store.get(&layout::tx_key(&self.ledger.id, &tx_hash))?.is_some();
+        let duplicate =
+            self.tx_hashes.contains(&tx_hash) || self.tx_hashes_committed.contains(&tx_hash);
         if !duplicate && !signatures_ok {
             // Anyone can make a copy of a pending transaction with a broken signature:
             // such a copy must not take the genuine one's hash, so it is recorded by
             // position only and the hash stays free.
             self.entries.push((tx_hash, ResultCode::InvalidSignature));
             let key = layout::unsigned_tx_key(&self.ledger.id, self.height, index);
-            self.batch.put(key, transaction.encode());
+            self.batch.put(key, transaction.encode_with_content(content));
             return Ok(());
         }
         let result = if duplicate {
@@ -693,7 +718,12 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             // A duplicate's body is already stored under its hash (with its first result);
             // the block still records that it was proposed again.
             self.tx_hashes.insert(tx_hash);
-            let record = encode_tx_record(self.height, index, result, &transaction.encode());
+            let record = encode_tx_record(
+                self.height,
+                index,
+                result,
+                &transaction.encode_with_content(content),
+            );
             self.batch.put(layout::tx_key(&self.ledger.id, &tx_hash), record);
         }
         Ok(())

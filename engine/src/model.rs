@@ -260,7 +260,14 @@ impl Transaction {
 
     /// Canonical bytes: `content | count u32 | (public key bytes16, signature bytes16)*`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = self.content.encode();
+        self.encode_with_content(self.content.encode())
+    }
+
+    /// `encode` for a caller that already holds `self.content.encode()` (the hot path
+    /// hashes the content first, then stores the whole transaction).
+    pub fn encode_with_content(&self, content_bytes: Vec<u8>) -> Vec<u8> {
+        debug_assert_eq!(content_bytes, self.content.encode());
+        let mut bytes = content_bytes;
         let mut writer = Writer::with_capacity(4 + 140 * self.endorsements.len());
         writer.u32(self.endorsements.len() as u32);
         for endorsement in &self.endorsements {
