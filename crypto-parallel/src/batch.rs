@@ -40,6 +40,8 @@ pub struct VerifyItem<'a> {
     pub signature: &'a Signature,
 }
 
+static GLOBAL: OnceLock<BatchVerifier> = OnceLock::new();
+
 /// A rayon pool dedicated to signature verification.
 pub struct BatchVerifier {
     pool: rayon::ThreadPool,
@@ -56,9 +58,20 @@ impl BatchVerifier {
         BatchVerifier { pool }
     }
 
-    /// The process-wide verifier, one thread per available core.
+    /// Sizes the process-wide verifier before its first use (a node's
+    /// `pools.verify_threads`). Returns false when it already exists (the size stays).
+    pub fn init_global(threads: usize) -> bool {
+        let mut created = false;
+        GLOBAL.get_or_init(|| {
+            created = true;
+            BatchVerifier::new(threads)
+        });
+        created
+    }
+
+    /// The process-wide verifier, one thread per available core unless `init_global`
+    /// sized it first.
     pub fn global() -> &'static BatchVerifier {
-        static GLOBAL: OnceLock<BatchVerifier> = OnceLock::new();
         GLOBAL.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             BatchVerifier::new(cores)

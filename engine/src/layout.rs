@@ -34,6 +34,9 @@ pub enum Table {
     /// rejected for an invalid signature. Kept apart from `TX`: an unauthenticated copy
     /// must not claim the hash of the genuine transaction.
     UnsignedTx = 0x0a,
+    /// `CONSENSUS | record` → the consensus group's own records (Raft log, hard state,
+    /// applied marker); their layout belongs to the `consensus` crate.
+    Consensus = 0x0b,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.

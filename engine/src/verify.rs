@@ -104,7 +104,7 @@ pub fn verify_ledger<S: KvStore>(store: S, id: LedgerId) -> Result<Verdict, Engi
         return invalid(head.height, "head record differs from the last block".into());
     }
     // Execution is deterministic, so the replay wrote exactly the same records: compare
-    // the whole key range, which also covers history values, accounts and tree nodes
+    // the whole key range of the ledger's data tables, which also covers history values, accounts and tree nodes
     // that no header hashes directly.
     if let Some(reason) = first_difference(ledger.store(), replay.store(), &id)? {
         return invalid(head.height, reason);
@@ -118,7 +118,9 @@ fn first_difference(
     id: &LedgerId,
 ) -> Result<Option<String>, EngineError> {
     const PAGE: usize = 1024;
-    let end = crate::store::prefix_end(&id.0).expect("a ledger id is not all 0xff");
+    // Ledger data is tables 0x01..=0x0a; the consensus table (0x0b, sorted last) is the
+    // node's own bookkeeping (its Raft log, its applied marker) and differs by node.
+    let end = layout::table_prefix(id, layout::Table::Consensus);
     let mut start = id.0.to_vec();
     loop {
         let left = stored.scan(&start, &end, crate::store::Direction::Forward, PAGE)?;

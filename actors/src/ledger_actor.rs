@@ -1,0 +1,824 @@
+//! `LedgerActor`: one per ledger. It owns the ledger's mempool, its consensus group
+//! member and its `Ledger`; it builds blocks on the leader, proposes them, executes and
+//! commits what the group commits, and releases finality waiters.
+//!
+//! Nothing here waits per transaction: submissions and outcomes travel in batches
+//! (`Submit` carries many transactions, one reply carries all their outcomes), and
+//! signatures are checked in batches on the crypto-parallel pool before a transaction
+//! reaches the actor (`LedgerHandle::submit`). Each actor runs on its own arbiter
+//! thread, so a block write that blocks on fsync stalls only its own ledger.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use consensus::{Checkpoint, Committed, ConsensusGroup, GroupStore, MemberId};
+use engine::layout;
+use engine::ledger::{Head, Ledger, SignatureCheck};
+use engine::model::{Address, Hash32, LedgerId, ResultCode, Transaction};
+use engine::store::KvStore;
+use parking_lot::RwLock;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::proposal::{BlockProposal, decode_transactions, encode_transactions, kind};
+use crate::transport::{Envelope, NodeId, Transport};
+
+/// Block building and mempool limits of one ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Close a block at this many transactions.
+    pub max_block_txs: usize,
+    /// ... or when its oldest transaction has waited this long.
+    pub max_block_delay: Duration,
+    /// Transactions accepted but not yet committed, at most (then `Busy`).
+    pub mempool_capacity: usize,
+    /// The consensus clock.
+    pub tick: Duration,
+    /// A proposal not committed within this long is given up and its transactions
+    /// proposed again (a leader change can drop it).
+    pub proposal_timeout: Duration,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            max_block_txs: 2000,
+            max_block_delay: Duration::from_millis(20),
+            mempool_capacity: 100_000,
+            tick: Duration::from_millis(100),
+            proposal_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a transaction was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A signature does not verify (or the transaction has none).
+    #[error("a signature does not verify")]
+    BadSignature,
+    /// The transaction names another ledger.
+    #[error("the transaction is for another ledger")]
+    WrongLedger,
+    /// The same transaction is already waiting in the mempool.
+    #[error("the same transaction is already pending")]
+    AlreadyPending,
+    /// The same transaction is already committed.
+    #[error("the same transaction is already committed at height {height}")]
+    AlreadyCommitted {
+        /// Where.
+        height: u64,
+    },
+    /// This node stopped the ledger (divergence or a storage failure); see its log.
+    #[error("ledger halted on this node: {0}")]
+    Halted(String),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// What became of one submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Final: in block `height` at `index`, with its result (which may itself be a
+    /// rejection by the ledger's rules, e.g. a version conflict).
+    Committed {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+        /// Execution result.
+        result: ResultCode,
+    },
+    /// Not accepted; nothing was changed.
+    Rejected(Rejection),
+}
+
+/// The outcome of one transaction of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Transaction hash.
+    pub hash: Hash32,
+    /// What happened.
+    pub status: TxStatus,
+}
+
+/// A committed block, as announced to subscribers.
+#[derive(Debug, Clone)]
+pub struct BlockNotice {
+    /// Ledger.
+    pub ledger: LedgerId,
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash32,
+    /// Its transactions with their results.
+    pub transactions: Arc<Vec<(Hash32, ResultCode)>>,
+    /// When this node committed it.
+    pub committed_at: Instant,
+}
+
+pub(crate) enum Entry {
+    Accepted(Transaction, Hash32),
+    Rejected(TxOutcome),
+}
+
+/// A batch of transactions (signatures already checked) and who waits for them.
+pub(crate) struct Submit {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) reply: Option<oneshot::Sender<Vec<TxOutcome>>>,
+}
+
+impl Message for Submit {
+    type Result = ();
+}
+
+/// A frame from the transport for this ledger.
+pub(crate) struct Inbound(pub(crate) Envelope);
+
+impl Message for Inbound {
+    type Result = ();
+}
+
+/// Stop taking transactions, finish the block in flight (up to `grace`), stop.
+pub(crate) struct Shutdown {
+    pub(crate) grace: Duration,
+}
+
+impl Message for Shutdown {
+    type Result = ();
+}
+
+/// Where a transaction stands, from the actor's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Waiting in this node's mempool or in a proposed block.
+    Pending,
+    /// Not known to this node's mempool (look in the ledger).
+    Unknown,
+}
+
+/// Ask whether a transaction is pending.
+pub(crate) struct IsPending(pub(crate) Hash32);
+
+impl Message for IsPending {
+    type Result = Pending;
+}
+
+struct Queued {
+    transaction: Transaction,
+    hash: Hash32,
+    received: Instant,
+}
+
+struct BatchWaiter {
+    outcomes: Vec<Option<TxOutcome>>,
+    remaining: usize,
+    reply: oneshot::Sender<Vec<TxOutcome>>,
+}
+
+struct InFlight {
+    height: u64,
+    proposed_at: Instant,
+    transactions: Vec<Queued>,
+}
+
+/// Counters shared between a ledger's actor and its handles.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Transactions accepted and not yet committed or rejected (the mempool bound).
+    pub(crate) pending: AtomicUsize,
+    pub(crate) head: RwLock<Option<Head>>,
+    pub(crate) leader: std::sync::atomic::AtomicBool,
+    pub(crate) halted: RwLock<Option<String>>,
+}
+
+/// Everything an actor is started with.
+pub(crate) struct ActorParts {
+    pub(crate) ledger: Ledger<Arc<dyn KvStore>>,
+    pub(crate) group: Box<dyn ConsensusGroup>,
+    pub(crate) group_store: GroupStore,
+    /// Node id of each member (`member_nodes[member - 1]`).
+    pub(crate) member_nodes: Vec<NodeId>,
+    pub(crate) transport: Option<Transport>,
+    pub(crate) node_address: Address,
+    pub(crate) options: LedgerOptions,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) blocks: broadcast::Sender<BlockNotice>,
+}
+
+/// The actor of one ledger on one node.
+pub struct LedgerActor {
+    parts: ActorParts,
+    mempool: VecDeque<Queued>,
+    in_mempool: HashSet<Hash32>,
+    in_flight: Option<InFlight>,
+    /// Sent to the leader, not yet seen committed: forwarded again after the proposal
+    /// timeout (the leader may have died with them).
+    forwarded: VecDeque<(Instant, Vec<Queued>)>,
+    forwarded_hashes: HashSet<Hash32>,
+    batches: HashMap<u64, BatchWaiter>,
+    next_batch: u64,
+    waiting: HashMap<Hash32, Vec<(u64, u32)>>,
+    last_tick: Instant,
+    stopping: bool,
+    shutdown: Option<(Instant, oneshot::Sender<()>)>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn checkpoint_data(height: u64, block_hash: &Hash32) -> Vec<u8> {
+    let mut data = height.to_be_bytes().to_vec();
+    data.extend_from_slice(block_hash);
+    data
+}
+
+impl LedgerActor {
+    pub(crate) fn new(parts: ActorParts) -> Self {
+        *parts.shared.head.write() = Some(parts.ledger.head());
+        LedgerActor {
+            parts,
+            mempool: VecDeque::new(),
+            in_mempool: HashSet::new(),
+            in_flight: None,
+            forwarded: VecDeque::new(),
+            forwarded_hashes: HashSet::new(),
+            batches: HashMap::new(),
+            next_batch: 0,
+            waiting: HashMap::new(),
+            last_tick: Instant::now(),
+            stopping: false,
+            shutdown: None,
+        }
+    }
+
+    fn id(&self) -> LedgerId {
+        self.parts.ledger.id()
+    }
+
+    fn halted(&self) -> Option<String> {
+        self.parts.shared.halted.read().clone()
+    }
+
+    /// Stops this ledger on this node, loudly; it never continues on a diverged or
+    /// half-written state.
+    fn halt(&mut self, reason: String) {
+        tracing::error!(ledger = %hex::encode(self.id().0), %reason, "ledger halted");
+        *self.parts.shared.halted.write() = Some(reason.clone());
+        let mut rejected = Vec::new();
+        for queued in self.mempool.drain(..) {
+            rejected.push(queued.hash);
+        }
+        if let Some(in_flight) = self.in_flight.take() {
+            rejected.extend(in_flight.transactions.iter().map(|queued| queued.hash));
+        }
+        self.in_mempool.clear();
+        self.release_pending(rejected.len());
+        for hash in rejected {
+            self.resolve(hash, TxStatus::Rejected(Rejection::Halted(reason.clone())));
+        }
+    }
+
+    fn release_pending(&self, count: usize) {
+        if count > 0 {
+            self.parts.shared.pending.fetch_sub(count, Ordering::AcqRel);
+        }
+    }
+
+    fn resolve(&mut self, hash: Hash32, status: TxStatus) {
+        let Some(places) = self.waiting.remove(&hash) else { return };
+        for (batch, position) in places {
+            let done = match self.batches.get_mut(&batch) {
+                Some(waiter) => {
+                    let slot = &mut waiter.outcomes[position as usize];
+                    if slot.is_none() {
+                        *slot = Some(TxOutcome { hash, status: status.clone() });
+                        waiter.remaining -= 1;
+                    }
+                    waiter.remaining == 0
+                }
+                None => false,
+            };
+            if done && let Some(waiter) = self.batches.remove(&batch) {
+                let outcomes =
+                    waiter.outcomes.into_iter().map(|o| o.expect("all resolved")).collect();
+                let _ = waiter.reply.send(outcomes);
+            }
+        }
+    }
+
+    fn submit(&mut self, submit: Submit) {
+        let halted = self.halted();
+        let batch_id = self.next_batch;
+        self.next_batch += 1;
+        let count = submit.entries.len();
+        let mut waiter = submit.reply.map(|reply| BatchWaiter {
+            outcomes: vec![None; count],
+            remaining: count,
+            reply,
+        });
+        // Transactions already committed: one multi-get for the batch.
+        let keys: Vec<Vec<u8>> = submit
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Accepted(_, hash) => layout::tx_key(&self.id(), hash),
+                Entry::Rejected(_) => Vec::new(),
+            })
+            .collect();
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let committed = match self.parts.ledger.store().multi_get(&key_refs) {
+            Ok(found) => found,
+            Err(error) => {
+                self.halt(format!("reading the store failed: {error}"));
+                vec![None; count]
+            }
+        };
+        let received = Instant::now();
+        let mut released = 0;
+        for (position, (entry, committed)) in submit.entries.into_iter().zip(committed).enumerate()
+        {
+            let outcome = match entry {
+                Entry::Rejected(outcome) => Some(outcome),
+                Entry::Accepted(transaction, hash) => {
+                    let rejection = if let Some(reason) = &halted {
+                        Some(Rejection::Halted(reason.clone()))
+                    } else if self.stopping {
+                        Some(Rejection::ShuttingDown)
+                    } else if let Some(record) = committed {
+                        let height = record
+                            .get(..8)
+                            .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+                        Some(Rejection::AlreadyCommitted { height })
+                    } else if self.in_mempool.contains(&hash) {
+                        Some(Rejection::AlreadyPending)
+                    } else {
+                        None
+                    };
+                    match rejection {
+                        Some(rejection) => {
+                            released += 1;
+                            Some(TxOutcome { hash, status: TxStatus::Rejected(rejection) })
+                        }
+                        None => {
+                            self.in_mempool.insert(hash);
+                            self.mempool.push_back(Queued { transaction, hash, received });
+                            if waiter.is_some() {
+                                self.waiting
+                                    .entry(hash)
+                                    .or_default()
+                                    .push((batch_id, position as u32));
+                            }
+                            None
+                        }
+                    }
+                }
+            };
+            if let (Some(outcome), Some(waiter)) = (outcome, waiter.as_mut()) {
+                waiter.outcomes[position] = Some(outcome);
+                waiter.remaining -= 1;
+            }
+        }
+        self.release_pending(released);
+        if let Some(waiter) = waiter {
+            if waiter.remaining == 0 {
+                let outcomes =
+                    waiter.outcomes.into_iter().map(|o| o.expect("all resolved")).collect();
+                let _ = waiter.reply.send(outcomes);
+            } else {
+                self.batches.insert(batch_id, waiter);
+            }
+        }
+    }
+
+    fn forwarded(&mut self, from: NodeId, payload: &[u8]) {
+        let transactions = match decode_transactions(payload) {
+            Ok(transactions) => transactions,
+            Err(error) => {
+                tracing::warn!(from, %error, "malformed forwarded transactions");
+                return;
+            }
+        };
+        if self.halted().is_some() || self.stopping {
+            return;
+        }
+        let algorithm = self.parts.ledger.hash_algorithm();
+        let received = Instant::now();
+        let hashes: Vec<Hash32> =
+            transactions.iter().map(|transaction| transaction.content.hash(algorithm)).collect();
+        let keys: Vec<Vec<u8>> =
+            hashes.iter().map(|hash| layout::tx_key(&self.id(), hash)).collect();
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let committed = match self.parts.ledger.store().multi_get(&key_refs) {
+            Ok(found) => found,
+            Err(error) => return self.halt(format!("reading the store failed: {error}")),
+        };
+        let mut added = 0;
+        for ((transaction, hash), committed) in transactions.into_iter().zip(hashes).zip(committed)
+        {
+            // A re-forwarded transaction may have committed meanwhile.
+            if transaction.content.ledger_id != self.id() || committed.is_some() {
+                continue;
+            }
+            if self.in_mempool.insert(hash) {
+                self.mempool.push_back(Queued { transaction, hash, received });
+                added += 1;
+            }
+        }
+        self.parts.shared.pending.fetch_add(added, Ordering::AcqRel);
+    }
+
+    fn member_node(&self, member: MemberId) -> Option<NodeId> {
+        self.parts.member_nodes.get(member as usize - 1).copied()
+    }
+
+    fn send(&self, to_node: NodeId, kind: u8, payload: Vec<u8>) {
+        if let Some(transport) = &self.parts.transport {
+            transport.send(to_node, self.id().0, kind, Bytes::from(payload));
+        }
+    }
+
+    /// Runs the group until it has nothing more to do: send, apply, propose.
+    fn drive(&mut self) {
+        loop {
+            if self.halted().is_some() {
+                return;
+            }
+            let ready = match self.parts.group.ready() {
+                Ok(ready) => ready,
+                Err(error) => return self.halt(format!("consensus failed: {error}")),
+            };
+            for (member, bytes) in ready.messages {
+                if let Some(node) = self.member_node(member) {
+                    self.send(node, kind::CONSENSUS, bytes);
+                }
+            }
+            if let Some(checkpoint) = ready.restored {
+                let head = self.parts.ledger.head();
+                if checkpoint.data != checkpoint_data(head.height, &head.block_hash) {
+                    return self.halt(format!(
+                        "fell behind a compacted consensus log (checkpoint at index {}); \
+                         block sync is not available yet: restore this node from a peer's \
+                         data directory",
+                        checkpoint.index
+                    ));
+                }
+            }
+            for committed in ready.committed {
+                if let Err(reason) = self.apply(committed) {
+                    return self.halt(reason);
+                }
+            }
+            if !self.maybe_propose() {
+                break;
+            }
+        }
+        self.parts.shared.leader.store(self.parts.group.is_leader(), Ordering::Release);
+        self.forward_to_leader();
+    }
+
+    fn forward_to_leader(&mut self) {
+        if self.parts.group.is_leader() || self.mempool.is_empty() {
+            return;
+        }
+        let Some(leader) = self.parts.group.leader().and_then(|m| self.member_node(m)) else {
+            return;
+        };
+        let queued: Vec<Queued> =
+            self.mempool.drain(..).filter(|queued| self.in_mempool.remove(&queued.hash)).collect();
+        self.in_mempool.clear();
+        let count = queued.len();
+        for chunk in queued.chunks(self.parts.options.max_block_txs.max(1)) {
+            let transactions: Vec<Transaction> =
+                chunk.iter().map(|queued| queued.transaction.clone()).collect();
+            self.send(leader, kind::FORWARD, encode_transactions(&transactions));
+        }
+        self.forwarded_hashes.extend(queued.iter().map(|queued| queued.hash));
+        self.forwarded.push_back((Instant::now(), queued));
+        self.release_pending(count);
+    }
+
+    /// Proposes the next block when this member leads, its state is current, nothing is
+    /// in flight and the mempool holds a full block or has waited long enough.
+    fn maybe_propose(&mut self) -> bool {
+        let options = self.parts.options.clone();
+        if let Some(in_flight) = &self.in_flight {
+            let lost = !self.parts.group.is_leader()
+                || in_flight.proposed_at.elapsed() > options.proposal_timeout;
+            if !lost {
+                return false;
+            }
+            self.requeue_in_flight();
+        }
+        if !self.parts.group.is_leader() || !self.parts.group.settled() {
+            return false;
+        }
+        let Some(oldest) = self.mempool.front() else { return false };
+        let full = self.mempool.len() >= options.max_block_txs;
+        if !full && oldest.received.elapsed() < options.max_block_delay && !self.stopping {
+            return false;
+        }
+        let mut transactions = Vec::with_capacity(options.max_block_txs.min(self.mempool.len()));
+        while transactions.len() < options.max_block_txs {
+            let Some(queued) = self.mempool.pop_front() else { break };
+            if self.in_mempool.remove(&queued.hash) {
+                transactions.push(queued);
+            }
+        }
+        if transactions.is_empty() {
+            return false;
+        }
+        let head = self.parts.ledger.head();
+        let proposal = BlockProposal {
+            height: head.height + 1,
+            previous_hash: head.block_hash,
+            timestamp_ms: now_ms(),
+            proposer: self.parts.node_address,
+            transactions: transactions.iter().map(|queued| queued.transaction.clone()).collect(),
+        };
+        let height = proposal.height;
+        match self.parts.group.propose(proposal.encode()) {
+            Ok(()) => {
+                self.in_flight =
+                    Some(InFlight { height, proposed_at: Instant::now(), transactions });
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "proposal refused; transactions stay queued");
+                for queued in transactions.into_iter().rev() {
+                    self.in_mempool.insert(queued.hash);
+                    self.mempool.push_front(queued);
+                }
+                false
+            }
+        }
+    }
+
+    fn requeue_in_flight(&mut self) {
+        if let Some(in_flight) = self.in_flight.take() {
+            for queued in in_flight.transactions.into_iter().rev() {
+                if self.in_mempool.insert(queued.hash) {
+                    self.mempool.push_front(queued);
+                }
+            }
+        }
+    }
+
+    fn write_marker_only(&mut self, checkpoint: Checkpoint) -> Result<(), String> {
+        let mut batch = engine::store::WriteBatch::new();
+        self.parts.group_store.put_applied_marker(&mut batch, &checkpoint);
+        self.parts
+            .ledger
+            .store()
+            .write(batch)
+            .map_err(|e| format!("writing the applied marker failed: {e}"))?;
+        self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))
+    }
+
+    /// Executes and commits one committed entry; `Err` halts the ledger.
+    fn apply(&mut self, committed: Committed) -> Result<(), String> {
+        let head = self.parts.ledger.head();
+        let unchanged = Checkpoint {
+            index: committed.index,
+            data: checkpoint_data(head.height, &head.block_hash),
+        };
+        let proposal = match BlockProposal::decode(&committed.payload) {
+            Ok(proposal) => proposal,
+            Err(error) => {
+                // Every node sees the same bytes and skips them the same way.
+                tracing::error!(index = committed.index, %error, "undecodable committed entry skipped");
+                return self.write_marker_only(unchanged);
+            }
+        };
+        let ours = self.in_flight.as_ref().is_some_and(|f| {
+            f.height == proposal.height && proposal.proposer == self.parts.node_address
+        });
+        if proposal.height <= head.height {
+            // A stale proposal (a former leader's, ordered after its successor's block):
+            // skipped identically on every node.
+            if ours {
+                self.requeue_in_flight();
+            }
+            return self.write_marker_only(unchanged);
+        }
+        if proposal.height != head.height + 1 || proposal.previous_hash != head.block_hash {
+            return Err(format!(
+                "diverged: committed proposal for height {} on previous hash {} but this node's \
+                 head is {} at {}",
+                proposal.height,
+                hex::encode(proposal.previous_hash),
+                head.height,
+                hex::encode(head.block_hash)
+            ));
+        }
+        let count = proposal.transactions.len();
+        let signatures = if ours {
+            // Checked in a batch when they were submitted to this node.
+            SignatureCheck::Verified(vec![true; count])
+        } else {
+            SignatureCheck::Verify
+        };
+        let mut executed = self
+            .parts
+            .ledger
+            .execute_block(
+                proposal.transactions,
+                signatures,
+                proposal.timestamp_ms,
+                proposal.proposer,
+            )
+            .map_err(|e| format!("executing block {}: {e}", proposal.height))?;
+        let block = executed.block.clone();
+        let checkpoint = Checkpoint {
+            index: committed.index,
+            data: checkpoint_data(block.header.height, &block.hash),
+        };
+        self.parts.group_store.put_applied_marker(&mut executed.batch, &checkpoint);
+        self.parts
+            .ledger
+            .commit(executed)
+            .map_err(|e| format!("committing block {}: {e}", block.header.height))?;
+        self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
+        *self.parts.shared.head.write() = Some(self.parts.ledger.head());
+        if ours {
+            self.in_flight = None;
+            self.release_pending(count);
+        } else {
+            // Our own proposal for this height, if any, lost to another leader's block.
+            if self.in_flight.as_ref().is_some_and(|f| f.height <= block.header.height) {
+                self.requeue_in_flight();
+            }
+            let mut removed = 0;
+            for (hash, _) in &block.transactions {
+                if self.in_mempool.remove(hash) {
+                    removed += 1;
+                }
+                self.forwarded_hashes.remove(hash);
+            }
+            self.release_pending(removed);
+        }
+        for (index, (hash, result)) in block.transactions.iter().enumerate() {
+            self.resolve(
+                *hash,
+                TxStatus::Committed {
+                    height: block.header.height,
+                    index: index as u32,
+                    result: *result,
+                },
+            );
+        }
+        let _ = self.parts.blocks.send(BlockNotice {
+            ledger: self.id(),
+            height: block.header.height,
+            hash: block.hash,
+            transactions: Arc::new(block.transactions),
+            committed_at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Once stopping: when nothing of this node's is queued or in flight (or the grace
+    /// period is over), tell the remaining waiters and stop.
+    fn finish_shutdown(&mut self, ctx: &mut Context<Self>) {
+        let Some((deadline, _)) = &self.shutdown else { return };
+        let idle = self.in_flight.is_none() && (self.mempool.is_empty() || self.halted().is_some());
+        if !idle && Instant::now() < *deadline {
+            return;
+        }
+        let hashes: Vec<Hash32> = self.waiting.keys().copied().collect();
+        for hash in hashes {
+            self.resolve(hash, TxStatus::Rejected(Rejection::ShuttingDown));
+        }
+        if let Some((_, done)) = self.shutdown.take() {
+            let _ = done.send(());
+        }
+        ctx.stop();
+    }
+
+    /// Forwarded transactions not seen committed within the proposal timeout go back
+    /// to the mempool, to be forwarded to whoever leads now (or proposed, if this member
+    /// leads).
+    fn retry_forwarded(&mut self) {
+        let timeout = self.parts.options.proposal_timeout;
+        let mut requeued = 0;
+        while self.forwarded.front().is_some_and(|(sent, _)| sent.elapsed() > timeout) {
+            let (_, batch) = self.forwarded.pop_front().expect("checked");
+            for queued in batch {
+                if self.forwarded_hashes.remove(&queued.hash) && self.in_mempool.insert(queued.hash)
+                {
+                    self.mempool.push_back(queued);
+                    requeued += 1;
+                }
+            }
+        }
+        if requeued > 0 {
+            tracing::debug!(
+                requeued,
+                "forwarded transactions not committed in time; forwarding again"
+            );
+            self.parts.shared.pending.fetch_add(requeued, Ordering::AcqRel);
+        }
+    }
+
+    fn tick(&mut self) {
+        self.retry_forwarded();
+        let tick = self.parts.options.tick;
+        while self.last_tick.elapsed() >= tick {
+            self.last_tick += tick;
+            self.parts.group.tick();
+        }
+        self.drive();
+    }
+}
+
+impl Actor for LedgerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let options = &self.parts.options;
+        let interval = (options.max_block_delay / 2)
+            .clamp(Duration::from_millis(1), options.tick.max(Duration::from_millis(1)));
+        ctx.run_interval(interval, |actor, ctx| {
+            actor.tick();
+            actor.finish_shutdown(ctx);
+        });
+    }
+}
+
+impl Handler<Submit> for LedgerActor {
+    type Result = ();
+
+    fn handle(&mut self, submit: Submit, _: &mut Context<Self>) {
+        self.submit(submit);
+        self.drive();
+    }
+}
+
+impl Handler<Inbound> for LedgerActor {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(envelope): Inbound, _: &mut Context<Self>) {
+        let Some(member) = self
+            .parts
+            .member_nodes
+            .iter()
+            .position(|node| *node == envelope.from)
+            .map(|position| position as MemberId + 1)
+        else {
+            tracing::warn!(from = envelope.from, "message from a node outside this ledger's group");
+            return;
+        };
+        match envelope.kind {
+            kind::CONSENSUS => {
+                if let Err(error) = self.parts.group.receive(member, &envelope.payload) {
+                    tracing::warn!(from = envelope.from, %error, "consensus message rejected");
+                    return;
+                }
+            }
+            kind::FORWARD => self.forwarded(envelope.from, &envelope.payload),
+            other => {
+                tracing::warn!(from = envelope.from, kind = other, "unknown message kind");
+                return;
+            }
+        }
+        self.drive();
+    }
+}
+
+impl Handler<IsPending> for LedgerActor {
+    type Result = MessageResult<IsPending>;
+
+    fn handle(&mut self, IsPending(hash): IsPending, _: &mut Context<Self>) -> Self::Result {
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.transactions.iter().any(|queued| queued.hash == hash));
+        MessageResult(
+            if in_flight || self.in_mempool.contains(&hash) || self.waiting.contains_key(&hash) {
+                Pending::Pending
+            } else {
+                Pending::Unknown
+            },
+        )
+    }
+}
+
+impl Handler<Shutdown> for LedgerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, shutdown: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        let (done, wait) = oneshot::channel();
+        self.shutdown = Some((Instant::now() + shutdown.grace, done));
+        // Propose what is queued now (a stopping leader does not wait for the delay).
+        self.drive();
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}

@@ -1,0 +1,490 @@
+//! Node assembly: opens (or creates) every hosted ledger on the node's store, starts one
+//! `LedgerActor` per ledger on its own arbiter, and the transport shared by all of them.
+//!
+//! `Node::start` must run inside an actix `System` (the `polyledger node` command and
+//! `#[actix_rt::test]` tests provide one).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::prelude::*;
+use consensus::{ConsensusGroup, GroupStore, RaftGroup, RaftOptions, SoloGroup};
+use crypto_parallel::PrivateKey;
+use engine::layout::{self, Table};
+use engine::ledger::{EngineError, Head, Ledger};
+use engine::model::{Address, Hash32, LedgerId, LedgerSettings, Transaction};
+use engine::store::KvStore;
+use parking_lot::RwLock;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::ledger_actor::{
+    ActorParts, BlockNotice, Entry, Inbound, IsPending, LedgerActor, LedgerOptions, Pending,
+    Rejection, Shared, Shutdown, Submit, TxOutcome, TxStatus,
+};
+use crate::transport::{Envelope, NodeId, PeerConfig, Transport, TransportConfig};
+
+/// Why a node could not start or a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The engine refused (storage, corrupt data, invalid settings).
+    #[error("ledger {name}: {source}")]
+    Ledger {
+        /// Ledger name.
+        name: String,
+        /// Cause.
+        source: EngineError,
+    },
+    /// Consensus could not open.
+    #[error("ledger {name}: consensus: {source}")]
+    Consensus {
+        /// Ledger name.
+        name: String,
+        /// Cause.
+        source: consensus::ConsensusError,
+    },
+    /// Invalid node setup.
+    #[error("{0}")]
+    Invalid(String),
+    /// The transport could not start (e.g. the address is in use).
+    #[error("transport on {address}: {source}")]
+    Transport {
+        /// Listen address.
+        address: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// What a node runs.
+pub struct NodeOptions {
+    /// This node's id among its peers.
+    pub id: NodeId,
+    /// This node's key (transport identity, consensus membership, block proposer).
+    pub key: PrivateKey,
+    /// Node-to-node listen address (needed when any ledger has other participants).
+    pub p2p_listen: Option<SocketAddr>,
+    /// The other nodes.
+    pub peers: Vec<PeerConfig>,
+    /// Hosted ledgers, by their genesis settings.
+    pub ledgers: Vec<LedgerSettings>,
+    /// Block and mempool limits.
+    pub ledger_options: LedgerOptions,
+    /// Raft tuning.
+    pub raft: RaftOptions,
+    /// Transport worker threads.
+    pub transport_threads: usize,
+}
+
+/// Submission refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The mempool is full; retry after the hint.
+    #[error("ledger busy: mempool full, retry after {retry_after:?}")]
+    Busy {
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// Nothing to submit, or more than one block's worth in one call.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    /// The ledger's actor is gone (node shutting down).
+    #[error("the ledger is not running on this node")]
+    Stopped,
+}
+
+/// A submitted batch: the transaction hashes at once, their outcomes when final.
+pub struct Submitted {
+    /// Hash of each transaction, in submission order.
+    pub hashes: Vec<Hash32>,
+    finality: oneshot::Receiver<Vec<TxOutcome>>,
+}
+
+impl Submitted {
+    /// Waits until every transaction is final (committed or rejected).
+    pub async fn wait(self) -> Result<Vec<TxOutcome>, SubmitError> {
+        self.finality.await.map_err(|_| SubmitError::Stopped)
+    }
+}
+
+/// A handle to one ledger on this node: submit, status, and read access.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    id: LedgerId,
+    name: String,
+    settings: LedgerSettings,
+    addr: Addr<LedgerActor>,
+    shared: Arc<Shared>,
+    store: Arc<dyn KvStore>,
+    options: LedgerOptions,
+    blocks: broadcast::Sender<BlockNotice>,
+}
+
+impl LedgerHandle {
+    /// Ledger id.
+    pub fn id(&self) -> LedgerId {
+        self.id
+    }
+
+    /// Ledger name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Genesis settings.
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// The latest committed block on this node.
+    pub fn head(&self) -> Head {
+        self.shared.head.read().expect("set when the actor is created")
+    }
+
+    /// Why the ledger is halted on this node, if it is.
+    pub fn halted(&self) -> Option<String> {
+        self.shared.halted.read().clone()
+    }
+
+    /// True when this node's member of the ledger's group proposes now.
+    pub fn is_leader(&self) -> bool {
+        self.shared.leader.load(Ordering::Acquire)
+    }
+
+    /// Transactions accepted and not yet final.
+    pub fn pending(&self) -> usize {
+        self.shared.pending.load(Ordering::Acquire)
+    }
+
+    /// A read-only view of the ledger at its committed head (queries, proofs).
+    pub fn reader(&self) -> Result<Ledger<Arc<dyn KvStore>>, EngineError> {
+        Ledger::open(self.store.clone(), self.id)
+    }
+
+    /// Committed blocks as they happen (lagging receivers skip, never block the ledger).
+    pub fn subscribe(&self) -> broadcast::Receiver<BlockNotice> {
+        self.blocks.subscribe()
+    }
+
+    /// Whether `hash` waits in this node's mempool or in a proposed block.
+    pub async fn is_pending(&self, hash: Hash32) -> bool {
+        matches!(self.addr.send(IsPending(hash)).await, Ok(Pending::Pending))
+    }
+
+    /// Submits a batch. Signatures are checked here, in one batch on the crypto pool;
+    /// a transaction that fails is rejected at once and never reaches the mempool.
+    /// Returns when the batch is queued; `Submitted::wait` waits for finality.
+    pub async fn submit(&self, transactions: Vec<Transaction>) -> Result<Submitted, SubmitError> {
+        let count = transactions.len();
+        if count == 0 || count > engine::limits::BLOCK_TXS_MAX {
+            return Err(SubmitError::InvalidBatch(format!(
+                "a batch has 1 to {} transactions, got {count}",
+                engine::limits::BLOCK_TXS_MAX
+            )));
+        }
+        let before = self.shared.pending.fetch_add(count, Ordering::AcqRel);
+        if before + count > self.options.mempool_capacity {
+            self.shared.pending.fetch_sub(count, Ordering::AcqRel);
+            return Err(SubmitError::Busy { retry_after: self.retry_after() });
+        }
+        let algorithm = self.settings.hash_algorithm;
+        let ledger = self.id;
+        let checked = tokio::task::spawn_blocking(move || {
+            let verdicts = engine::ledger::verify_signatures(&transactions);
+            transactions
+                .into_iter()
+                .zip(verdicts)
+                .map(|(transaction, valid)| {
+                    let hash = transaction.content.hash(algorithm);
+                    let rejection = if transaction.content.ledger_id != ledger {
+                        Some(Rejection::WrongLedger)
+                    } else if !valid {
+                        Some(Rejection::BadSignature)
+                    } else {
+                        None
+                    };
+                    match rejection {
+                        None => (hash, Entry::Accepted(transaction, hash)),
+                        Some(rejection) => (
+                            hash,
+                            Entry::Rejected(TxOutcome {
+                                hash,
+                                status: TxStatus::Rejected(rejection),
+                            }),
+                        ),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(_) => {
+                self.shared.pending.fetch_sub(count, Ordering::AcqRel);
+                return Err(SubmitError::Stopped);
+            }
+        };
+        let rejected =
+            checked.iter().filter(|(_, entry)| matches!(entry, Entry::Rejected(_))).count();
+        self.shared.pending.fetch_sub(rejected, Ordering::AcqRel);
+        let (hashes, entries): (Vec<Hash32>, Vec<Entry>) = checked.into_iter().unzip();
+        let (reply, finality) = oneshot::channel();
+        // `do_send` ignores the mailbox capacity: the mempool bound above (`Busy`) is
+        // what limits queued work.
+        if !self.addr.connected() {
+            self.shared.pending.fetch_sub(count - rejected, Ordering::AcqRel);
+            return Err(SubmitError::Stopped);
+        }
+        self.addr.do_send(Submit { entries, reply: Some(reply) });
+        Ok(Submitted { hashes, finality })
+    }
+
+    fn retry_after(&self) -> Duration {
+        (self.options.max_block_delay * 4).max(Duration::from_millis(50))
+    }
+}
+
+type Registry = Arc<RwLock<HashMap<[u8; 32], Addr<LedgerActor>>>>;
+
+/// A running node.
+pub struct Node {
+    id: NodeId,
+    handles: Vec<LedgerHandle>,
+    transport: Option<Transport>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Node {
+    /// Opens or creates every ledger and starts its actor; starts the transport when a
+    /// ledger has other participants. Must be called inside an actix `System`.
+    pub fn start(options: NodeOptions, store: Arc<dyn KvStore>) -> Result<Node, NodeError> {
+        let own_key = options.key.public_key();
+        let mut node_of_key: HashMap<Vec<u8>, NodeId> =
+            options.peers.iter().map(|peer| (peer.public_key.to_bytes(), peer.id)).collect();
+        node_of_key.insert(own_key.to_bytes(), options.id);
+
+        let needs_transport =
+            options.ledgers.iter().any(|settings| settings.participants.len() > 1);
+        let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
+        let transport = if needs_transport {
+            let listen = options.p2p_listen.ok_or_else(|| {
+                NodeError::Invalid("a ledger has other participants: p2p_listen is required".into())
+            })?;
+            let mut config = TransportConfig::new(
+                options.id,
+                options.key.clone(),
+                listen,
+                options.peers.clone(),
+            );
+            config.worker_threads = options.transport_threads.max(1);
+            let registry = registry.clone();
+            let inbound = Arc::new(move |envelope: Envelope| {
+                if let Some(addr) = registry.read().get(&envelope.ledger) {
+                    addr.do_send(Inbound(envelope));
+                }
+            });
+            Some(
+                Transport::start(config, inbound)
+                    .map_err(|source| NodeError::Transport { address: listen, source })?,
+            )
+        } else {
+            None
+        };
+
+        let mut handles = Vec::new();
+        let mut arbiters = Vec::new();
+        let mut seen = HashMap::new();
+        for settings in options.ledgers {
+            let name = settings.name.clone();
+            if seen.insert(name.clone(), ()).is_some() {
+                return Err(NodeError::Invalid(format!("ledger {name} configured twice")));
+            }
+            let ledger = open_or_create(store.clone(), settings.clone())
+                .map_err(|source| NodeError::Ledger { name: name.clone(), source })?;
+            let id = ledger.id();
+            let member_nodes: Vec<NodeId> = settings
+                .participants
+                .iter()
+                .map(|key| {
+                    node_of_key.get(&key.to_bytes()).copied().ok_or_else(|| {
+                        NodeError::Invalid(format!(
+                            "ledger {name}: participant {} is not a configured peer",
+                            key.to_base58()
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let member = member_nodes
+                .iter()
+                .position(|node| *node == options.id)
+                .map(|position| position as u64 + 1)
+                .ok_or_else(|| {
+                    NodeError::Invalid(format!("ledger {name}: this node is not a participant"))
+                })?;
+            let group_store =
+                GroupStore::new(store.clone(), layout::table_prefix(&id, Table::Consensus));
+            let group: Box<dyn ConsensusGroup> = match settings.consensus.as_str() {
+                "solo" if member_nodes.len() == 1 => Box::new(
+                    SoloGroup::open(&group_store)
+                        .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
+                ),
+                "raft" => Box::new(
+                    RaftGroup::open(
+                        group_store.clone(),
+                        member,
+                        member_nodes.len() as u64,
+                        options.raft.clone(),
+                    )
+                    .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
+                ),
+                other => {
+                    return Err(NodeError::Invalid(format!(
+                        "ledger {name}: consensus {other:?} with {} participants is not supported \
+                         (solo: exactly one; raft: any)",
+                        member_nodes.len()
+                    )));
+                }
+            };
+            let shared = Arc::new(Shared::default());
+            let (blocks, _) = broadcast::channel(1024);
+            let parts = ActorParts {
+                ledger,
+                group,
+                group_store,
+                member_nodes,
+                transport: transport.clone(),
+                node_address: Address::of(settings.hash_algorithm, &own_key),
+                options: options.ledger_options.clone(),
+                shared: shared.clone(),
+                blocks: blocks.clone(),
+            };
+            let actor = LedgerActor::new(parts);
+            let arbiter = Arbiter::new();
+            let addr = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+            registry.write().insert(id.0, addr.clone());
+            handles.push(LedgerHandle {
+                id,
+                name,
+                settings,
+                addr,
+                shared,
+                store: store.clone(),
+                options: options.ledger_options.clone(),
+                blocks,
+            });
+            arbiters.push(arbiter);
+        }
+        Ok(Node { id: options.id, handles, transport, arbiters })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Every hosted ledger.
+    pub fn ledgers(&self) -> &[LedgerHandle] {
+        &self.handles
+    }
+
+    /// A ledger by id.
+    pub fn ledger(&self, id: &LedgerId) -> Option<&LedgerHandle> {
+        self.handles.iter().find(|handle| handle.id == *id)
+    }
+
+    /// A ledger by name.
+    pub fn ledger_by_name(&self, name: &str) -> Option<&LedgerHandle> {
+        self.handles.iter().find(|handle| handle.name == name)
+    }
+
+    /// The transport, when this node has peers.
+    pub fn transport(&self) -> Option<&Transport> {
+        self.transport.as_ref()
+    }
+
+    /// Graceful stop: every ledger stops taking transactions, finishes its block in
+    /// flight (up to `grace`), and stops; then the transport closes. Every commit is
+    /// durable when it is acknowledged, so nothing needs flushing beyond that.
+    pub async fn shutdown(self, grace: Duration) {
+        let stops: Vec<_> =
+            self.handles.iter().map(|handle| handle.addr.send(Shutdown { grace })).collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        if let Some(transport) = self.transport {
+            transport.shutdown();
+        }
+    }
+}
+
+fn open_or_create(
+    store: Arc<dyn KvStore>,
+    settings: LedgerSettings,
+) -> Result<Ledger<Arc<dyn KvStore>>, EngineError> {
+    match Ledger::create(store.clone(), settings) {
+        Ok(ledger) => Ok(ledger),
+        Err(EngineError::LedgerExists(id)) => {
+            let bytes = hex_decode(&id).ok_or(EngineError::InvalidInput("ledger id".into()))?;
+            Ledger::open(store, LedgerId(bytes))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn hex_decode(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+impl NodeOptions {
+    /// The options a node configuration file describes; `key` is the node's key (read
+    /// from `node.key_file` by the caller).
+    pub fn from_config(
+        config: &crate::config::NodeConfig,
+        key: PrivateKey,
+    ) -> Result<NodeOptions, crate::config::ConfigError> {
+        let own = key.public_key();
+        let ledgers = config
+            .ledgers
+            .iter()
+            .map(|ledger| ledger.settings(config, &own))
+            .collect::<Result<Vec<_>, _>>()?;
+        let peers = config
+            .peers
+            .iter()
+            .map(|peer| PeerConfig {
+                id: peer.id,
+                public_key: peer.public_key.clone(),
+                address: peer.address,
+            })
+            .collect();
+        let tick = config.raft.tick();
+        Ok(NodeOptions {
+            id: config.node.id,
+            key,
+            p2p_listen: Some(config.node.p2p_listen),
+            peers,
+            ledgers,
+            ledger_options: LedgerOptions {
+                max_block_txs: config.block.max_txs,
+                max_block_delay: config.block.max_delay(),
+                mempool_capacity: config.mempool.capacity,
+                tick,
+                // Long enough for an election (up to twice the election timeout).
+                proposal_timeout: (tick * config.raft.election_ticks as u32 * 3)
+                    .max(Duration::from_secs(1)),
+            },
+            raft: RaftOptions {
+                election_ticks: config.raft.election_ticks,
+                heartbeat_ticks: config.raft.heartbeat_ticks,
+                max_log_entries_kept: config.raft.max_log_entries_kept,
+                ..RaftOptions::default()
+            },
+            transport_threads: config.pools.transport_threads,
+        })
+    }
+}

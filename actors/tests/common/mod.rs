@@ -1,0 +1,95 @@
+//! Shared fixtures for the actors' integration tests.
+#![allow(dead_code, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{LedgerOptions, NodeOptions};
+use consensus::RaftOptions;
+use crypto_parallel::{HashAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm};
+use engine::model::{LedgerId, LedgerSettings, Operation, Transaction, TransactionContent};
+use engine::store::KvStore;
+
+/// A private key from a fixed seed, so tests are reproducible.
+pub fn key(seed: u8) -> PrivateKey {
+    let mut raw = [seed; 32];
+    raw[0] = 1;
+    PrivateKey::from_raw(SignatureAlgorithm::Sm2, &raw).expect("fixed test key")
+}
+
+pub fn admin() -> PrivateKey {
+    key(1)
+}
+
+pub fn settings(name: &str, consensus: &str, participants: Vec<PublicKey>) -> LedgerSettings {
+    LedgerSettings {
+        name: name.into(),
+        hash_algorithm: HashAlgorithm::Sm3,
+        signature_algorithms: vec![SignatureAlgorithm::Sm2],
+        consensus: consensus.into(),
+        participants,
+        initial_users: vec![admin().public_key()],
+        created_ms: 1_764_000_000_000,
+    }
+}
+
+pub fn tx(
+    key: &PrivateKey,
+    ledger: LedgerId,
+    nonce: u64,
+    operations: Vec<Operation>,
+) -> Transaction {
+    let content = TransactionContent {
+        ledger_id: ledger,
+        nonce,
+        timestamp_ms: 1_764_000_000_000 + nonce,
+        operations,
+    };
+    Transaction::sign(content, &[key]).expect("valid transaction")
+}
+
+pub fn write(key: &str, value: &[u8], expected_version: i64) -> Operation {
+    Operation::WriteKv {
+        account: "trace".into(),
+        key: key.as_bytes().to_vec(),
+        value: value.to_vec(),
+        expected_version,
+    }
+}
+
+pub fn register_account() -> Operation {
+    Operation::RegisterDataAccount { name: "trace".into() }
+}
+
+pub fn options(id: u64, key: PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOptions {
+    NodeOptions {
+        id,
+        key,
+        p2p_listen: None,
+        peers: Vec::new(),
+        ledgers,
+        ledger_options: LedgerOptions {
+            max_block_txs: 200,
+            max_block_delay: Duration::from_millis(5),
+            mempool_capacity: 10_000,
+            tick: Duration::from_millis(20),
+            proposal_timeout: Duration::from_secs(2),
+        },
+        raft: RaftOptions::default(),
+        transport_threads: 1,
+    }
+}
+
+/// The real store (RocksDB in a temporary directory) and the in-memory fake, so every
+/// test runs on both.
+pub enum TestStore {
+    Memory,
+    Rocks,
+}
+
+pub fn open_store(kind: &TestStore, dir: &std::path::Path) -> Arc<dyn KvStore> {
+    match kind {
+        TestStore::Memory => Arc::new(engine::store::MemoryStore::new()),
+        TestStore::Rocks => Arc::new(storage_rocksdb::RocksStore::open(dir).expect("open RocksDB")),
+    }
+}

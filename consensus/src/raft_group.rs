@@ -1,0 +1,244 @@
+//! `raft`: crash-fault-tolerant ordering on raft-rs (the Raft library under TiKV).
+//!
+//! raft-rs is itself free of I/O; this wrapper gives it a `KvStore`-backed log
+//! (`storage.rs`), turns its `Ready` into ours, and keeps the log bounded: once the
+//! application has applied an entry, entries more than `max_log_entries_kept` behind it
+//! are discarded, and a member that needs a discarded entry gets a snapshot instead. A
+//! snapshot is only the application's checkpoint (ledger height and block hash), never
+//! the state itself: the member catches up by fetching blocks.
+
+use protobuf::Message as _;
+use raft::prelude::{Entry, EntryType, Message, MessageType};
+use raft::{Config, RawNode, SnapshotStatus, StateRole};
+
+use crate::storage::KvRaftStorage;
+use crate::{Checkpoint, Committed, ConsensusError, ConsensusGroup, GroupStore, MemberId, Ready};
+
+/// Tuning of one Raft member (the clock is the caller's tick interval).
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    /// Ticks without a heartbeat before a follower campaigns (randomised up to twice).
+    pub election_ticks: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Entries kept behind the applied index before the log is compacted.
+    pub max_log_entries_kept: u64,
+    /// Largest append message, in bytes (at least one entry is always sent).
+    pub max_message_bytes: u64,
+    /// Append messages in flight per follower.
+    pub max_inflight_messages: usize,
+}
+
+impl Default for RaftOptions {
+    fn default() -> Self {
+        RaftOptions {
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            max_log_entries_kept: 1000,
+            max_message_bytes: 8 << 20,
+            max_inflight_messages: 64,
+        }
+    }
+}
+
+/// One member of a Raft group.
+pub struct RaftGroup {
+    node: RawNode<KvRaftStorage>,
+    members: u64,
+    options: RaftOptions,
+}
+
+fn raft_error(error: raft::Error) -> ConsensusError {
+    match error {
+        raft::Error::ProposalDropped => ConsensusError::NotLeader { leader: None },
+        other => ConsensusError::Rejected(other.to_string()),
+    }
+}
+
+impl RaftGroup {
+    /// Opens member `member` of a group of `members` (`1..=members`), resuming from its
+    /// persisted log and the application's applied marker.
+    pub fn open(
+        store: GroupStore,
+        member: MemberId,
+        members: u64,
+        options: RaftOptions,
+    ) -> Result<Self, ConsensusError> {
+        if member == 0 || member > members {
+            return Err(ConsensusError::Rejected(format!("member {member} outside 1..={members}")));
+        }
+        let voters: Vec<u64> = (1..=members).collect();
+        let storage = KvRaftStorage::open(store, &voters)?;
+        let config = Config {
+            id: member,
+            election_tick: options.election_ticks,
+            heartbeat_tick: options.heartbeat_ticks,
+            applied: storage.applied_index(),
+            max_size_per_msg: options.max_message_bytes,
+            max_inflight_msgs: options.max_inflight_messages,
+            check_quorum: true,
+            pre_vote: true,
+            ..Config::default()
+        };
+        config.validate().map_err(raft_error)?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&config, storage, &logger).map_err(raft_error)?;
+        Ok(RaftGroup { node, members, options })
+    }
+
+    /// Starts an election now (tests; a real group campaigns on its own after the
+    /// election timeout).
+    pub fn campaign(&mut self) -> Result<(), ConsensusError> {
+        self.node.campaign().map_err(raft_error)
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    fn encode(message: Message) -> Result<(MemberId, Vec<u8>), ConsensusError> {
+        let to = message.to;
+        let bytes = message
+            .write_to_bytes()
+            .map_err(|e| ConsensusError::Rejected(format!("encode raft message: {e}")))?;
+        Ok((to, bytes))
+    }
+
+    fn send(
+        &mut self,
+        messages: Vec<Message>,
+        out: &mut Vec<(MemberId, Vec<u8>)>,
+    ) -> Result<(), ConsensusError> {
+        for message in messages {
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                // The snapshot is a few bytes of checkpoint: either it arrives or the
+                // follower rejects the next append and gets another one. Reporting it
+                // finished now keeps the leader from waiting on it forever.
+                self.node.report_snapshot(message.to, SnapshotStatus::Finish);
+            }
+            out.push(Self::encode(message)?);
+        }
+        Ok(())
+    }
+
+    fn deliver(entries: Vec<Entry>, out: &mut Vec<Committed>) {
+        for entry in entries {
+            // Empty entries are raft-rs's own (a new leader's no-op); configuration
+            // changes are not used (membership is fixed by the ledger's genesis).
+            if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
+                out.push(Committed {
+                    index: entry.index,
+                    payload: entry.data.to_vec(),
+                    certificate: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
+impl ConsensusGroup for RaftGroup {
+    fn member(&self) -> MemberId {
+        self.node.raft.id
+    }
+
+    fn members(&self) -> u64 {
+        self.members
+    }
+
+    fn leader(&self) -> Option<MemberId> {
+        match self.node.raft.leader_id {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    fn propose(&mut self, payload: Vec<u8>) -> Result<(), ConsensusError> {
+        if !self.is_leader() {
+            return Err(ConsensusError::NotLeader { leader: self.leader() });
+        }
+        if payload.is_empty() {
+            return Err(ConsensusError::Rejected("empty proposal".into()));
+        }
+        self.node.propose(Vec::new(), payload).map_err(raft_error)
+    }
+
+    fn receive(&mut self, from: MemberId, message: &[u8]) -> Result<(), ConsensusError> {
+        let message = Message::parse_from_bytes(message)
+            .map_err(|e| ConsensusError::Rejected(format!("malformed raft message: {e}")))?;
+        if message.from != from || from == 0 || from > self.members {
+            return Err(ConsensusError::Rejected(format!(
+                "raft message claims member {} but came from {from}",
+                message.from
+            )));
+        }
+        let local = matches!(
+            message.get_msg_type(),
+            MessageType::MsgHup
+                | MessageType::MsgBeat
+                | MessageType::MsgUnreachable
+                | MessageType::MsgSnapStatus
+                | MessageType::MsgCheckQuorum
+        );
+        if local {
+            return Err(ConsensusError::Rejected("local raft message from the network".into()));
+        }
+        match self.node.step(message) {
+            Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
+            Err(error) => Err(raft_error(error)),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    fn ready(&mut self) -> Result<Ready, ConsensusError> {
+        let mut out = Ready::default();
+        if !self.node.has_ready() {
+            return Ok(out);
+        }
+        let mut ready = self.node.ready();
+        let messages = ready.take_messages();
+        self.send(messages, &mut out.messages)?;
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.node.mut_store().apply_snapshot(&snapshot)?;
+            out.restored = Some(Checkpoint {
+                index: snapshot.get_metadata().index,
+                data: snapshot.data.to_vec(),
+            });
+        }
+        Self::deliver(ready.take_committed_entries(), &mut out.committed);
+        let entries = ready.take_entries();
+        let hard_state = ready.hs().cloned();
+        self.node.mut_store().persist(&entries, hard_state.as_ref())?;
+        let persisted = ready.take_persisted_messages();
+        self.send(persisted, &mut out.messages)?;
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.node.mut_store().set_commit(commit)?;
+        }
+        let messages = light.take_messages();
+        self.send(messages, &mut out.messages)?;
+        Self::deliver(light.take_committed_entries(), &mut out.committed);
+        // The caller applies everything returned before its next input; raft-rs only
+        // uses the applied index to pace configuration changes (unused) and reads.
+        self.node.advance_apply();
+        Ok(out)
+    }
+
+    fn applied(&mut self, checkpoint: Checkpoint) -> Result<(), ConsensusError> {
+        let keep = self.options.max_log_entries_kept;
+        self.node.mut_store().applied(checkpoint, keep)
+    }
+
+    fn settled(&self) -> bool {
+        let log = &self.node.raft.raft_log;
+        !self.node.has_ready() && log.applied == log.last_index()
+    }
+}
