@@ -180,6 +180,35 @@ struct BatchWaiter {
     reply: oneshot::Sender<Vec<TxOutcome>>,
 }
 
+/// Catching up to a checkpoint by block sync.
+struct Syncing {
+    target: Checkpoint,
+    height: u64,
+    hash: Hash32,
+    /// Entries committed meanwhile, applied after the checkpoint is reached.
+    buffered: Vec<Committed>,
+    requested_at: Option<Instant>,
+    attempt: usize,
+}
+
+/// Blocks per sync response, at most.
+const SYNC_BLOCKS_MAX: u32 = 64;
+/// Bytes per sync response, about (one block may exceed it).
+const SYNC_BYTES_MAX: usize = 4 << 20;
+/// A sync request unanswered this long goes to another member.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn decode_checkpoint(data: &[u8]) -> Option<(u64, Hash32)> {
+    if data.len() != 40 {
+        return None;
+    }
+    Some((read_u64(data, 0)?, data[8..].try_into().ok()?))
+}
+
 struct InFlight {
     height: u64,
     proposed_at: Instant,
@@ -216,6 +245,7 @@ pub struct LedgerActor {
     mempool: VecDeque<Queued>,
     in_mempool: HashSet<Hash32>,
     in_flight: Option<InFlight>,
+    syncing: Option<Syncing>,
     /// Sent to the leader, not yet seen committed: forwarded again after the proposal
     /// timeout (the leader may have died with them).
     forwarded: VecDeque<(Instant, Vec<Queued>)>,
@@ -246,6 +276,7 @@ impl LedgerActor {
             mempool: VecDeque::new(),
             in_mempool: HashSet::new(),
             in_flight: None,
+            syncing: None,
             forwarded: VecDeque::new(),
             forwarded_hashes: HashSet::new(),
             batches: HashMap::new(),
@@ -458,16 +489,15 @@ impl LedgerActor {
                     self.send(node, kind::CONSENSUS, bytes);
                 }
             }
-            if let Some(checkpoint) = ready.restored {
-                let head = self.parts.ledger.head();
-                if checkpoint.data != checkpoint_data(head.height, &head.block_hash) {
-                    return self.halt(format!(
-                        "fell behind a compacted consensus log (checkpoint at index {}); \
-                         block sync is not available yet: restore this node from a peer's \
-                         data directory",
-                        checkpoint.index
-                    ));
-                }
+            if let Some(checkpoint) = ready.restored
+                && let Err(reason) = self.begin_sync(checkpoint)
+            {
+                return self.halt(reason);
+            }
+            if let Some(sync) = self.syncing.as_mut() {
+                // Applied once the blocks before them are synced.
+                sync.buffered.extend(ready.committed);
+                return;
             }
             for committed in ready.committed {
                 if let Err(reason) = self.apply(committed) {
@@ -515,7 +545,7 @@ impl LedgerActor {
             }
             self.requeue_in_flight();
         }
-        if !self.parts.group.is_leader() || !self.parts.group.settled() {
+        if !self.parts.group.is_leader() || !self.parts.group.settled() || self.syncing.is_some() {
             return false;
         }
         let Some(oldest) = self.mempool.front() else { return false };
@@ -616,6 +646,20 @@ impl LedgerActor {
                 hex::encode(head.block_hash)
             ));
         }
+        self.commit_proposal(proposal, ours, Some(committed.index), None)?;
+        Ok(())
+    }
+
+    /// Executes `proposal` on the head and commits it; with `marker_index`, the applied
+    /// marker goes into the same batch. With `expected_hash` (block sync), a block that
+    /// does not reproduce that hash is an error and nothing is written.
+    fn commit_proposal(
+        &mut self,
+        proposal: BlockProposal,
+        ours: bool,
+        marker_index: Option<u64>,
+        expected_hash: Option<Hash32>,
+    ) -> Result<(), String> {
         let count = proposal.transactions.len();
         let signatures = if ours {
             // Checked in a batch when they were submitted to this node.
@@ -634,16 +678,30 @@ impl LedgerActor {
             )
             .map_err(|e| format!("executing block {}: {e}", proposal.height))?;
         let block = executed.block.clone();
-        let checkpoint = Checkpoint {
-            index: committed.index,
+        if let Some(expected) = expected_hash
+            && expected != block.hash
+        {
+            return Err(format!(
+                "block sync: block {} executes to {} but the peer's block is {}",
+                block.header.height,
+                hex::encode(block.hash),
+                hex::encode(expected)
+            ));
+        }
+        let checkpoint = marker_index.map(|index| Checkpoint {
+            index,
             data: checkpoint_data(block.header.height, &block.hash),
-        };
-        self.parts.group_store.put_applied_marker(&mut executed.batch, &checkpoint);
+        });
+        if let Some(checkpoint) = &checkpoint {
+            self.parts.group_store.put_applied_marker(&mut executed.batch, checkpoint);
+        }
         self.parts
             .ledger
             .commit(executed)
             .map_err(|e| format!("committing block {}: {e}", block.header.height))?;
-        self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
+        if let Some(checkpoint) = checkpoint {
+            self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
+        }
         *self.parts.shared.head.write() = Some(self.parts.ledger.head());
         if ours {
             self.in_flight = None;
@@ -679,6 +737,168 @@ impl LedgerActor {
             transactions: Arc::new(block.transactions),
             committed_at: Instant::now(),
         });
+        Ok(())
+    }
+
+    /// The group installed a checkpoint past this node's head (the log it needed was
+    /// compacted): fetch the blocks up to it from other members, buffering what the
+    /// group commits meanwhile.
+    fn begin_sync(&mut self, checkpoint: Checkpoint) -> Result<(), String> {
+        let (height, hash) = decode_checkpoint(&checkpoint.data)
+            .ok_or_else(|| format!("malformed checkpoint at index {}", checkpoint.index))?;
+        let head = self.parts.ledger.head();
+        if head.height == height && head.block_hash == hash {
+            return self.write_marker_only(checkpoint);
+        }
+        if head.height >= height {
+            return Err(format!(
+                "diverged: the group's checkpoint is block {height} ({}) but this node is at {} ({})",
+                hex::encode(hash),
+                head.height,
+                hex::encode(head.block_hash)
+            ));
+        }
+        tracing::info!(
+            ledger = %hex::encode(self.id().0),
+            from = head.height + 1,
+            to = height,
+            "behind a compacted log: syncing blocks from peers"
+        );
+        self.syncing = Some(Syncing {
+            target: checkpoint,
+            height,
+            hash,
+            buffered: Vec::new(),
+            requested_at: None,
+            attempt: 0,
+        });
+        self.request_sync();
+        Ok(())
+    }
+
+    fn request_sync(&mut self) {
+        let own = self.parts.group.member();
+        let leader = self.parts.group.leader().filter(|leader| *leader != own);
+        let members = self.parts.group.members();
+        let Some(sync) = self.syncing.as_mut() else { return };
+        // The leader first, then the other members in turn.
+        let others: Vec<MemberId> = (1..=members).filter(|m| *m != own).collect();
+        let source = match leader {
+            Some(leader) if sync.attempt == 0 => leader,
+            _ if others.is_empty() => return,
+            _ => others[sync.attempt % others.len()],
+        };
+        sync.attempt += 1;
+        sync.requested_at = Some(Instant::now());
+        let from = self.parts.ledger.head().height + 1;
+        let mut payload = from.to_be_bytes().to_vec();
+        payload.extend_from_slice(&sync.height.to_be_bytes());
+        if let Some(node) = self.member_node(source) {
+            self.send(node, kind::SYNC_REQUEST, payload);
+        }
+    }
+
+    /// Serves blocks `from..=to` (up to a size limit) to a member that is syncing.
+    fn serve_sync(&mut self, to_node: NodeId, payload: &[u8]) {
+        let (Some(from), Some(to)) = (read_u64(payload, 0), read_u64(payload, 8)) else {
+            tracing::warn!(from = to_node, "malformed block sync request");
+            return;
+        };
+        let head = self.parts.ledger.head().height;
+        let mut response = Vec::new();
+        let mut blocks = 0u32;
+        let mut height = from.max(1);
+        while height <= to.min(head) && blocks < SYNC_BLOCKS_MAX && response.len() < SYNC_BYTES_MAX
+        {
+            let Ok(Some((block, transactions))) = self.parts.ledger.block_with_bodies(height)
+            else {
+                break;
+            };
+            let proposal = BlockProposal {
+                height,
+                previous_hash: block.header.previous_hash,
+                timestamp_ms: block.header.timestamp_ms,
+                proposer: block.header.proposer,
+                transactions,
+            };
+            let bytes = proposal.encode();
+            response.extend_from_slice(&block.hash);
+            response.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            response.extend_from_slice(&bytes);
+            blocks += 1;
+            height += 1;
+        }
+        let mut framed = blocks.to_be_bytes().to_vec();
+        framed.extend_from_slice(&response);
+        self.send(to_node, kind::SYNC_RESPONSE, framed);
+    }
+
+    /// Applies synced blocks; on reaching the checkpoint, resumes normal delivery.
+    fn receive_sync(&mut self, from: NodeId, payload: &[u8]) -> Result<(), String> {
+        if self.syncing.is_none() {
+            return Ok(());
+        }
+        let Some(count) =
+            payload.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+        else {
+            tracing::warn!(from, "malformed block sync response");
+            return Ok(());
+        };
+        let mut at = 4;
+        for _ in 0..count {
+            let (Some(hash), Some(len)) = (payload.get(at..at + 32), payload.get(at + 32..at + 36))
+            else {
+                tracing::warn!(from, "truncated block sync response");
+                return Ok(());
+            };
+            let hash: Hash32 = hash.try_into().expect("32 bytes");
+            let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(bytes) = payload.get(at + 36..at + 36 + len) else {
+                tracing::warn!(from, "truncated block sync response");
+                return Ok(());
+            };
+            at += 36 + len;
+            let proposal = match BlockProposal::decode(bytes) {
+                Ok(proposal) => proposal,
+                Err(error) => {
+                    tracing::warn!(from, %error, "malformed block in sync response");
+                    return Ok(());
+                }
+            };
+            let head = self.parts.ledger.head();
+            let target = self.syncing.as_ref().map_or(0, |sync| sync.height);
+            if proposal.height != head.height + 1 || proposal.height > target {
+                continue;
+            }
+            if proposal.previous_hash != head.block_hash {
+                return Err(format!(
+                    "diverged: synced block {} does not extend this node's head {}",
+                    proposal.height,
+                    hex::encode(head.block_hash)
+                ));
+            }
+            self.commit_proposal(proposal, false, None, Some(hash))?;
+        }
+        let head = self.parts.ledger.head();
+        let sync = self.syncing.as_ref().expect("checked");
+        if head.height < sync.height {
+            self.request_sync();
+            return Ok(());
+        }
+        if head.block_hash != sync.hash {
+            return Err(format!(
+                "diverged: synced to block {} ({}) but the group's checkpoint is {}",
+                head.height,
+                hex::encode(head.block_hash),
+                hex::encode(sync.hash)
+            ));
+        }
+        let sync = self.syncing.take().expect("checked");
+        tracing::info!(ledger = %hex::encode(self.id().0), height = head.height, "block sync done");
+        self.write_marker_only(sync.target)?;
+        for committed in sync.buffered {
+            self.apply(committed)?;
+        }
         Ok(())
     }
 
@@ -726,6 +946,13 @@ impl LedgerActor {
     }
 
     fn tick(&mut self) {
+        if self
+            .syncing
+            .as_ref()
+            .is_some_and(|sync| sync.requested_at.is_none_or(|at| at.elapsed() > SYNC_RETRY))
+        {
+            self.request_sync();
+        }
         self.retry_forwarded();
         let tick = self.parts.options.tick;
         while self.last_tick.elapsed() >= tick {
@@ -781,6 +1008,15 @@ impl Handler<Inbound> for LedgerActor {
                 }
             }
             kind::FORWARD => self.forwarded(envelope.from, &envelope.payload),
+            kind::SYNC_REQUEST => {
+                self.serve_sync(envelope.from, &envelope.payload);
+                return;
+            }
+            kind::SYNC_RESPONSE => {
+                if let Err(reason) = self.receive_sync(envelope.from, &envelope.payload) {
+                    return self.halt(reason);
+                }
+            }
             other => {
                 tracing::warn!(from = envelope.from, kind = other, "unknown message kind");
                 return;

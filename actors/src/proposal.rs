@@ -19,6 +19,11 @@ pub mod kind {
     pub const CONSENSUS: u8 = 1;
     /// Transactions forwarded from a follower to the leader (`encode_transactions`).
     pub const FORWARD: u8 = 2;
+    /// A member behind a compacted log asks for blocks: `from u64 | to u64`.
+    pub const SYNC_REQUEST: u8 = 3;
+    /// Blocks for a syncing member: `count u32 | (block hash [32] | len u32 | proposal)*`
+    /// (each block as the proposal that produced it).
+    pub const SYNC_RESPONSE: u8 = 4;
 }
 
 /// One proposed block.

@@ -198,7 +198,8 @@ impl ConsensusGroup for RaftGroup {
     }
 
     fn ready(&mut self) -> Result<Ready, ConsensusError> {
-        let mut out = Ready::default();
+        let mut out =
+            Ready { restored: self.node.mut_store().unreached.take(), ..Ready::default() };
         if !self.node.has_ready() {
             return Ok(out);
         }

@@ -9,6 +9,7 @@
 //! | `0x03` compaction point | — | `index u64 ‖ term u64` of the last discarded entry |
 //! | `0x04` log entry | `index u64` | protobuf `eraftpb.Entry` |
 //! | `0x05` applied marker | — | `index u64 ‖ checkpoint bytes` (written by the application) |
+//! | `0x06` restored checkpoint | — | `index u64 ‖ checkpoint bytes` of the last snapshot installed |
 //!
 //! Entries are read back from the store on demand (blocks are large; only their terms
 //! are kept in memory). Every change is written durably before raft-rs is told.
@@ -27,6 +28,7 @@ pub(crate) const RECORD_CONF_STATE: u8 = 0x02;
 pub(crate) const RECORD_COMPACTED: u8 = 0x03;
 pub(crate) const RECORD_ENTRY: u8 = 0x04;
 pub(crate) const RECORD_APPLIED: u8 = 0x05;
+pub(crate) const RECORD_RESTORED: u8 = 0x06;
 
 fn other(error: impl std::fmt::Display) -> raft::Error {
     raft::Error::Store(StorageError::Other(error.to_string().into()))
@@ -47,6 +49,9 @@ pub(crate) struct KvRaftStorage {
     terms: VecDeque<u64>,
     /// The application's latest durable checkpoint (what a snapshot sends).
     checkpoint: Checkpoint,
+    /// A snapshot installed but not yet reached by the application (it crashed while
+    /// catching up): reported again on the first `ready`.
+    pub(crate) unreached: Option<Checkpoint>,
 }
 
 impl KvRaftStorage {
@@ -86,6 +91,14 @@ impl KvRaftStorage {
         };
         let checkpoint =
             store.applied_marker()?.unwrap_or(Checkpoint { index: 0, data: Vec::new() });
+        let unreached = match read(RECORD_RESTORED)? {
+            Some(value) if value.len() >= 8 => {
+                let index = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+                (index > checkpoint.index).then(|| Checkpoint { index, data: value[8..].to_vec() })
+            }
+            Some(_) => return Err(corrupt("restored checkpoint", "shorter than 8 bytes")),
+            None => None,
+        };
         let mut storage = KvRaftStorage {
             store,
             hard_state,
@@ -93,6 +106,7 @@ impl KvRaftStorage {
             compacted,
             terms: VecDeque::new(),
             checkpoint,
+            unreached,
         };
         let start = storage.entry_key(compacted.0 + 1);
         let end = storage.store.key(RECORD_ENTRY + 1, &[]);
@@ -181,6 +195,9 @@ impl KvRaftStorage {
         let mut compacted = meta.index.to_be_bytes().to_vec();
         compacted.extend_from_slice(&meta.term.to_be_bytes());
         batch.put(self.store.key(RECORD_COMPACTED, &[]), compacted);
+        let mut restored = meta.index.to_be_bytes().to_vec();
+        restored.extend_from_slice(&snapshot.data);
+        batch.put(self.store.key(RECORD_RESTORED, &[]), restored);
         batch.put(
             self.store.key(RECORD_HARD_STATE, &[]),
             self.hard_state.write_to_bytes().map_err(|e| corrupt("hard state", e))?,
@@ -234,8 +251,10 @@ impl KvRaftStorage {
         Some(self.terms[(index - self.first()) as usize])
     }
 
+    /// Where raft-rs resumes delivery: after the application's marker, or after an
+    /// installed snapshot the application is still catching up to.
     pub(crate) fn applied_index(&self) -> u64 {
-        self.checkpoint.index
+        self.checkpoint.index.max(self.compacted.0)
     }
 }
 

@@ -430,6 +430,28 @@ impl<S: KvStore> Ledger<S> {
         }
     }
 
+    /// Block `height` with the full transactions it ordered (including those rejected
+    /// for a bad signature), as needed to execute it again elsewhere (block sync).
+    pub fn block_with_bodies(
+        &self,
+        height: u64,
+    ) -> Result<Option<(StoredBlock, Vec<Transaction>)>, EngineError> {
+        let Some(block) = self.block(height)? else { return Ok(None) };
+        let mut bodies = Vec::with_capacity(block.transactions.len());
+        for (index, (tx_hash, result)) in block.transactions.iter().enumerate() {
+            let body = if *result == ResultCode::InvalidSignature {
+                self.unsigned_transaction(height, index as u32)?
+            } else {
+                self.transaction(tx_hash)?.map(|record| record.transaction)
+            };
+            bodies.push(body.ok_or(EngineError::Corrupt {
+                what: "transaction",
+                detail: format!("transaction {index} of block {height} missing"),
+            })?);
+        }
+        Ok(Some((block, bodies)))
+    }
+
     /// Whether a user with this address is registered.
     pub fn user_exists(&self, address: &Address) -> Result<bool, EngineError> {
         Ok(self.store.get(&layout::user_key(&self.id, &address.0))?.is_some())
