@@ -211,6 +211,8 @@ fn decode_checkpoint(data: &[u8]) -> Option<(u64, Hash32)> {
 
 struct InFlight {
     height: u64,
+    timestamp_ms: u64,
+    hashes: HashSet<Hash32>,
     proposed_at: Instant,
     transactions: Vec<Queued>,
 }
@@ -315,6 +317,14 @@ impl LedgerActor {
         }
     }
 
+    /// Queued here, in the block in flight, or forwarded to the leader and not yet seen
+    /// committed.
+    fn is_pending(&self, hash: &Hash32) -> bool {
+        self.in_mempool.contains(hash)
+            || self.forwarded_hashes.contains(hash)
+            || self.in_flight.as_ref().is_some_and(|in_flight| in_flight.hashes.contains(hash))
+    }
+
     fn release_pending(&self, count: usize) {
         if count > 0 {
             self.parts.shared.pending.fetch_sub(count, Ordering::AcqRel);
@@ -386,7 +396,7 @@ impl LedgerActor {
                             .get(..8)
                             .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
                         Some(Rejection::AlreadyCommitted { height })
-                    } else if self.in_mempool.contains(&hash) {
+                    } else if self.is_pending(&hash) {
                         Some(Rejection::AlreadyPending)
                     } else {
                         None
@@ -456,7 +466,7 @@ impl LedgerActor {
             if transaction.content.ledger_id != self.id() || committed.is_some() {
                 continue;
             }
-            if self.in_mempool.insert(hash) {
+            if !self.is_pending(&hash) && self.in_mempool.insert(hash) {
                 self.mempool.push_back(Queued { transaction, hash, received });
                 added += 1;
             }
@@ -572,10 +582,17 @@ impl LedgerActor {
             transactions: transactions.iter().map(|queued| queued.transaction.clone()).collect(),
         };
         let height = proposal.height;
+        let timestamp_ms = proposal.timestamp_ms;
         match self.parts.group.propose(proposal.encode()) {
             Ok(()) => {
-                self.in_flight =
-                    Some(InFlight { height, proposed_at: Instant::now(), transactions });
+                let hashes = transactions.iter().map(|queued| queued.hash).collect();
+                self.in_flight = Some(InFlight {
+                    height,
+                    timestamp_ms,
+                    hashes,
+                    proposed_at: Instant::now(),
+                    transactions,
+                });
                 true
             }
             Err(error) => {
@@ -625,8 +642,12 @@ impl LedgerActor {
                 return self.write_marker_only(unchanged);
             }
         };
+        // This node's proposal in flight, not an earlier one of its own it gave up on
+        // (those differ in timestamp: proposals are at least `proposal_timeout` apart).
         let ours = self.in_flight.as_ref().is_some_and(|f| {
-            f.height == proposal.height && proposal.proposer == self.parts.node_address
+            f.height == proposal.height
+                && f.timestamp_ms == proposal.timestamp_ms
+                && proposal.proposer == self.parts.node_address
         });
         if proposal.height <= head.height {
             // A stale proposal (a former leader's, ordered after its successor's block):
@@ -1030,17 +1051,11 @@ impl Handler<IsPending> for LedgerActor {
     type Result = MessageResult<IsPending>;
 
     fn handle(&mut self, IsPending(hash): IsPending, _: &mut Context<Self>) -> Self::Result {
-        let in_flight = self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.transactions.iter().any(|queued| queued.hash == hash));
-        MessageResult(
-            if in_flight || self.in_mempool.contains(&hash) || self.waiting.contains_key(&hash) {
-                Pending::Pending
-            } else {
-                Pending::Unknown
-            },
-        )
+        MessageResult(if self.is_pending(&hash) || self.waiting.contains_key(&hash) {
+            Pending::Pending
+        } else {
+            Pending::Unknown
+        })
     }
 }
 
