@@ -634,11 +634,14 @@ impl LedgerActor {
             index: committed.index,
             data: checkpoint_data(head.height, &head.block_hash),
         };
-        let proposal = match BlockProposal::decode(&committed.payload) {
+        let undecodable = |error: engine::codec::DecodeError| {
+            // Every node sees the same bytes and skips them the same way.
+            tracing::error!(index = committed.index, %error, "undecodable committed entry skipped");
+        };
+        let mut proposal = match BlockProposal::decode_header(&committed.payload) {
             Ok(proposal) => proposal,
             Err(error) => {
-                // Every node sees the same bytes and skips them the same way.
-                tracing::error!(index = committed.index, %error, "undecodable committed entry skipped");
+                undecodable(error);
                 return self.write_marker_only(unchanged);
             }
         };
@@ -667,6 +670,19 @@ impl LedgerActor {
                 hex::encode(head.block_hash)
             ));
         }
+        proposal.transactions = match &self.in_flight {
+            // Our own block: the transactions are here already, parsed and verified.
+            Some(in_flight) if ours => {
+                in_flight.transactions.iter().map(|queued| queued.transaction.clone()).collect()
+            }
+            _ => match BlockProposal::decode(&committed.payload) {
+                Ok(full) => full.transactions,
+                Err(error) => {
+                    undecodable(error);
+                    return self.write_marker_only(unchanged);
+                }
+            },
+        };
         self.commit_proposal(proposal, ours, Some(committed.index), None)?;
         Ok(())
     }

@@ -57,6 +57,23 @@ impl BlockProposal {
         bytes
     }
 
+    /// Decodes everything but the transactions (the leader applying its own proposal
+    /// already holds them, parsed and verified).
+    pub fn decode_header(bytes: &[u8]) -> Result<BlockProposal, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let version = reader.u8("proposal version")?;
+        if version != PROPOSAL_VERSION {
+            return Err(DecodeError::UnknownTag { what: "proposal version", tag: version.into() });
+        }
+        Ok(BlockProposal {
+            height: reader.u64("height")?,
+            previous_hash: reader.array("previous hash")?,
+            timestamp_ms: reader.u64("timestamp")?,
+            proposer: Address(reader.array("proposer")?),
+            transactions: Vec::new(),
+        })
+    }
+
     /// Decodes a proposal.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(bytes);
