@@ -16,7 +16,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo test"
 cargo test --workspace --locked "$@"
-# Lints last: clippy's check build compiles RocksDB's C++ once more on a cold cache
-# (~17 minutes on 2 cores), so test failures show first.
+# Lints last, so test failures show first. Clippy reuses the RocksDB build of the tests
+# (dependencies are built without debug info, like build scripts: see Cargo.toml).
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -448,6 +448,19 @@ impl LedgerActor {
         if self.halted().is_some() || self.stopping {
             return;
         }
+        // Forwarded work counts against the mempool too; past twice its bound the batch
+        // is refused (the follower keeps it and forwards it again after the proposal
+        // timeout), so a flood from followers cannot grow the leader without limit.
+        let pending = self.parts.shared.pending.load(Ordering::Acquire);
+        if pending + transactions.len() > 2 * self.parts.options.mempool_capacity {
+            tracing::warn!(
+                from,
+                count = transactions.len(),
+                pending,
+                "mempool full: forwarded batch refused"
+            );
+            return;
+        }
         let algorithm = self.parts.ledger.hash_algorithm();
         let received = Instant::now();
         let hashes: Vec<Hash32> =
