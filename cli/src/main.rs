@@ -163,6 +163,7 @@ fn run_node(config_path: &Path, grace: Duration) -> Result<(), Failure> {
     BatchVerifier::init_global(config.pools.verify_threads_resolved());
     let options = NodeOptions::from_config(&config, key).map_err(|e| invalid(e.to_string()))?;
     let store = open_store(&config.node.data)?;
+    let http_listen = config.node.http_listen;
     let system = actix_rt::System::new();
     system.block_on(async move {
         let node = Node::start(options, store).map_err(|e| runtime(e.to_string()))?;
@@ -174,10 +175,20 @@ fn run_node(config_path: &Path, grace: Duration) -> Result<(), Failure> {
                 "ledger open"
             );
         }
-        tracing::info!(node = node.id(), "node running; SIGTERM or Ctrl-C stops it");
+        let listener = tokio::net::TcpListener::bind(http_listen)
+            .await
+            .map_err(|e| runtime(format!("node.http_listen {http_listen}: {e}")))?;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = gateway::router(node.ledgers().to_vec());
+        let http = actix_rt::spawn(gateway::serve(listener, router, async move {
+            let _ = http_stopped.await;
+        }));
+        tracing::info!(node = node.id(), http = %http_listen, "node running; SIGTERM or Ctrl-C stops it");
         wait_for_stop().await;
         tracing::info!("stopping: finishing blocks in flight");
+        let _ = stop_http.send(());
         node.shutdown(grace).await;
+        let _ = http.await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -1,0 +1,407 @@
+//! Three `polyledger node` processes on 127.0.0.1 ports, two Raft ledgers, driven over
+//! HTTP. The leader process of a ledger is killed with SIGKILL: a new leader commits
+//! within 3 s; the killed node restarts on its data directory and catches up. After a
+//! graceful stop every node's ledger verifies, all nodes have the same block hash at
+//! every height, and no acknowledged transaction is lost.
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crypto_parallel::PrivateKey;
+use engine::ledger::Ledger;
+use engine::model::{LedgerId, Operation, Transaction, TransactionContent};
+use engine::verify::{Verdict, verify_ledger};
+
+const NODES: usize = 3;
+
+fn polyledger() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_polyledger"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_owned());
+    Ok((status, body))
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    http_ports: Vec<u16>,
+    children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<PrivateKey> = (0..NODES)
+            .map(|_| PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2))
+            .collect();
+        let admin = admin_key();
+        let p2p: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let http_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        for i in 0..NODES {
+            let node_dir = dir.path().join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            std::fs::write(node_dir.join("node.key.pem"), keys[i].to_pem().unwrap().as_bytes())
+                .unwrap();
+            let mut config = format!(
+                "[node]\nid = {}\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\np2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n\n[raft]\ntick_ms = 50\n\n",
+                i + 1,
+                p2p[i],
+                http_ports[i]
+            );
+            for j in (0..NODES).filter(|j| *j != i) {
+                config += &format!(
+                    "[[peers]]\nid = {}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{}\"\n\n",
+                    j + 1,
+                    p2p[j],
+                    keys[j].public_key().to_base58()
+                );
+            }
+            for name in ["dairy-0", "liquor-0"] {
+                config += &format!(
+                    "[[ledgers]]\nname = \"{name}\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n\n",
+                    admin.public_key().to_base58()
+                );
+            }
+            std::fs::write(node_dir.join("node.toml"), config).unwrap();
+        }
+        let mut cluster = Cluster { dir, http_ports, children: (0..NODES).map(|_| None).collect() };
+        for i in 0..NODES {
+            cluster.start(i);
+        }
+        cluster
+    }
+
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{}", i + 1))
+    }
+
+    fn start(&mut self, i: usize) {
+        let log =
+            std::fs::File::create(self.node_dir(i).join(format!("log-{}", now_ms()))).unwrap();
+        let child = polyledger()
+            .args(["node", "--config"])
+            .arg(self.node_dir(i).join("node.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+        // Until its HTTP port answers.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http(self.http_ports[i], "GET", "/healthz", b"").is_err() {
+            assert!(Instant::now() < deadline, "node {} did not start", i + 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let status =
+                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "node {} exited with {status:?}", i + 1);
+                    return;
+                }
+                assert!(Instant::now() < deadline, "node {} did not stop", i + 1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn ledgers(&self, i: usize) -> Vec<serde_json::Value> {
+        let (status, body) = http(self.http_ports[i], "GET", "/api/v1/ledgers", b"").unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn leader_of(&self, ledger: usize) -> Option<usize> {
+        (0..NODES)
+            .filter(|i| self.children[*i].is_some())
+            .find(|i| self.ledgers(*i)[ledger]["leader"] == true)
+    }
+
+    fn wait_leader(&self, ledger: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(leader) = self.leader_of(ledger) {
+                return leader;
+            }
+            assert!(Instant::now() < deadline, "no leader for ledger {ledger}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+        }
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+fn admin_key() -> PrivateKey {
+    let mut raw = [7u8; 32];
+    raw[0] = 1;
+    PrivateKey::from_raw(crypto_parallel::SignatureAlgorithm::Sm2, &raw).unwrap()
+}
+
+fn batch(
+    ledger: LedgerId,
+    first_nonce: u64,
+    operations: impl Fn(u64) -> Operation,
+    count: u64,
+) -> Vec<Transaction> {
+    let admin = admin_key();
+    (first_nonce..first_nonce + count)
+        .map(|nonce| {
+            let content = TransactionContent {
+                ledger_id: ledger,
+                nonce,
+                timestamp_ms: 1_767_225_600_000 + nonce,
+                operations: vec![operations(nonce)],
+            };
+            Transaction::sign(content, &[&admin]).unwrap()
+        })
+        .collect()
+}
+
+/// Submits and waits for commit through node `via`; returns the committed hashes.
+fn submit(
+    cluster: &Cluster,
+    via: usize,
+    ledger: &str,
+    transactions: &[Transaction],
+) -> Vec<String> {
+    let body = actors::proposal::encode_transactions(transactions);
+    let path = format!("/api/v1/ledgers/{ledger}/transactions?wait=commit&timeout_ms=10000");
+    let (status, body) = http(cluster.http_ports[via], "POST", &path, &body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|outcome| {
+            assert_eq!(outcome["status"], "committed", "{outcome}");
+            assert_eq!(outcome["result"], "committed", "{outcome}");
+            outcome["hash"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn write_op(nonce: u64) -> Operation {
+    Operation::WriteKv {
+        account: "trace".into(),
+        key: format!("k{nonce}").into_bytes(),
+        value: b"v".to_vec(),
+        expected_version: -1,
+    }
+}
+
+#[test]
+fn three_node_processes_survive_a_killed_leader() {
+    let mut cluster = Cluster::new();
+    let ids: Vec<String> =
+        cluster.ledgers(0).iter().map(|ledger| ledger["id"].as_str().unwrap().to_owned()).collect();
+    let ledger_ids: Vec<LedgerId> =
+        ids.iter().map(|id| LedgerId(hex::decode(id).unwrap().try_into().unwrap())).collect();
+    let mut acknowledged: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    for (ledger, id) in ids.iter().enumerate() {
+        let leader = cluster.wait_leader(ledger);
+        let register = batch(
+            ledger_ids[ledger],
+            0,
+            |_| Operation::RegisterDataAccount { name: "trace".into() },
+            1,
+        );
+        acknowledged[ledger].extend(submit(&cluster, leader, id, &register));
+        for via in 0..NODES {
+            let txs = batch(ledger_ids[ledger], 1000 * (via as u64 + 1), write_op, 20);
+            acknowledged[ledger].extend(submit(&cluster, via, id, &txs));
+        }
+    }
+    // SIGKILL the leader of ledger 0; a survivor commits within 3 s.
+    let leader = cluster.wait_leader(0);
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    let survivor = (0..NODES).find(|i| *i != leader).unwrap();
+    let txs = batch(ledger_ids[0], 50_000, write_op, 10);
+    acknowledged[0].extend(submit(&cluster, survivor, &ids[0], &txs));
+    let recovery = killed_at.elapsed();
+    assert!(recovery < Duration::from_secs(3), "commits resumed only after {recovery:?}");
+    for (ledger, id) in ids.iter().enumerate() {
+        let txs = batch(ledger_ids[ledger], 60_000, write_op, 20);
+        acknowledged[ledger].extend(submit(&cluster, survivor, id, &txs));
+    }
+    // The killed node restarts on its data directory and catches up.
+    cluster.start(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let heads: Vec<Vec<(u64, String)>> = (0..NODES)
+            .map(|i| {
+                cluster
+                    .ledgers(i)
+                    .iter()
+                    .map(|l| (l["height"].as_u64().unwrap(), l["block_hash"].to_string()))
+                    .collect()
+            })
+            .collect();
+        if heads.iter().all(|h| *h == heads[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no catch-up: {heads:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..NODES {
+        cluster.stop(i);
+    }
+    // Identical blocks everywhere; every copy verifies; nothing acknowledged is lost.
+    let stores: Vec<Arc<dyn engine::store::KvStore>> = (0..NODES)
+        .map(|i| {
+            Arc::new(storage_rocksdb::RocksStore::open(&cluster.node_dir(i).join("data")).unwrap())
+                as Arc<dyn engine::store::KvStore>
+        })
+        .collect();
+    for (ledger, id) in ledger_ids.iter().enumerate() {
+        let copies: Vec<_> =
+            stores.iter().map(|store| Ledger::open(store.clone(), *id).unwrap()).collect();
+        for h in 0..=copies[0].head().height {
+            let hash = copies[0].block(h).unwrap().unwrap().hash;
+            for copy in &copies[1..] {
+                assert_eq!(copy.block(h).unwrap().unwrap().hash, hash, "height {h} differs");
+            }
+        }
+        for hash in &acknowledged[ledger] {
+            let hash: [u8; 32] = hex::decode(hash).unwrap().try_into().unwrap();
+            assert!(
+                copies[0].transaction(&hash).unwrap().is_some(),
+                "acknowledged transaction lost"
+            );
+        }
+        for store in &stores {
+            assert!(matches!(verify_ledger(store.clone(), *id).unwrap(), Verdict::Valid { .. }));
+        }
+    }
+}
+
+/// Bad input over HTTP gets a clear problem and changes nothing.
+#[test]
+fn http_rejects_bad_input_without_changing_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2);
+    std::fs::write(dir.path().join("node.key.pem"), key.to_pem().unwrap().as_bytes()).unwrap();
+    let http_port = free_port();
+    let config = format!(
+        "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"memory://\"\np2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\n\n[[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\n",
+        free_port(),
+        admin_key().public_key().to_base58()
+    );
+    std::fs::write(dir.path().join("node.toml"), config).unwrap();
+    let mut child = polyledger()
+        .args(["node", "--config"])
+        .arg(dir.path().join("node.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(http_port, "GET", "/healthz", b"").is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, body) = http(http_port, "GET", "/api/v1/ledgers", b"").unwrap();
+    let ledgers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = ledgers[0]["id"].as_str().unwrap().to_owned();
+    let ledger_id = LedgerId(hex::decode(&id).unwrap().try_into().unwrap());
+    let path = format!("/api/v1/ledgers/{id}/transactions?wait=commit");
+    let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
+        (path.clone(), b"garbage".to_vec(), 400, "MALFORMED_BODY"),
+        (path.clone(), Vec::new(), 400, "MALFORMED_BODY"),
+        (
+            format!("/api/v1/ledgers/{}/transactions", "00".repeat(32)),
+            b"x".to_vec(),
+            404,
+            "UNKNOWN_LEDGER",
+        ),
+        (
+            format!("/api/v1/ledgers/{id}/transactions?wait=later"),
+            b"x".to_vec(),
+            400,
+            "BAD_PARAMETER",
+        ),
+        (
+            format!("/api/v1/ledgers/{id}/transactions?timeout_ms=0&wait=commit"),
+            b"x".to_vec(),
+            400,
+            "BAD_PARAMETER",
+        ),
+        (path.clone(), vec![0u8; 17 << 20], 413, ""),
+    ];
+    for (path, body, status, code) in cases {
+        let (got, text) = http(http_port, "POST", &path, &body).unwrap();
+        assert_eq!(got, status, "{path}: {text}");
+        assert!(text.contains(code), "{path}: {text}");
+    }
+    // A forged signature and a transaction for another ledger are rejected per item.
+    let mut forged =
+        batch(ledger_id, 1, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
+    forged[0].content.nonce += 1;
+    let other =
+        batch(LedgerId([9; 32]), 2, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
+    for (transactions, code) in [(forged, "BAD_SIGNATURE"), (other, "WRONG_LEDGER")] {
+        let (status, text) =
+            http(http_port, "POST", &path, &actors::proposal::encode_transactions(&transactions))
+                .unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("\"rejected\"") && text.contains(code), "{text}");
+    }
+    let (_, body) = http(http_port, "GET", "/api/v1/ledgers", b"").unwrap();
+    let after: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(after[0]["height"], 0, "bad input changed the ledger");
+    // A replayed transaction: committed once, then rejected.
+    let good = batch(ledger_id, 3, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
+    let encoded = actors::proposal::encode_transactions(&good);
+    let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
+    assert!(status == 200 && text.contains("\"committed\""), "{text}");
+    let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
+    assert!(status == 200 && text.contains("ALREADY_COMMITTED"), "{text}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(child.wait().unwrap().success());
+}
