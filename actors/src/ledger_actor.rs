@@ -224,6 +224,8 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicUsize,
     pub(crate) head: RwLock<Option<Head>>,
     pub(crate) leader: std::sync::atomic::AtomicBool,
+    pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
+    pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
 }
 
@@ -753,6 +755,8 @@ impl LedgerActor {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
         *self.parts.shared.head.write() = Some(self.parts.ledger.head());
+        self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
+        self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);
         if ours {
             self.in_flight = None;
             self.release_pending(count);

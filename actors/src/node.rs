@@ -153,6 +153,16 @@ impl LedgerHandle {
         self.shared.leader.load(Ordering::Acquire)
     }
 
+    /// Blocks this node committed to the ledger since it started.
+    pub fn blocks_committed(&self) -> u64 {
+        self.shared.blocks_committed.load(Ordering::Relaxed)
+    }
+
+    /// Transactions in those blocks.
+    pub fn transactions_committed(&self) -> u64 {
+        self.shared.transactions_committed.load(Ordering::Relaxed)
+    }
+
     /// Transactions accepted and not yet final.
     pub fn pending(&self) -> usize {
         self.shared.pending.load(Ordering::Acquire)

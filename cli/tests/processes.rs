@@ -402,6 +402,18 @@ fn http_rejects_bad_input_without_changing_state() {
     assert!(status == 200 && text.contains("\"committed\""), "{text}");
     let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
     assert!(status == 200 && text.contains("ALREADY_COMMITTED"), "{text}");
+    // The metrics show the one block, and no halt.
+    let (status, text) = http(http_port, "GET", "/metrics", b"").unwrap();
+    assert_eq!(status, 200);
+    for line in [
+        "polyledger_ledger_height{ledger=\"dairy-0\"} 1",
+        "polyledger_ledger_halted{ledger=\"dairy-0\"} 0",
+        "polyledger_blocks_committed_total{ledger=\"dairy-0\"} 1",
+        "polyledger_transactions_committed_total{ledger=\"dairy-0\"} 1",
+        "# TYPE polyledger_mempool_transactions gauge",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(child.wait().unwrap().success());
 }

@@ -6,6 +6,7 @@
 //! | method, path | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` |
+//! | `GET /metrics` | Prometheus text exposition (per-ledger gauges and counters) |
 //! | `GET /api/v1/ledgers` | `[{id, name, height, block_hash, leader, halted}]` |
 //! | `POST /api/v1/ledgers/{id}/transactions[?wait=commit&timeout_ms=N]` | body: `count u32 ‖ (len u32 ‖ Transaction bytes)*` (`docs/FORMAT.md` §13, kind 0x02); `202 {hashes}`, or with `wait=commit` `200 {outcomes}` |
 
@@ -29,6 +30,7 @@ pub const WAIT_MAX_MS: u64 = 60_000;
 pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/api/v1/ledgers", get(list_ledgers))
         .route("/api/v1/ledgers/{id}/transactions", post(submit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -91,6 +93,59 @@ async fn list_ledgers(State(ledgers): State<Vec<LedgerHandle>>) -> axum::Json<Ve
             })
             .collect(),
     )
+}
+
+/// Per-ledger metrics, read from the ledgers' counters at scrape time. Names follow
+/// `polyledger_*` in base units, labelled by ledger name (never by trace code).
+async fn metrics(State(ledgers): State<Vec<LedgerHandle>>) -> Response {
+    use std::fmt::Write as _;
+    type Read = fn(&LedgerHandle) -> u64;
+    let families: [(&str, &str, &str, Read); 5] = [
+        (
+            "polyledger_ledger_height",
+            "gauge",
+            "Height of the ledger's latest committed block on this node.",
+            |h| h.head().height,
+        ),
+        (
+            "polyledger_ledger_halted",
+            "gauge",
+            "1 when this node halted the ledger (divergence or a failed write; see the error log).",
+            |h| u64::from(h.halted().is_some()),
+        ),
+        (
+            "polyledger_mempool_transactions",
+            "gauge",
+            "Transactions accepted and not yet final.",
+            |h| h.pending() as u64,
+        ),
+        (
+            "polyledger_blocks_committed_total",
+            "counter",
+            "Blocks committed since the node started.",
+            LedgerHandle::blocks_committed,
+        ),
+        (
+            "polyledger_transactions_committed_total",
+            "counter",
+            "Transactions in those blocks.",
+            LedgerHandle::transactions_committed,
+        ),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, read) in families {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for handle in &ledgers {
+            let label = handle.name().replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(text, "{name}{{ledger=\"{label}\"}} {}", read(handle));
+        }
+    }
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 #[derive(Deserialize)]
