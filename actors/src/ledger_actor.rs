@@ -544,6 +544,12 @@ impl LedgerActor {
         let Some(leader) = self.parts.group.leader().and_then(|m| self.member_node(m)) else {
             return;
         };
+        // A leader this node cannot reach (it may be dead, and no new one is known yet):
+        // keep the transactions until one is reachable rather than send them into a
+        // dropped connection and wait out the re-forward timeout.
+        if self.parts.transport.as_ref().is_some_and(|t| !t.connected().contains(&leader)) {
+            return;
+        }
         let queued: Vec<Queued> =
             self.mempool.drain(..).filter(|queued| self.in_mempool.remove(&queued.hash)).collect();
         self.in_mempool.clear();

@@ -182,6 +182,7 @@ async fn three_nodes_survive_leader_and_follower_restarts() {
     let handle = cluster.handle(survivor, 0).unwrap();
     acknowledged[0].extend(write_through(&handle, 10_000, 20).await);
     let recovery = stopped_at.elapsed();
+    eprintln!("commits resumed {recovery:?} after the leader stopped");
     assert!(recovery < Duration::from_secs(3), "commits resumed only after {recovery:?}");
     for ledger in 0..2 {
         let handle = cluster.handle(survivor, ledger).unwrap();
