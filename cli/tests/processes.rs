@@ -373,7 +373,7 @@ fn http_rejects_bad_input_without_changing_state() {
             400,
             "BAD_PARAMETER",
         ),
-        (path.clone(), vec![0u8; 17 << 20], 413, ""),
+        (path.clone(), vec![0u8; 17 << 20], 413, "BODY_TOO_LARGE"),
     ];
     for (path, body, status, code) in cases {
         let (got, text) = http(http_port, "POST", &path, &body).unwrap();

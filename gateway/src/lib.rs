@@ -179,8 +179,21 @@ async fn submit(
     State(ledgers): State<Vec<LedgerHandle>>,
     Path(id): Path<String>,
     Query(query): Query<SubmitQuery>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Problem> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status().as_u16();
+        if status == 413 {
+            problem(
+                413,
+                "BODY_TOO_LARGE",
+                "body too large",
+                format!("at most {BODY_LIMIT_BYTES} bytes"),
+            )
+        } else {
+            problem(status, "BAD_BODY", "unreadable body", rejection.body_text())
+        }
+    })?;
     let handle = ledgers
         .iter()
         .find(|handle| hex::encode(handle.id().0) == id.to_ascii_lowercase())
