@@ -310,7 +310,7 @@ impl LedgerActor {
             rejected.push(queued.hash);
         }
         if let Some(in_flight) = self.in_flight.take() {
-            rejected.extend(in_flight.transactions.iter().map(|queued| queued.hash));
+            rejected.extend(in_flight.hashes);
         }
         self.in_mempool.clear();
         self.release_pending(rejected.len());
@@ -547,7 +547,7 @@ impl LedgerActor {
         // A leader this node cannot reach (it may be dead, and no new one is known yet):
         // keep the transactions until one is reachable rather than send them into a
         // dropped connection and wait out the re-forward timeout.
-        if self.parts.transport.as_ref().is_some_and(|t| !t.connected().contains(&leader)) {
+        if self.parts.transport.as_ref().is_some_and(|t| !t.is_connected(leader)) {
             return;
         }
         let queued: Vec<Queued> =
@@ -555,9 +555,8 @@ impl LedgerActor {
         self.in_mempool.clear();
         let count = queued.len();
         for chunk in queued.chunks(self.parts.options.max_block_txs.max(1)) {
-            let transactions: Vec<Transaction> =
-                chunk.iter().map(|queued| queued.transaction.clone()).collect();
-            self.send(leader, kind::FORWARD, encode_transactions(&transactions));
+            let payload = encode_transactions(chunk.iter().map(|queued| &queued.transaction));
+            self.send(leader, kind::FORWARD, payload);
         }
         self.forwarded_hashes.extend(queued.iter().map(|queued| queued.hash));
         self.forwarded.push_back((Instant::now(), queued));
@@ -600,11 +599,12 @@ impl LedgerActor {
             previous_hash: head.block_hash,
             timestamp_ms: now_ms(),
             proposer: self.parts.node_address,
-            transactions: transactions.iter().map(|queued| queued.transaction.clone()).collect(),
+            transactions: Vec::new(),
         };
         let height = proposal.height;
         let timestamp_ms = proposal.timestamp_ms;
-        match self.parts.group.propose(proposal.encode()) {
+        let payload = proposal.encode_with(transactions.iter().map(|queued| &queued.transaction));
+        match self.parts.group.propose(payload) {
             Ok(()) => {
                 let hashes = transactions.iter().map(|queued| queued.hash).collect();
                 self.in_flight = Some(InFlight {
@@ -691,11 +691,13 @@ impl LedgerActor {
                 hex::encode(head.block_hash)
             ));
         }
-        proposal.transactions = match &self.in_flight {
-            // Our own block: the transactions are here already, parsed and verified.
-            Some(in_flight) if ours => {
-                in_flight.transactions.iter().map(|queued| queued.transaction.clone()).collect()
-            }
+        proposal.transactions = match &mut self.in_flight {
+            // Our own block: the transactions are here already, parsed and verified (the
+            // in-flight record keeps their hashes, for a halt).
+            Some(in_flight) if ours => std::mem::take(&mut in_flight.transactions)
+                .into_iter()
+                .map(|queued| queued.transaction)
+                .collect(),
             _ => match BlockProposal::decode(&committed.payload) {
                 Ok(full) => full.transactions,
                 Err(error) => {

@@ -45,16 +45,24 @@ impl BlockProposal {
     /// `version u8 | height u64 | previous_hash [32] | timestamp_ms u64 | proposer [32] |
     /// transactions` (see `encode_transactions`).
     pub fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::with_capacity(128 + 400 * self.transactions.len());
+        self.encode_with(self.transactions.iter())
+    }
+
+    /// This proposal's header with `transactions` in place of its own: the leader
+    /// encodes its queued transactions without copying them into a proposal first.
+    pub fn encode_with<'a>(
+        &self,
+        transactions: impl ExactSizeIterator<Item = &'a Transaction>,
+    ) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(128 + 400 * transactions.len());
         writer
             .u8(PROPOSAL_VERSION)
             .u64(self.height)
             .raw(&self.previous_hash)
             .u64(self.timestamp_ms)
             .raw(&self.proposer.0);
-        let mut bytes = writer.into_bytes();
-        bytes.extend_from_slice(&encode_transactions(&self.transactions));
-        bytes
+        write_transactions(&mut writer, transactions);
+        writer.into_bytes()
     }
 
     /// Decodes everything but the transactions (the leader applying its own proposal
@@ -92,13 +100,22 @@ impl BlockProposal {
 }
 
 /// `count u32 | (len u32 | transaction bytes)*`.
-pub fn encode_transactions(transactions: &[Transaction]) -> Vec<u8> {
+pub fn encode_transactions<'a>(
+    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
+) -> Vec<u8> {
     let mut writer = Writer::with_capacity(4 + 400 * transactions.len());
+    write_transactions(&mut writer, transactions);
+    writer.into_bytes()
+}
+
+fn write_transactions<'a>(
+    writer: &mut Writer,
+    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
+) {
     writer.u32(transactions.len() as u32);
     for transaction in transactions {
         writer.bytes32(&transaction.encode());
     }
-    writer.into_bytes()
 }
 
 /// Decodes `encode_transactions` bytes.

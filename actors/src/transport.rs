@@ -467,6 +467,11 @@ impl Transport {
         ids
     }
 
+    /// Whether peer `id` has a live, authenticated connection now.
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.inner.state.peers.get(&id).is_some_and(|p| p.link.read().is_some())
+    }
+
     /// Messages dropped so far (peer not connected, queue full, too large, shut down).
     pub fn dropped(&self) -> u64 {
         self.inner.state.dropped.load(Ordering::Relaxed)

@@ -210,7 +210,7 @@ fn submit(
     ledger: &str,
     transactions: &[Transaction],
 ) -> Vec<String> {
-    let body = actors::proposal::encode_transactions(transactions);
+    let body = actors::proposal::encode_transactions(transactions.iter());
     let path = format!("/api/v1/ledgers/{ledger}/transactions?wait=commit&timeout_ms=10000");
     let (status, body) = http(cluster.http_ports[via], "POST", &path, &body).unwrap();
     assert_eq!(status, 200, "{body}");
@@ -387,9 +387,13 @@ fn http_rejects_bad_input_without_changing_state() {
     let other =
         batch(LedgerId([9; 32]), 2, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
     for (transactions, code) in [(forged, "BAD_SIGNATURE"), (other, "WRONG_LEDGER")] {
-        let (status, text) =
-            http(http_port, "POST", &path, &actors::proposal::encode_transactions(&transactions))
-                .unwrap();
+        let (status, text) = http(
+            http_port,
+            "POST",
+            &path,
+            &actors::proposal::encode_transactions(transactions.iter()),
+        )
+        .unwrap();
         assert_eq!(status, 200, "{text}");
         assert!(text.contains("\"rejected\"") && text.contains(code), "{text}");
     }
@@ -398,7 +402,7 @@ fn http_rejects_bad_input_without_changing_state() {
     assert_eq!(after[0]["height"], 0, "bad input changed the ledger");
     // A replayed transaction: committed once, then rejected.
     let good = batch(ledger_id, 3, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
-    let encoded = actors::proposal::encode_transactions(&good);
+    let encoded = actors::proposal::encode_transactions(good.iter());
     let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
     assert!(status == 200 && text.contains("\"committed\""), "{text}");
     let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
