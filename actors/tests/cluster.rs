@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::transport::PeerConfig;
-use actors::{LedgerHandle, Node, SubmitError, TxStatus};
+use actors::{LedgerHandle, Node, TxStatus};
 use common::*;
 use crypto_parallel::PrivateKey;
 use engine::ledger::Ledger;
@@ -119,17 +119,10 @@ async fn write_through(handle: &LedgerHandle, first_nonce: u64, count: u64) -> V
     let transactions: Vec<_> = (first_nonce..first_nonce + count)
         .map(|nonce| tx(&admin, handle.id(), nonce, vec![write(&format!("k{nonce}"), b"v", -1)]))
         .collect();
-    let submitted = loop {
-        match handle.submit(transactions.clone()).await {
-            Ok(submitted) => break submitted,
-            Err(SubmitError::Busy { retry_after }) => actix_rt::time::sleep(retry_after).await,
-            Err(other) => panic!("submit: {other}"),
-        }
-    };
-    let outcomes = actix_rt::time::timeout(Duration::from_secs(10), submitted.wait())
-        .await
-        .expect("final within 10 s")
-        .unwrap();
+    let outcomes =
+        actix_rt::time::timeout(Duration::from_secs(10), submit_and_wait(handle, transactions))
+            .await
+            .expect("final within 10 s");
     outcomes
         .into_iter()
         .map(|outcome| {
@@ -144,26 +137,16 @@ async fn write_through(handle: &LedgerHandle, first_nonce: u64, count: u64) -> V
 
 #[actix_rt::test]
 async fn three_nodes_survive_leader_and_follower_restarts() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let mut cluster = Cluster::new();
-    let admin = admin();
     let mut acknowledged: Vec<Vec<Hash32>> = vec![Vec::new(), Vec::new()];
 
     for ledger in 0..2 {
         let leader = cluster.leader(ledger).await.expect("a leader is elected");
         let handle = cluster.handle(leader, ledger).unwrap();
-        let outcome = handle
-            .submit(vec![tx(&admin, handle.id(), 0, vec![register_account()])])
-            .await
-            .unwrap()
-            .wait()
-            .await
-            .unwrap();
+        let outcome = register_trace_account(&handle).await;
         assert!(matches!(
-            outcome[0].status,
+            outcome.status,
             TxStatus::Committed { result: ResultCode::Committed, .. }
         ));
         // Through every node: followers forward to the leader.
@@ -244,21 +227,11 @@ async fn three_nodes_survive_leader_and_follower_restarts() {
 /// block sync (not by replaying the log), then follows normally.
 #[actix_rt::test]
 async fn follower_behind_a_compacted_log_syncs_blocks() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let mut cluster = Cluster::with_log_kept(4);
-    let admin = admin();
     let leader = cluster.leader(0).await.expect("a leader is elected");
     let handle = cluster.handle(leader, 0).unwrap();
-    handle
-        .submit(vec![tx(&admin, handle.id(), 0, vec![register_account()])])
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    register_trace_account(&handle).await;
     let follower = (1..=NODES).find(|id| *id != leader).unwrap();
     cluster.stop(follower).await;
     // Many small blocks: far more entries than the log keeps.

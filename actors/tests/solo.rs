@@ -32,10 +32,9 @@ async fn many_ledgers(kind: TestStore) {
     // some writes conflict) and on their own keys.
     let mut tasks = Vec::new();
     for handle in node.ledgers() {
-        let setup = handle.submit(vec![tx(&admin, handle.id(), 0, vec![register_account()])]);
-        let outcome = setup.await.unwrap().wait().await.unwrap();
+        let outcome = register_trace_account(handle).await;
         assert!(matches!(
-            outcome[0].status,
+            outcome.status,
             TxStatus::Committed { result: ResultCode::Committed, .. }
         ));
         for writer in 0..WRITERS {
@@ -56,16 +55,7 @@ async fn many_ledgers(kind: TestStore) {
                             tx(&admin, handle.id(), nonce, vec![op])
                         })
                         .collect();
-                    let submitted = loop {
-                        match handle.submit(transactions.clone()).await {
-                            Ok(submitted) => break submitted,
-                            Err(SubmitError::Busy { retry_after }) => {
-                                actix_rt::time::sleep(retry_after).await
-                            }
-                            Err(other) => panic!("submit failed: {other}"),
-                        }
-                    };
-                    finals.extend(submitted.wait().await.unwrap());
+                    finals.extend(submit_and_wait(&handle, transactions).await);
                 }
                 finals
             }));
@@ -181,13 +171,7 @@ async fn full_mempool_is_busy_then_recovers() {
     let node = Node::start(opts, std::sync::Arc::new(MemoryStore::new())).unwrap();
     let handle = node.ledgers()[0].clone();
     let admin = admin();
-    handle
-        .submit(vec![tx(&admin, handle.id(), 0, vec![register_account()])])
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    register_trace_account(&handle).await;
     let batch = |start: u64, n: u64| -> Vec<Transaction> {
         (start..start + n)
             .map(|nonce| {

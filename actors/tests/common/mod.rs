@@ -93,3 +93,34 @@ pub fn open_store(kind: &TestStore, dir: &std::path::Path) -> Arc<dyn KvStore> {
         TestStore::Rocks => Arc::new(storage_rocksdb::RocksStore::open(dir).expect("open RocksDB")),
     }
 }
+
+/// Logs to the test output when `RUST_LOG` asks for it.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Submits `transactions` (waiting out `Busy`) and waits until all are final.
+pub async fn submit_and_wait(
+    handle: &actors::LedgerHandle,
+    transactions: Vec<Transaction>,
+) -> Vec<actors::TxOutcome> {
+    let submitted = loop {
+        match handle.submit(transactions.clone()).await {
+            Ok(submitted) => break submitted,
+            Err(actors::SubmitError::Busy { retry_after }) => {
+                actix_rt::time::sleep(retry_after).await
+            }
+            Err(other) => panic!("submit failed: {other}"),
+        }
+    };
+    submitted.wait().await.expect("the ledger stays up")
+}
+
+/// The admin registers the `trace` data account (nonce 0); its outcome.
+pub async fn register_trace_account(handle: &actors::LedgerHandle) -> actors::TxOutcome {
+    let transaction = tx(&admin(), handle.id(), 0, vec![register_account()]);
+    submit_and_wait(handle, vec![transaction]).await.remove(0)
+}
