@@ -224,6 +224,8 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicUsize,
     pub(crate) head: RwLock<Option<Head>>,
     pub(crate) leader: std::sync::atomic::AtomicBool,
+    /// The group has a leader this node knows of (it can commit).
+    pub(crate) leader_known: std::sync::atomic::AtomicBool,
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
@@ -534,6 +536,10 @@ impl LedgerActor {
             }
         }
         self.parts.shared.leader.store(self.parts.group.is_leader(), Ordering::Release);
+        self.parts
+            .shared
+            .leader_known
+            .store(self.parts.group.leader().is_some(), Ordering::Release);
         self.forward_to_leader();
     }
 

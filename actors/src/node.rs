@@ -153,6 +153,12 @@ impl LedgerHandle {
         self.shared.leader.load(Ordering::Acquire)
     }
 
+    /// True when this node knows the group's current leader (the ledger can commit:
+    /// `/readyz`).
+    pub fn leader_known(&self) -> bool {
+        self.shared.leader_known.load(Ordering::Acquire)
+    }
+
     /// Blocks this node committed to the ledger since it started.
     pub fn blocks_committed(&self) -> u64 {
         self.shared.blocks_committed.load(Ordering::Relaxed)

@@ -7,8 +7,7 @@
 //! next proposal must equal each node's own head, or that node halts the ledger.
 
 use engine::codec::{DecodeError, Reader, Writer};
-use engine::limits::{BLOCK_TXS_MAX, TX_ENCODED_LEN_MAX};
-use engine::model::{Address, Hash32, Transaction};
+use engine::model::{Address, Hash32, Transaction, decode_transactions_from, write_transactions};
 
 /// Format version of proposals and transport messages.
 pub const PROPOSAL_VERSION: u8 = 1;
@@ -99,38 +98,4 @@ impl BlockProposal {
     }
 }
 
-/// `count u32 | (len u32 | transaction bytes)*`.
-pub fn encode_transactions<'a>(
-    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
-) -> Vec<u8> {
-    let mut writer = Writer::with_capacity(4 + 400 * transactions.len());
-    write_transactions(&mut writer, transactions);
-    writer.into_bytes()
-}
-
-fn write_transactions<'a>(
-    writer: &mut Writer,
-    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
-) {
-    writer.u32(transactions.len() as u32);
-    for transaction in transactions {
-        writer.bytes32(&transaction.encode());
-    }
-}
-
-/// Decodes `encode_transactions` bytes.
-pub fn decode_transactions(bytes: &[u8]) -> Result<Vec<Transaction>, DecodeError> {
-    let mut reader = Reader::new(bytes);
-    let transactions = decode_transactions_from(&mut reader)?;
-    reader.finish("transactions")?;
-    Ok(transactions)
-}
-
-fn decode_transactions_from(reader: &mut Reader<'_>) -> Result<Vec<Transaction>, DecodeError> {
-    let count = reader.count(BLOCK_TXS_MAX, "transactions")?;
-    let mut transactions = Vec::with_capacity(count);
-    for _ in 0..count {
-        transactions.push(Transaction::decode(reader.bytes32(TX_ENCODED_LEN_MAX, "transaction")?)?);
-    }
-    Ok(transactions)
-}
+pub use engine::model::{decode_transactions, encode_transactions};

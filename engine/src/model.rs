@@ -541,3 +541,42 @@ impl LedgerSettings {
         Ok(())
     }
 }
+
+/// A batch of transactions: `count u32 | (len u32 | transaction bytes)*` (the gateway's
+/// binary submission body and the node-to-node forward; `docs/FORMAT.md` §13).
+pub fn encode_transactions<'a>(
+    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
+) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(4 + 400 * transactions.len());
+    write_transactions(&mut writer, transactions);
+    writer.into_bytes()
+}
+
+/// Writes `encode_transactions` bytes into `writer`.
+pub fn write_transactions<'a>(
+    writer: &mut Writer,
+    transactions: impl ExactSizeIterator<Item = &'a Transaction>,
+) {
+    writer.u32(transactions.len() as u32);
+    for transaction in transactions {
+        writer.bytes32(&transaction.encode());
+    }
+}
+
+/// Decodes `encode_transactions` bytes.
+pub fn decode_transactions(bytes: &[u8]) -> Result<Vec<Transaction>, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let transactions = decode_transactions_from(&mut reader)?;
+    reader.finish("transactions")?;
+    Ok(transactions)
+}
+
+/// Reads `encode_transactions` bytes from `reader`.
+pub fn decode_transactions_from(reader: &mut Reader<'_>) -> Result<Vec<Transaction>, DecodeError> {
+    let count = reader.count(BLOCK_TXS_MAX, "transactions")?;
+    let mut transactions = Vec::with_capacity(count);
+    for _ in 0..count {
+        transactions.push(Transaction::decode(reader.bytes32(TX_ENCODED_LEN_MAX, "transaction")?)?);
+    }
+    Ok(transactions)
+}

@@ -1,281 +1,130 @@
-//! The node's HTTP API. This first slice serves what a client needs to drive a node from
-//! another process: the hosted ledgers with their heads, batch submission with finality
-//! (`?wait=commit`), and health. Errors are RFC 7807 `application/problem+json` with a
-//! stable `code`.
+//! The node's HTTP API (`/api/v1`), modelled on JD Chain's gateway paths. The OpenAPI 3
+//! document is generated from the handlers (`utoipa`) and served at
+//! `/api/v1/openapi.json`; the routes and the document come from the same registration
+//! (`utoipa_axum::routes!`), so they cannot disagree.
 //!
 //! | method, path | answer |
 //! |---|---|
-//! | `GET /healthz` | `200 ok` |
-//! | `GET /metrics` | Prometheus text exposition (per-ledger gauges and counters) |
-//! | `GET /api/v1/ledgers` | `[{id, name, height, block_hash, leader, halted}]` |
-//! | `POST /api/v1/ledgers/{id}/transactions[?wait=commit&timeout_ms=N]` | body: `count u32 ‖ (len u32 ‖ Transaction bytes)*` (`docs/FORMAT.md` §13, kind 0x02); `202 {hashes}`, or with `wait=commit` `200 {outcomes}` |
+//! | `GET /` | the explorer page |
+//! | `GET /healthz` · `GET /readyz` · `GET /metrics` | alive · ledgers loaded and consensus connected · Prometheus text |
+//! | `GET /api/v1/ledgers[/{id}[/settings\|/participants]]` | ledgers with heads; one; genesis settings; members |
+//! | `POST /api/v1/ledgers/{id}/transactions[?wait=commit&timeout_ms=N]` | a batch (`application/vnd.polyledger.batch`, `docs/FORMAT.md` §13), one binary transaction (`application/vnd.polyledger.transaction`) or JSON (one transaction or `{"transactions": [...]}`); `202 {hashes}`, or with `wait=commit` `200 {outcomes}` |
+//! | `GET /api/v1/ledgers/{id}/transactions/{hash}` | committed (height, index, result, the transaction) or pending; 404 unknown |
+//! | `GET /api/v1/ledgers/{id}/blocks/latest\|/{height}\|/hash/{hash}` | a block header |
+//! | `GET /api/v1/ledgers/{id}/blocks/{height}/transactions?from&limit` | a page of its transactions |
+//! | `GET /api/v1/ledgers/{id}/users/{address}` · `/accounts/{name}` | a user; a data account |
+//! | `GET /api/v1/ledgers/{id}/accounts/{name}/keys/{key}[/history?from_version&limit]` | latest value; history, oldest first |
+//! | `GET /api/v1/ledgers/{id}/proofs/transactions/{hash}` · `/proofs/accounts/{name}/keys/{key}?height` | proof documents (`docs/FORMAT.md` §14) |
+//! | `POST /api/v1/proofs/verify` | checks a proof document |
+//!
+//! Keys in paths are UTF-8, percent-encoded; `?key_encoding=hex` takes them as hex.
+//! Errors are RFC 7807 `application/problem+json` with a stable `code`.
 
-use std::time::Duration;
+mod api;
+mod explorer;
+mod metrics;
+mod problem;
 
-use actors::{LedgerHandle, Rejection, SubmitError, TxStatus};
+use std::sync::Arc;
+
+use actors::LedgerHandle;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use problem::ApiError;
 
 /// Largest request body (413 above it).
 pub const BODY_LIMIT_BYTES: usize = 16 << 20;
 /// Longest `timeout_ms` a client may ask for.
 pub const WAIT_MAX_MS: u64 = 60_000;
+/// Largest page (`limit`) of a listing.
+pub const PAGE_LIMIT_MAX: u32 = 1000;
+/// Page size when `limit` is not given.
+pub const PAGE_LIMIT_DEFAULT: u32 = 100;
+
+/// What every handler reads: the node's ledgers.
+pub struct AppState {
+    ledgers: Vec<LedgerHandle>,
+}
+
+impl AppState {
+    fn ledger(&self, id: &str) -> Result<&LedgerHandle, ApiError> {
+        let wanted = id.trim_start_matches("0x").to_ascii_lowercase();
+        self.ledgers
+            .iter()
+            .find(|handle| hex::encode(handle.id().0) == wanted || handle.name() == id)
+            .ok_or_else(|| {
+                ApiError::not_found("UNKNOWN_LEDGER", format!("no ledger {id} on this node"))
+            })
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "polyledger gateway",
+        description = "Submit transactions with finality, query blocks, transactions, values \
+                       and histories, and fetch proofs anyone can verify offline. Errors are \
+                       RFC 7807 problems with a stable `code`."
+    ),
+    tags(
+        (name = "ledgers", description = "Ledgers, blocks, transactions"),
+        (name = "state", description = "Users, data accounts, values and histories"),
+        (name = "proofs", description = "Proof documents and their verification"),
+        (name = "health", description = "Liveness, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+fn api_router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::healthz))
+        .routes(routes!(api::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(api::list_ledgers))
+        .routes(routes!(api::get_ledger))
+        .routes(routes!(api::get_settings))
+        .routes(routes!(api::get_participants))
+        .routes(routes!(api::submit))
+        .routes(routes!(api::get_transaction))
+        .routes(routes!(api::latest_block))
+        .routes(routes!(api::block_by_height))
+        .routes(routes!(api::block_by_hash))
+        .routes(routes!(api::block_transactions))
+        .routes(routes!(api::get_user))
+        .routes(routes!(api::get_account))
+        .routes(routes!(api::get_value))
+        .routes(routes!(api::get_history))
+        .routes(routes!(api::prove_transaction))
+        .routes(routes!(api::prove_key))
+        .routes(routes!(api::verify_proof))
+}
+
+/// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
 
 /// The routes over the node's ledgers.
 pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/ledgers", get(list_ledgers))
-        .route("/api/v1/ledgers/{id}/transactions", post(submit))
+    let (routes, document) = api_router().split_for_parts();
+    let document = Arc::new(document);
+    routes
+        .route("/", get(explorer::page))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .with_state(ledgers)
-}
-
-/// An RFC 7807 problem with a stable code.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    /// HTTP status.
-    pub status: u16,
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// Short summary.
-    pub title: &'static str,
-    /// What exactly was wrong.
-    pub detail: String,
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        response
-    }
-}
-
-fn problem(status: u16, code: &'static str, title: &'static str, detail: String) -> Problem {
-    Problem { status, code, title, detail }
-}
-
-#[derive(Serialize)]
-struct LedgerView {
-    id: String,
-    name: String,
-    height: u64,
-    block_hash: String,
-    leader: bool,
-    halted: Option<String>,
-}
-
-async fn list_ledgers(State(ledgers): State<Vec<LedgerHandle>>) -> axum::Json<Vec<LedgerView>> {
-    axum::Json(
-        ledgers
-            .iter()
-            .map(|handle| {
-                let head = handle.head();
-                LedgerView {
-                    id: hex::encode(handle.id().0),
-                    name: handle.name().to_owned(),
-                    height: head.height,
-                    block_hash: hex::encode(head.block_hash),
-                    leader: handle.is_leader(),
-                    halted: handle.halted(),
-                }
-            })
-            .collect(),
-    )
-}
-
-/// Per-ledger metrics, read from the ledgers' counters at scrape time. Names follow
-/// `polyledger_*` in base units, labelled by ledger name (never by trace code).
-async fn metrics(State(ledgers): State<Vec<LedgerHandle>>) -> Response {
-    use std::fmt::Write as _;
-    type Read = fn(&LedgerHandle) -> u64;
-    let families: [(&str, &str, &str, Read); 5] = [
-        (
-            "polyledger_ledger_height",
-            "gauge",
-            "Height of the ledger's latest committed block on this node.",
-            |h| h.head().height,
-        ),
-        (
-            "polyledger_ledger_halted",
-            "gauge",
-            "1 when this node halted the ledger (divergence or a failed write; see the error log).",
-            |h| u64::from(h.halted().is_some()),
-        ),
-        (
-            "polyledger_mempool_transactions",
-            "gauge",
-            "Transactions accepted and not yet final.",
-            |h| h.pending() as u64,
-        ),
-        (
-            "polyledger_blocks_committed_total",
-            "counter",
-            "Blocks committed since the node started.",
-            LedgerHandle::blocks_committed,
-        ),
-        (
-            "polyledger_transactions_committed_total",
-            "counter",
-            "Transactions in those blocks.",
-            LedgerHandle::transactions_committed,
-        ),
-    ];
-    let mut text = String::new();
-    for (name, kind, help, read) in families {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for handle in &ledgers {
-            let label = handle.name().replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(text, "{name}{{ledger=\"{label}\"}} {}", read(handle));
-        }
-    }
-    let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-#[derive(Deserialize)]
-struct SubmitQuery {
-    wait: Option<String>,
-    timeout_ms: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Outcome {
-    hash: String,
-    status: &'static str,
-    height: Option<u64>,
-    index: Option<u32>,
-    result: Option<&'static str>,
-    reason: Option<String>,
-}
-
-fn rejection_code(rejection: &Rejection) -> &'static str {
-    match rejection {
-        Rejection::BadSignature => "BAD_SIGNATURE",
-        Rejection::WrongLedger => "WRONG_LEDGER",
-        Rejection::AlreadyPending => "ALREADY_PENDING",
-        Rejection::AlreadyCommitted { .. } => "ALREADY_COMMITTED",
-        Rejection::Halted(_) => "LEDGER_HALTED",
-        Rejection::ShuttingDown => "SHUTTING_DOWN",
-    }
-}
-
-async fn submit(
-    State(ledgers): State<Vec<LedgerHandle>>,
-    Path(id): Path<String>,
-    Query(query): Query<SubmitQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, Problem> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status().as_u16();
-        if status == 413 {
-            problem(
-                413,
-                "BODY_TOO_LARGE",
-                "body too large",
-                format!("at most {BODY_LIMIT_BYTES} bytes"),
-            )
-        } else {
-            problem(status, "BAD_BODY", "unreadable body", rejection.body_text())
-        }
-    })?;
-    let handle = ledgers
-        .iter()
-        .find(|handle| hex::encode(handle.id().0) == id.to_ascii_lowercase())
-        .ok_or_else(|| {
-            problem(404, "UNKNOWN_LEDGER", "unknown ledger", format!("no ledger {id} on this node"))
-        })?;
-    let wait = match query.wait.as_deref() {
-        None => false,
-        Some("commit") => true,
-        Some(other) => {
-            return Err(problem(
-                400,
-                "BAD_PARAMETER",
-                "bad parameter",
-                format!("wait: `{other}` (only `commit`)"),
-            ));
-        }
-    };
-    let timeout_ms = query.timeout_ms.unwrap_or(10_000);
-    if timeout_ms == 0 || timeout_ms > WAIT_MAX_MS {
-        return Err(problem(
-            400,
-            "BAD_PARAMETER",
-            "bad parameter",
-            format!("timeout_ms: 1..={WAIT_MAX_MS}"),
-        ));
-    }
-    let transactions = actors::proposal::decode_transactions(&body).map_err(|error| {
-        problem(400, "MALFORMED_BODY", "malformed transactions", error.to_string())
-    })?;
-    let submitted = handle.submit(transactions).await.map_err(|error| match error {
-        SubmitError::Busy { .. } => problem(503, "BUSY", "ledger busy", error.to_string()),
-        SubmitError::InvalidBatch(detail) => problem(400, "BAD_BATCH", "invalid batch", detail),
-        SubmitError::Stopped => problem(503, "STOPPED", "ledger not running", error.to_string()),
-    });
-    let submitted = match submitted {
-        Ok(submitted) => submitted,
-        Err(problem) if problem.code == "BUSY" => {
-            let mut response = problem.into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Ok(response);
-        }
-        Err(problem) => return Err(problem),
-    };
-    let hashes: Vec<String> = submitted.hashes.iter().map(hex::encode).collect();
-    if !wait {
-        return Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "hashes": hashes })))
-            .into_response());
-    }
-    let outcomes = tokio::time::timeout(Duration::from_millis(timeout_ms), submitted.wait())
-        .await
-        .map_err(|_| {
-            problem(
-                504,
-                "TIMEOUT",
-                "not final in time",
-                format!("not final within {timeout_ms} ms; query the hashes later"),
-            )
-        })?
-        .map_err(|error| problem(503, "STOPPED", "ledger not running", error.to_string()))?;
-    let outcomes: Vec<Outcome> = outcomes
-        .into_iter()
-        .map(|outcome| match outcome.status {
-            TxStatus::Committed { height, index, result } => Outcome {
-                hash: hex::encode(outcome.hash),
-                status: "committed",
-                height: Some(height),
-                index: Some(index),
-                result: Some(result.name()),
-                reason: None,
-            },
-            TxStatus::Rejected(rejection) => Outcome {
-                hash: hex::encode(outcome.hash),
-                status: "rejected",
-                height: None,
-                index: None,
-                result: Some(rejection_code(&rejection)),
-                reason: Some(rejection.to_string()),
-            },
-        })
-        .collect();
-    Ok(axum::Json(serde_json::json!({ "outcomes": outcomes })).into_response())
+        .with_state(Arc::new(AppState { ledgers }))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

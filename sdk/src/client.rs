@@ -1,0 +1,322 @@
+//! The HTTP client of a polyledger gateway (`/api/v1`). Every call answers the wire type
+//! of its route, or a `ClientError` that keeps the gateway's problem code.
+
+use std::time::Duration;
+
+use engine::model::{Hash32, LedgerId, Transaction};
+
+use crate::wire::{
+    Accepted, BlockTxPage, BlockView, HistoryPage, LedgerView, Outcome, Outcomes, Problem,
+    ProofDocument, SettingsView, TxStatusView, ValueView,
+};
+
+/// Content type of the binary batch body (`docs/FORMAT.md` §13).
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.polyledger.batch";
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway answered an error (RFC 7807 problem).
+    #[error("HTTP {}: {} ({})", .0.status, .0.code, .0.detail)]
+    Problem(Problem),
+    /// The gateway could not be reached, or the connection broke.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The answer was not what the route documents.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The stable error code: the problem's code, `TRANSPORT` or `DECODE`.
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Problem(problem) => &problem.code,
+            ClientError::Transport(_) => "TRANSPORT",
+            ClientError::Decode(_) => "DECODE",
+        }
+    }
+
+    /// The HTTP status, when the gateway answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Problem(problem) => Some(problem.status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one gateway. Cheap to clone (one connection pool).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn transport(error: reqwest::Error) -> ClientError {
+    ClientError::Transport(error.to_string())
+}
+
+/// Percent-encodes one path segment (keys may hold any byte).
+fn segment(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client of the gateway at `base_url` (`http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(transport)?;
+        Ok(Client { http, base: base_url.trim_end_matches('/').to_owned() })
+    }
+
+    /// The gateway's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        Err(match serde_json::from_slice::<Problem>(&body) {
+            Ok(problem) => ClientError::Problem(problem),
+            Err(_) => ClientError::Problem(Problem {
+                status: status.as_u16(),
+                code: format!("HTTP_{}", status.as_u16()),
+                title: status.canonical_reason().unwrap_or("error").to_owned(),
+                detail: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).send().await.map_err(transport)?;
+        Self::answer(response).await
+    }
+
+    /// Like `get`, with 404 as `None`.
+    async fn find<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, ClientError> {
+        match self.get(path).await {
+            Ok(value) => Ok(Some(value)),
+            Err(ClientError::Problem(problem)) if problem.status == 404 => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The ledgers the node hosts.
+    pub async fn ledgers(&self) -> Result<Vec<LedgerView>, ClientError> {
+        self.get("/api/v1/ledgers").await
+    }
+
+    /// One ledger.
+    pub async fn ledger(&self, ledger: &LedgerId) -> Result<LedgerView, ClientError> {
+        self.get(&format!("/api/v1/ledgers/{}", hex::encode(ledger.0))).await
+    }
+
+    /// A ledger's genesis settings.
+    pub async fn settings(&self, ledger: &LedgerId) -> Result<SettingsView, ClientError> {
+        self.get(&format!("/api/v1/ledgers/{}/settings", hex::encode(ledger.0))).await
+    }
+
+    /// Submits a batch and answers at once with the hashes.
+    pub async fn submit(
+        &self,
+        ledger: &LedgerId,
+        transactions: &[Transaction],
+    ) -> Result<Accepted, ClientError> {
+        let body = engine::model::encode_transactions(transactions.iter());
+        let response = self.post_batch(ledger, body.into(), None).await?;
+        Self::answer(response).await
+    }
+
+    /// Submits a batch and waits until every transaction is final or `timeout` passes
+    /// (`TIMEOUT` problem; the transactions may still commit — query them).
+    pub async fn submit_and_wait(
+        &self,
+        ledger: &LedgerId,
+        transactions: &[Transaction],
+        timeout: Duration,
+    ) -> Result<Vec<Outcome>, ClientError> {
+        let body = engine::model::encode_transactions(transactions.iter());
+        self.submit_encoded_and_wait(ledger, body.into(), timeout).await
+    }
+
+    /// `submit_and_wait` for a batch already encoded (`encode_transactions`): the load
+    /// generator encodes before it measures.
+    pub async fn submit_encoded_and_wait(
+        &self,
+        ledger: &LedgerId,
+        body: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<Vec<Outcome>, ClientError> {
+        let response = self.post_batch(ledger, body, Some(timeout)).await?;
+        let outcomes: Outcomes = Self::answer(response).await?;
+        Ok(outcomes.outcomes)
+    }
+
+    async fn post_batch(
+        &self,
+        ledger: &LedgerId,
+        body: bytes::Bytes,
+        wait: Option<Duration>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut url =
+            format!("{}/api/v1/ledgers/{}/transactions", self.base, hex::encode(ledger.0));
+        if let Some(timeout) = wait {
+            url.push_str(&format!("?wait=commit&timeout_ms={}", timeout.as_millis().max(1)));
+        }
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .body(body);
+        if let Some(timeout) = wait {
+            // The gateway answers TIMEOUT at `timeout`; allow for the network on top.
+            request = request.timeout(timeout + Duration::from_secs(5));
+        }
+        request.send().await.map_err(transport)
+    }
+
+    /// A transaction's status; `None` when the node does not know it.
+    pub async fn transaction(
+        &self,
+        ledger: &LedgerId,
+        hash: &Hash32,
+    ) -> Result<Option<TxStatusView>, ClientError> {
+        self.find(&format!(
+            "/api/v1/ledgers/{}/transactions/{}",
+            hex::encode(ledger.0),
+            hex::encode(hash)
+        ))
+        .await
+    }
+
+    /// The latest block.
+    pub async fn latest_block(&self, ledger: &LedgerId) -> Result<BlockView, ClientError> {
+        self.get(&format!("/api/v1/ledgers/{}/blocks/latest", hex::encode(ledger.0))).await
+    }
+
+    /// The block at `height`.
+    pub async fn block(
+        &self,
+        ledger: &LedgerId,
+        height: u64,
+    ) -> Result<Option<BlockView>, ClientError> {
+        self.find(&format!("/api/v1/ledgers/{}/blocks/{height}", hex::encode(ledger.0))).await
+    }
+
+    /// A page of the transactions of the block at `height`.
+    pub async fn block_transactions(
+        &self,
+        ledger: &LedgerId,
+        height: u64,
+        from: u32,
+        limit: u32,
+    ) -> Result<Option<BlockTxPage>, ClientError> {
+        self.find(&format!(
+            "/api/v1/ledgers/{}/blocks/{height}/transactions?from={from}&limit={limit}",
+            hex::encode(ledger.0)
+        ))
+        .await
+    }
+
+    /// Data account `name`, if registered.
+    pub async fn account(
+        &self,
+        ledger: &LedgerId,
+        name: &str,
+    ) -> Result<Option<crate::wire::AccountView>, ClientError> {
+        self.find(&format!(
+            "/api/v1/ledgers/{}/accounts/{}",
+            hex::encode(ledger.0),
+            segment(name.as_bytes())
+        ))
+        .await
+    }
+
+    /// The latest version of `key` in data account `account`.
+    pub async fn latest(
+        &self,
+        ledger: &LedgerId,
+        account: &str,
+        key: &[u8],
+    ) -> Result<Option<ValueView>, ClientError> {
+        self.find(&format!(
+            "/api/v1/ledgers/{}/accounts/{}/keys/{}",
+            hex::encode(ledger.0),
+            segment(account.as_bytes()),
+            segment(key)
+        ))
+        .await
+    }
+
+    /// A page of `key`'s history, oldest first.
+    pub async fn history(
+        &self,
+        ledger: &LedgerId,
+        account: &str,
+        key: &[u8],
+        from_version: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        self.get(&format!(
+            "/api/v1/ledgers/{}/accounts/{}/keys/{}/history?from_version={from_version}&limit={limit}",
+            hex::encode(ledger.0),
+            segment(account.as_bytes()),
+            segment(key)
+        ))
+        .await
+    }
+
+    /// Proof that transaction `hash` (with its result) is in its block.
+    pub async fn prove_transaction(
+        &self,
+        ledger: &LedgerId,
+        hash: &Hash32,
+    ) -> Result<ProofDocument, ClientError> {
+        self.get(&format!(
+            "/api/v1/ledgers/{}/proofs/transactions/{}",
+            hex::encode(ledger.0),
+            hex::encode(hash)
+        ))
+        .await
+    }
+
+    /// Proof of `key`'s value (or absence) at `height` (default: the latest block).
+    pub async fn prove_key(
+        &self,
+        ledger: &LedgerId,
+        account: &str,
+        key: &[u8],
+        height: Option<u64>,
+    ) -> Result<ProofDocument, ClientError> {
+        let query = height.map(|h| format!("?height={h}")).unwrap_or_default();
+        self.get(&format!(
+            "/api/v1/ledgers/{}/proofs/accounts/{}/keys/{}{query}",
+            hex::encode(ledger.0),
+            segment(account.as_bytes()),
+            segment(key)
+        ))
+        .await
+    }
+}

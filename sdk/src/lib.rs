@@ -1,0 +1,23 @@
+//! polyledger's client SDK: everything an application needs to use a ledger without
+//! trusting the node it talks to, and nothing of the server (no storage, no consensus).
+//!
+//! - `keys` — generate keys, read and write PEM files (OpenSSL-compatible);
+//! - `builder` — build a transaction and sign it offline (`TxBuilder`);
+//! - `client` — the HTTP client (feature `client`, on by default): submit, wait for
+//!   finality, query blocks, transactions, values and histories, fetch proofs;
+//! - `proof` — verify a proof document offline (`proof::verify`);
+//! - `wire` — the JSON forms of `/api/v1`, shared with the gateway.
+//!
+//! Runnable examples: `sdk/examples/`.
+
+pub mod builder;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod keys;
+pub mod proof;
+pub mod wire;
+
+pub use builder::{BuildError, TxBuilder};
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError};
+pub use engine::model::{Hash32, LedgerId, Transaction};
