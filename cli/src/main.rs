@@ -1,19 +1,23 @@
 //! The `polyledger` command: runs a node and the everyday tools around a ledger.
 //!
-//! Exit codes: 0 success, 1 runtime failure (storage, network), 2 invalid input or
-//! configuration.
+//! Exit codes: 0 success, 1 runtime failure (storage, network, a transaction that did
+//! not commit), 2 invalid input or configuration, 3 a load-generator threshold
+//! (`--expect-tps`, `--expect-p99-ms`) was missed, 4 verification failed (a proof, a
+//! signature or a ledger that does not verify). `docs/OPERATIONS.md` ("The polyledger
+//! command") documents every command.
+
+mod ledger_cmd;
+mod load;
+mod node;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actors::config::{NodeConfig, StorageUri};
-use actors::{Node, NodeOptions};
 use clap::{Parser, Subcommand};
-use crypto_parallel::{BatchVerifier, PrivateKey, SignatureAlgorithm};
+use crypto_parallel::SignatureAlgorithm;
 use engine::model::Address;
-use engine::store::{KvStore, MemoryStore};
 
 #[derive(Parser)]
 #[command(name = "polyledger", version, about = "polyledger: many ledgers, one node")]
@@ -33,6 +37,12 @@ enum Command {
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         grace: Duration,
     },
+    /// The one-command demo: an embedded node (RocksDB, solo, 8 category ledgers) driven
+    /// by the load generator over HTTP for ~20 s; prints the report and where the data is.
+    Demo(load::DemoArgs),
+    /// Drive running gateways at a fixed rate (open loop), a ramp, or a closed loop, and
+    /// report throughput and finality percentiles.
+    Loadgen(load::LoadgenArgs),
     /// Generate a private key (PKCS#8 PEM, file mode 0600) and print its public key.
     Keygen {
         /// Where to write the key; refuses to overwrite an existing file.
@@ -41,7 +51,26 @@ enum Command {
         /// sm2 (default), ed25519 or ecdsa-p256.
         #[arg(long, default_value = "sm2")]
         algorithm: String,
+        /// Also write the public key here (SPKI PEM, what `openssl pkey -pubout` writes).
+        #[arg(long)]
+        pub_out: Option<PathBuf>,
     },
+    /// Hash, sign and verify files (SM3/SHA-256; SM2, Ed25519, ECDSA P-256), compatible
+    /// with OpenSSL.
+    #[command(subcommand)]
+    Crypto(tools::CryptoCommand),
+    /// Build, sign (offline) and submit transactions through a gateway.
+    #[command(subcommand)]
+    Tx(tools::TxCommand),
+    /// Read blocks, transactions, values and histories through a gateway.
+    #[command(subcommand)]
+    Query(tools::QueryCommand),
+    /// Fetch proofs from a gateway, and verify proof files offline.
+    #[command(subcommand)]
+    Proof(tools::ProofCommand),
+    /// Verify, export and import a node's ledgers on disk (the node must be stopped).
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -62,12 +91,20 @@ struct Failure {
     message: String,
 }
 
+// Exit codes: 0 success, 1 runtime failure, 2 invalid input or configuration, 3 a
+// load-generator threshold (--expect-*) was missed, 4 verification failed.
+
 fn invalid(message: impl Into<String>) -> Failure {
     Failure { code: 2, message: message.into() }
 }
 
 fn runtime(message: impl Into<String>) -> Failure {
     Failure { code: 1, message: message.into() }
+}
+
+/// A proof, signature or ledger that does not verify (exit 4).
+fn unverified(message: impl Into<String>) -> Failure {
+    Failure { code: 4, message: message.into() }
 }
 
 fn main() -> ExitCode {
@@ -81,8 +118,15 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node { config, grace } => run_node(&config, grace),
-        Command::Keygen { out, algorithm } => keygen(&out, &algorithm),
+        Command::Node { config, grace } => node::run_node(&config, grace),
+        Command::Demo(args) => load::demo(args),
+        Command::Loadgen(args) => load::loadgen(args),
+        Command::Keygen { out, algorithm, pub_out } => keygen(&out, &algorithm, pub_out.as_deref()),
+        Command::Crypto(command) => tools::crypto(command),
+        Command::Tx(command) => tools::tx(command),
+        Command::Query(command) => tools::query(command),
+        Command::Proof(command) => tools::proof(command),
+        Command::Ledger(command) => ledger_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,14 +146,26 @@ fn algorithm_by_name(name: &str) -> Option<SignatureAlgorithm> {
     }
 }
 
-fn keygen(out: &Path, algorithm: &str) -> Result<(), Failure> {
+fn keygen(out: &Path, algorithm: &str, pub_out: Option<&Path>) -> Result<(), Failure> {
     let algorithm = algorithm_by_name(algorithm).ok_or_else(|| {
         invalid(format!("unknown algorithm `{algorithm}` (sm2, ed25519, ecdsa-p256)"))
     })?;
-    let key = PrivateKey::generate(algorithm);
-    let pem = key.to_pem().map_err(|e| runtime(format!("encoding the key: {e}")))?;
-    write_private(out, pem.as_bytes())?;
+    if pub_out == Some(out) {
+        return Err(invalid("--pub-out must differ from --out"));
+    }
+    let key = sdk::keys::generate(algorithm);
+    sdk::keys::write_private_key(out, &key).map_err(|error| match &error {
+        sdk::keys::KeyError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            invalid(format!("{} exists; not overwriting a key", out.display()))
+        }
+        _ => runtime(error.to_string()),
+    })?;
     let public = key.public_key();
+    if let Some(path) = pub_out {
+        sdk::keys::write_public_key(path, &public).map_err(|e| runtime(e.to_string()))?;
+    }
     println!("public key: {}", public.to_base58());
     println!(
         "address (sm3): {}",
@@ -120,92 +176,4 @@ fn keygen(out: &Path, algorithm: &str) -> Result<(), Failure> {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            invalid(format!("{} exists; not overwriting a key", path.display()))
-        }
-        _ => runtime(format!("{}: {e}", path.display())),
-    })?;
-    file.write_all(bytes).map_err(|e| runtime(format!("{}: {e}", path.display())))
-}
-
-fn open_store(uri: &StorageUri) -> Result<Arc<dyn KvStore>, Failure> {
-    match uri {
-        StorageUri::Memory => Ok(Arc::new(MemoryStore::new())),
-        StorageUri::RocksDb(path) => {
-            std::fs::create_dir_all(path)
-                .map_err(|e| runtime(format!("{}: {e}", path.display())))?;
-            let store = storage_rocksdb::RocksStore::open(path)
-                .map_err(|e| runtime(format!("opening RocksDB at {}: {e}", path.display())))?;
-            Ok(Arc::new(store))
-        }
-        StorageUri::TiKv(_) => Err(invalid(
-            "node.data: tikv:// storage is not available in this build yet (storage-tikv)",
-        )),
-    }
-}
-
-fn run_node(config_path: &Path, grace: Duration) -> Result<(), Failure> {
-    let config = NodeConfig::load(config_path)
-        .map_err(|e| invalid(format!("{}: {e}", config_path.display())))?;
-    let pem = std::fs::read_to_string(&config.node.key_file)
-        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
-    let key = PrivateKey::from_pem(&pem)
-        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
-    BatchVerifier::init_global(config.pools.verify_threads_resolved());
-    let options = NodeOptions::from_config(&config, key).map_err(|e| invalid(e.to_string()))?;
-    let store = open_store(&config.node.data)?;
-    let http_listen = config.node.http_listen;
-    let system = actix_rt::System::new();
-    system.block_on(async move {
-        let node = Node::start(options, store).map_err(|e| runtime(e.to_string()))?;
-        for ledger in node.ledgers() {
-            tracing::info!(
-                ledger = ledger.name(),
-                id = %hex_string(&ledger.id().0),
-                height = ledger.head().height,
-                "ledger open"
-            );
-        }
-        let listener = tokio::net::TcpListener::bind(http_listen)
-            .await
-            .map_err(|e| runtime(format!("node.http_listen {http_listen}: {e}")))?;
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = gateway::router(node.ledgers().to_vec());
-        let http = actix_rt::spawn(gateway::serve(listener, router, async move {
-            let _ = http_stopped.await;
-        }));
-        tracing::info!(node = node.id(), http = %http_listen, "node running; SIGTERM or Ctrl-C stops it");
-        wait_for_stop().await;
-        tracing::info!("stopping: finishing blocks in flight");
-        let _ = stop_http.send(());
-        node.shutdown(grace).await;
-        let _ = http.await;
-        tracing::info!("stopped");
-        Ok(())
-    })
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -225,6 +225,20 @@ impl Client {
         self.find(&format!("/api/v1/ledgers/{}/blocks/{height}", hex::encode(ledger.0))).await
     }
 
+    /// The block with hash `hash`.
+    pub async fn block_by_hash(
+        &self,
+        ledger: &LedgerId,
+        hash: &Hash32,
+    ) -> Result<Option<BlockView>, ClientError> {
+        self.find(&format!(
+            "/api/v1/ledgers/{}/blocks/hash/{}",
+            hex::encode(ledger.0),
+            hex::encode(hash)
+        ))
+        .await
+    }
+
     /// A page of the transactions of the block at `height`.
     pub async fn block_transactions(
         &self,

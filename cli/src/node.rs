@@ -1,0 +1,118 @@
+//! `polyledger node`: a node from its configuration file, serving the HTTP API until
+//! SIGTERM or Ctrl-C. `Running` is shared with `demo` and `loadgen --embedded`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::config::{NodeConfig, StorageUri};
+use actors::{Node, NodeOptions};
+use crypto_parallel::{BatchVerifier, PrivateKey};
+use engine::store::{KvStore, MemoryStore};
+
+use crate::{Failure, hex_string, invalid, runtime};
+
+pub fn open_store(uri: &StorageUri) -> Result<Arc<dyn KvStore>, Failure> {
+    match uri {
+        StorageUri::Memory => Ok(Arc::new(MemoryStore::new())),
+        StorageUri::RocksDb(path) => {
+            std::fs::create_dir_all(path)
+                .map_err(|e| runtime(format!("{}: {e}", path.display())))?;
+            let store = storage_rocksdb::RocksStore::open(path)
+                .map_err(|e| runtime(format!("opening RocksDB at {}: {e}", path.display())))?;
+            Ok(Arc::new(store))
+        }
+        StorageUri::TiKv(_) => Err(invalid(
+            "node.data: tikv:// storage is not available in this build yet (storage-tikv)",
+        )),
+    }
+}
+
+/// Reads a node's configuration and key.
+pub fn load(config_path: &Path) -> Result<(NodeConfig, PrivateKey), Failure> {
+    let config = NodeConfig::load(config_path)
+        .map_err(|e| invalid(format!("{}: {e}", config_path.display())))?;
+    let pem = std::fs::read_to_string(&config.node.key_file)
+        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
+    let key = PrivateKey::from_pem(&pem)
+        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
+    Ok((config, key))
+}
+
+/// A started node with its HTTP API.
+pub struct Running {
+    /// The node.
+    pub node: Node,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    server: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the node of `config` and its HTTP API. Runs inside an actix `System`.
+pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Failure> {
+    BatchVerifier::init_global(config.pools.verify_threads_resolved());
+    let options = NodeOptions::from_config(config, key).map_err(|e| invalid(e.to_string()))?;
+    let store = open_store(&config.node.data)?;
+    let node = Node::start(options, store).map_err(|e| runtime(e.to_string()))?;
+    for ledger in node.ledgers() {
+        tracing::info!(
+            ledger = ledger.name(),
+            id = %hex_string(&ledger.id().0),
+            height = ledger.head().height,
+            "ledger open"
+        );
+    }
+    let http_listen = config.node.http_listen;
+    let listener = tokio::net::TcpListener::bind(http_listen)
+        .await
+        .map_err(|e| runtime(format!("node.http_listen {http_listen}: {e}")))?;
+    let http = listener.local_addr().map_err(|e| runtime(e.to_string()))?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = gateway::router(node.ledgers().to_vec());
+    let server = actix_rt::spawn(gateway::serve(listener, router, async move {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(node = node.id(), http = %http, "node running");
+    Ok(Running { node, http, stop_http, server })
+}
+
+impl Running {
+    /// Stops the HTTP API, then the node (finishing blocks in flight within `grace`).
+    pub async fn stop(self, grace: Duration) {
+        tracing::info!("stopping: finishing blocks in flight");
+        let _ = self.stop_http.send(());
+        self.node.shutdown(grace).await;
+        let _ = self.server.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// `polyledger node --config FILE`.
+pub fn run_node(config_path: &Path, grace: Duration) -> Result<(), Failure> {
+    let (config, key) = load(config_path)?;
+    actix_rt::System::new().block_on(async move {
+        let running = start(&config, key).await?;
+        tracing::info!("SIGTERM or Ctrl-C stops the node");
+        wait_for_stop().await;
+        running.stop(grace).await;
+        Ok(())
+    })
+}
+
+pub async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
