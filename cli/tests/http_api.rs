@@ -364,6 +364,15 @@ fn every_route_answers_and_bad_input_changes_nothing() {
             400,
             "MALFORMED_BODY",
         ),
+        ("POST", tx_path.clone(), "application/vnd.polyledger.batch", vec![0; 4], 400, "BAD_BATCH"),
+        (
+            "POST",
+            tx_path.clone(),
+            "application/json",
+            b"{\"transactions\": []}".to_vec(),
+            400,
+            "BAD_BATCH",
+        ),
         ("POST", tx_path.clone(), "text/csv", b"a,b".to_vec(), 415, "UNSUPPORTED_MEDIA_TYPE"),
         (
             "POST",
