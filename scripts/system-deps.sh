@@ -4,12 +4,14 @@
 #   pkg-config, libssl-dev: the `openssl` crate (OpenSSL is an SM2 benchmark candidate)
 #   openssl:                the OpenSSL interoperability tests call the `openssl` command
 #   libclang-dev, g++:      RocksDB's bundled C++ build (bindgen needs libclang)
-#   chromium (--with-browser, the test command): the explorer page test loads the page
-#                           in headless Chromium
+#   chromium, prometheus (--for-tests, the test command): the explorer page test loads
+#                           the page in headless Chromium; the monitoring test runs
+#                           promtool (Debian's `prometheus` package) on /metrics and the
+#                           alert rules
 set -euo pipefail
 
 packages=(pkg-config libssl-dev openssl libclang-dev g++)
-[ "${1:-}" = "--with-browser" ] && packages+=(chromium)
+[ "${1:-}" = "--for-tests" ] && packages+=(chromium prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

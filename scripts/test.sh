@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/system-deps.sh --with-browser
+scripts/system-deps.sh --for-tests
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/polyledger-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

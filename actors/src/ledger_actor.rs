@@ -80,6 +80,20 @@ pub enum Rejection {
     ShuttingDown,
 }
 
+impl Rejection {
+    /// The metric label (`polyledger_transactions_rejected_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::BadSignature => "bad_signature",
+            Rejection::WrongLedger => "wrong_ledger",
+            Rejection::AlreadyPending => "already_pending",
+            Rejection::AlreadyCommitted { .. } => "already_committed",
+            Rejection::Halted(_) => "halted",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
 /// What became of one submitted transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxStatus {
@@ -177,6 +191,8 @@ struct Queued {
 struct BatchWaiter {
     outcomes: Vec<Option<TxOutcome>>,
     remaining: usize,
+    /// When the batch arrived (finality latency).
+    submitted: Instant,
     reply: oneshot::Sender<Vec<TxOutcome>>,
 }
 
@@ -226,6 +242,8 @@ pub(crate) struct Shared {
     pub(crate) leader: std::sync::atomic::AtomicBool,
     /// The group has a leader this node knows of (it can commit).
     pub(crate) leader_known: std::sync::atomic::AtomicBool,
+    /// The group's term (monitoring).
+    pub(crate) term: std::sync::atomic::AtomicU64,
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
@@ -243,6 +261,7 @@ pub(crate) struct ActorParts {
     pub(crate) options: LedgerOptions,
     pub(crate) shared: Arc<Shared>,
     pub(crate) blocks: broadcast::Sender<BlockNotice>,
+    pub(crate) metrics: crate::metrics::LedgerMetrics,
 }
 
 /// The actor of one ledger on one node.
@@ -259,6 +278,7 @@ pub struct LedgerActor {
     batches: HashMap<u64, BatchWaiter>,
     next_batch: u64,
     waiting: HashMap<Hash32, Vec<(u64, u32)>>,
+    last_leader: Option<consensus::MemberId>,
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -288,6 +308,7 @@ impl LedgerActor {
             batches: HashMap::new(),
             next_batch: 0,
             waiting: HashMap::new(),
+            last_leader: None,
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
@@ -336,12 +357,18 @@ impl LedgerActor {
     }
 
     fn resolve(&mut self, hash: Hash32, status: TxStatus) {
+        if let TxStatus::Rejected(rejection) = &status {
+            self.parts.metrics.rejected(rejection.reason(), 1);
+        }
         let Some(places) = self.waiting.remove(&hash) else { return };
         for (batch, position) in places {
             let done = match self.batches.get_mut(&batch) {
                 Some(waiter) => {
                     let slot = &mut waiter.outcomes[position as usize];
                     if slot.is_none() {
+                        if matches!(status, TxStatus::Committed { .. }) {
+                            self.parts.metrics.finality(waiter.submitted);
+                        }
                         *slot = Some(TxOutcome { hash, status: status.clone() });
                         waiter.remaining -= 1;
                     }
@@ -365,6 +392,7 @@ impl LedgerActor {
         let mut waiter = submit.reply.map(|reply| BatchWaiter {
             outcomes: vec![None; count],
             remaining: count,
+            submitted: Instant::now(),
             reply,
         });
         // Transactions already committed: one multi-get for the batch.
@@ -424,6 +452,9 @@ impl LedgerActor {
                     }
                 }
             };
+            if let Some(TxOutcome { status: TxStatus::Rejected(rejection), .. }) = &outcome {
+                self.parts.metrics.rejected(rejection.reason(), 1);
+            }
             if let (Some(outcome), Some(waiter)) = (outcome, waiter.as_mut()) {
                 waiter.outcomes[position] = Some(outcome);
                 waiter.remaining -= 1;
@@ -497,6 +528,7 @@ impl LedgerActor {
 
     fn send(&self, to_node: NodeId, kind: u8, payload: Vec<u8>) {
         if let Some(transport) = &self.parts.transport {
+            self.parts.metrics.message(true, kind);
             transport.send(to_node, self.id().0, kind, Bytes::from(payload));
         }
     }
@@ -536,6 +568,14 @@ impl LedgerActor {
             }
         }
         self.parts.shared.leader.store(self.parts.group.is_leader(), Ordering::Release);
+        self.parts.shared.term.store(self.parts.group.term(), Ordering::Relaxed);
+        let leader = self.parts.group.leader();
+        if leader != self.last_leader {
+            if leader.is_some() {
+                self.parts.metrics.election();
+            }
+            self.last_leader = leader;
+        }
         self.parts
             .shared
             .leader_known
@@ -612,6 +652,7 @@ impl LedgerActor {
         let payload = proposal.encode_with(transactions.iter().map(|queued| &queued.transaction));
         match self.parts.group.propose(payload) {
             Ok(()) => {
+                self.parts.metrics.proposal();
                 let hashes = transactions.iter().map(|queued| queued.hash).collect();
                 self.in_flight = Some(InFlight {
                     height,
@@ -731,8 +772,10 @@ impl LedgerActor {
             // Checked in a batch when they were submitted to this node.
             SignatureCheck::Verified(vec![true; count])
         } else {
-            SignatureCheck::Verify
+            // Another leader's block: checked here, in one batch on the crypto pool.
+            SignatureCheck::Verified(crate::metrics::verify_signatures(&proposal.transactions))
         };
+        let started = Instant::now();
         let mut executed = self
             .parts
             .ledger
@@ -744,6 +787,8 @@ impl LedgerActor {
             )
             .map_err(|e| format!("executing block {}: {e}", proposal.height))?;
         let block = executed.block.clone();
+        let execute_seconds = started.elapsed().as_secs_f64();
+        let written_bytes = executed.batch.size_bytes();
         if let Some(expected) = expected_hash
             && expected != block.hash
         {
@@ -761,10 +806,18 @@ impl LedgerActor {
         if let Some(checkpoint) = &checkpoint {
             self.parts.group_store.put_applied_marker(&mut executed.batch, checkpoint);
         }
+        let writing = Instant::now();
         self.parts
             .ledger
             .commit(executed)
             .map_err(|e| format!("committing block {}: {e}", block.header.height))?;
+        self.parts.metrics.block(crate::metrics::BlockFigures {
+            transactions: &block.transactions,
+            execute_seconds,
+            commit_seconds: writing.elapsed().as_secs_f64(),
+            written_bytes,
+            proposed: self.in_flight.as_ref().filter(|_| ours).map(|f| f.proposed_at),
+        });
         if let Some(checkpoint) = checkpoint {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
@@ -1058,6 +1111,7 @@ impl Handler<Inbound> for LedgerActor {
     type Result = ();
 
     fn handle(&mut self, Inbound(envelope): Inbound, _: &mut Context<Self>) {
+        self.parts.metrics.message(false, envelope.kind);
         let Some(member) = self
             .parts
             .member_nodes

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod ledger_actor;
+pub mod metrics;
 pub mod node;
 pub mod proposal;
 pub mod transport;

@@ -120,6 +120,7 @@ pub struct LedgerHandle {
     store: Arc<dyn KvStore>,
     options: LedgerOptions,
     blocks: broadcast::Sender<BlockNotice>,
+    metrics: crate::metrics::LedgerMetrics,
 }
 
 impl LedgerHandle {
@@ -159,6 +160,31 @@ impl LedgerHandle {
         self.shared.leader_known.load(Ordering::Acquire)
     }
 
+    /// Updates this ledger's sampled gauges (height, halted, mempool, capacity, leader,
+    /// term) and the store's; `/metrics` calls it before encoding.
+    pub fn sample_metrics(&self) {
+        crate::metrics::sample_ledger(
+            &self.name,
+            self.head().height,
+            self.halted().is_some(),
+            self.pending(),
+            self.options.mempool_capacity,
+            self.is_leader(),
+            self.shared.term.load(Ordering::Relaxed),
+        );
+        let stats = self.store.stats();
+        let m = &*crate::metrics::METRICS;
+        if let Some(stalled) = stats.write_stalled {
+            m.write_stall.set(i64::from(stalled));
+        }
+        if let Some(pending) = stats.compaction_pending_bytes {
+            m.compaction_pending.set(pending as i64);
+        }
+        if let Some(available) = stats.disk_available_bytes {
+            m.disk_available.set(available as i64);
+        }
+    }
+
     /// Blocks this node committed to the ledger since it started.
     pub fn blocks_committed(&self) -> u64 {
         self.shared.blocks_committed.load(Ordering::Relaxed)
@@ -194,6 +220,7 @@ impl LedgerHandle {
     /// Returns when the batch is queued; `Submitted::wait` waits for finality.
     pub async fn submit(&self, transactions: Vec<Transaction>) -> Result<Submitted, SubmitError> {
         let count = transactions.len();
+        self.metrics.received(count);
         if count == 0 || count > engine::limits::BLOCK_TXS_MAX {
             return Err(SubmitError::InvalidBatch(format!(
                 "a batch has 1 to {} transactions, got {count}",
@@ -203,12 +230,13 @@ impl LedgerHandle {
         let before = self.shared.pending.fetch_add(count, Ordering::AcqRel);
         if before + count > self.options.mempool_capacity {
             self.shared.pending.fetch_sub(count, Ordering::AcqRel);
+            self.metrics.rejected("busy", count as u64);
             return Err(SubmitError::Busy { retry_after: self.retry_after() });
         }
         let algorithm = self.settings.hash_algorithm;
         let ledger = self.id;
         let checked = tokio::task::spawn_blocking(move || {
-            let verdicts = engine::ledger::verify_signatures(&transactions);
+            let verdicts = crate::metrics::verify_signatures(&transactions);
             transactions
                 .into_iter()
                 .zip(verdicts)
@@ -375,11 +403,13 @@ impl Node {
                 options: options.ledger_options.clone(),
                 shared: shared.clone(),
                 blocks: blocks.clone(),
+                metrics: crate::metrics::LedgerMetrics::new(&name),
             };
             let actor = LedgerActor::new(parts);
             let arbiter = Arbiter::new();
             let addr = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
             registry.write().insert(id.0, addr.clone());
+            let metrics = crate::metrics::LedgerMetrics::new(&name);
             handles.push(LedgerHandle {
                 id,
                 name,
@@ -389,6 +419,7 @@ impl Node {
                 store: store.clone(),
                 options: options.ledger_options.clone(),
                 blocks,
+                metrics,
             });
             arbiters.push(arbiter);
         }

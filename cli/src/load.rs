@@ -443,6 +443,10 @@ pub struct DemoArgs {
     /// HTTP at 50% of the HTTP maximum for --duration.
     #[arg(long, conflicts_with = "embedded")]
     pub overhead: bool,
+    /// Measure what recording metrics costs: saturated in-process runs of --calibrate
+    /// each, metrics on and off alternately (three rounds each), same node, same run.
+    #[arg(long, conflicts_with_all = ["embedded", "overhead"])]
+    pub metrics_overhead: bool,
     /// Load options.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -533,6 +537,7 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
     let load = args.load.clone();
     let embedded = args.embedded;
     let overhead = args.overhead;
+    let metrics_overhead = args.metrics_overhead;
     let report_dir = dir.clone();
     actix_rt::System::new().block_on(async move {
         let running = crate::node::start(&config, node_key).await?;
@@ -564,6 +569,13 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
                     .map_err(|e| runtime(e.to_string()))
                     .and_then(|rt| {
                         rt.block_on(async {
+                            if metrics_overhead {
+                                loadgen::ledger::prepare_embedded(&handles, &admin)
+                                    .await
+                                    .map_err(runtime)?;
+                                return measure_metrics_overhead(&load, handles, ledgers, admin)
+                                    .await;
+                            }
                             if overhead {
                                 loadgen::ledger::prepare_embedded(&handles, &admin)
                                     .await
@@ -698,6 +710,77 @@ async fn measure_overhead(
     }))
     .unwrap_or_default();
     Ok(Outcome { report: at_half, text, markdown, json })
+}
+
+/// What recording metrics costs: the same saturated in-process load with metrics on and
+/// off alternately (so drift of the machine affects both alike).
+async fn measure_metrics_overhead(
+    args: &LoadArgs,
+    handles: Vec<actors::LedgerHandle>,
+    ledgers: Vec<LedgerTarget>,
+    signer: PrivateKey,
+) -> Result<Outcome, Failure> {
+    let ledger_count = ledgers.len();
+    let probe_workload = Workload::new(args.spec(), ledgers.clone(), signer.clone());
+    let probe: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
+        .flat_map(|seq| probe_workload.build_batch(0, seq).transactions)
+        .collect();
+    let ceiling = verify_ceiling(&probe.iter().collect::<Vec<_>>());
+    let rounds = 6;
+    let budget = ceiling * args.calibrate.as_secs_f64() * rounds as f64;
+    let batches = (budget * 1.05 / ledger_count as f64 / args.batch as f64).ceil() as u64 + 2;
+    eprintln!(
+        "signing {} transactions before the run…",
+        batches * (args.batch * ledger_count) as u64
+    );
+    let (source, _) =
+        WorkloadSource::pre_signed(Workload::new(args.spec(), ledgers, signer), batches);
+    let source = Arc::new(source);
+    let cursor = Cursor::new();
+    let target = Arc::new(EmbeddedTarget::new(handles, args.timeout));
+    let closed = Mode::Closed { concurrency: (3 * ledger_count).max(4), duration: args.calibrate };
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    let mut reports = Vec::new();
+    for round in 0..rounds {
+        let enabled = round % 2 == 0;
+        actors::metrics::set_enabled(enabled);
+        let report = loadgen::run_with_cursor(
+            target.clone(),
+            source.clone(),
+            closed.clone(),
+            args.progress(),
+            &cursor,
+        )
+        .await
+        .with_name(if enabled { "metrics on" } else { "metrics off" });
+        if enabled { &mut on } else { &mut off }.push(report.throughput_tps);
+        reports.push(report);
+    }
+    actors::metrics::set_enabled(true);
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let (with, without) = (mean(&on), mean(&off));
+    let summary = format!(
+        "metrics on:  {} tx/s (mean {with:.0})\nmetrics off: {} tx/s (mean {without:.0})\n\
+         on / off = {:.1}% (saturated, in-process, {} s per round, alternating)\n",
+        on.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
+        off.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
+        100.0 * with / without.max(1e-9),
+        args.calibrate.as_secs_f64()
+    );
+    let text =
+        format!("{summary}\n{}", reports.iter().map(Report::text).collect::<Vec<_>>().join("\n"));
+    let markdown = format!(
+        "{}\n\n{}",
+        summary.replace('\n', "  \n"),
+        reports.iter().map(Report::markdown).collect::<Vec<_>>().join("\n\n")
+    );
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "on_tps": on, "off_tps": off, "on_over_off": with / without.max(1e-9),
+    }))
+    .unwrap_or_default();
+    let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;
+    Ok(Outcome { report, text, markdown, json })
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) of a Unix time in ms.

@@ -74,6 +74,11 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start() -> NodeProcess {
+        Self::start_with("")
+    }
+
+    /// A node whose configuration ends with `extra` (e.g. a `[mempool]` table).
+    fn start_with(extra: &str) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
         let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
         let admin = PrivateKey::generate(SignatureAlgorithm::Sm2);
@@ -82,7 +87,7 @@ impl NodeProcess {
         let config = format!(
             "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\n\
              p2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\n\
-             [[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n",
+             [[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n\n{extra}",
             free_port(),
             admin.public_key().to_base58()
         );
@@ -480,6 +485,34 @@ fn every_route_answers_and_bad_input_changes_nothing() {
         assert_eq!(problem.status, status);
     }
     assert_eq!(node.head(), before, "bad input changed the ledger");
+}
+
+/// A full mempool answers 503 BUSY with Retry-After, and takes nothing.
+#[test]
+fn a_full_mempool_answers_busy_with_retry_after() {
+    let node = NodeProcess::start_with("[block]\nmax_txs = 2\n\n[mempool]\ncapacity = 2\n");
+    let batch: Vec<Transaction> = (0..3)
+        .map(|nonce| signed(node.ledger, nonce, write("sku", "v", -1), &node.admin))
+        .collect();
+    let before = node.head();
+    let mut stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    let body = engine::model::encode_transactions(batch.iter());
+    let head = format!(
+        "POST /api/v1/ledgers/{}/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Connection: close\r\nContent-Type: application/vnd.polyledger.batch\r\n\
+         Content-Length: {}\r\n\r\n",
+        node.id,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("retry-after: "), "{response}");
+    assert!(response.contains("\"BUSY\""), "{response}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(node.head(), before, "a refused batch changed the ledger");
 }
 
 /// The OpenAPI document lists exactly the routes the router serves.

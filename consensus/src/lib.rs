@@ -109,6 +109,11 @@ pub trait ConsensusGroup: Send {
     fn members(&self) -> u64;
     /// The member that proposes now, if known.
     fn leader(&self) -> Option<MemberId>;
+    /// The group's current term (election epoch) for monitoring; 0 where the provider
+    /// has none (solo).
+    fn term(&self) -> u64 {
+        0
+    }
     /// True when this member may propose now.
     fn is_leader(&self) -> bool {
         self.leader() == Some(self.member())

@@ -153,6 +153,10 @@ impl ConsensusGroup for RaftGroup {
         }
     }
 
+    fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
     fn is_leader(&self) -> bool {
         self.node.raft.state == StateRole::Leader
     }

@@ -124,6 +124,23 @@ pub trait KvStore: Send + Sync {
     /// the whole batch survives a crash; when it fails or the process dies, none of it
     /// is visible.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Health figures of the backend for monitoring (`/metrics`); all `None` when it has
+    /// none (the in-memory store).
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// What a backend can tell monitoring about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Writes are stopped or delayed by the backend (RocksDB write stall).
+    pub write_stalled: Option<bool>,
+    /// Bytes compaction still has to rewrite.
+    pub compaction_pending_bytes: Option<u64>,
+    /// Free bytes on the file system holding the data.
+    pub disk_available_bytes: Option<u64>,
 }
 
 /// The smallest key greater than every key starting with `prefix` (`None` when the

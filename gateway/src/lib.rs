@@ -123,6 +123,7 @@ pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
             }),
         )
         .fallback(api::no_route)
+        .layer(axum::middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(Arc::new(AppState { ledgers }))
 }

@@ -12,15 +12,16 @@
 //! ~2x on JSON-like values); `max_background_jobs` = cores so compaction keeps up under
 //! sustained load.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use engine::store::{Direction, Entries, KvStore, StoreError, WriteBatch, WriteOp};
+use engine::store::{Direction, Entries, KvStore, StoreError, StoreStats, WriteBatch, WriteOp};
 use rocksdb::{BlockBasedOptions, DB, IteratorMode, Options, ReadOptions, WriteOptions};
 
 /// `KvStore` on an embedded RocksDB database.
 pub struct RocksStore {
     db: DB,
     sync_writes: bool,
+    path: PathBuf,
 }
 
 fn backend(error: rocksdb::Error) -> StoreError {
@@ -66,7 +67,7 @@ impl RocksStore {
         let db = DB::open(&db_options, path).map_err(|e| {
             StoreError::Unavailable(format!("cannot open RocksDB at {}: {}", path.display(), e))
         })?;
-        Ok(RocksStore { db, sync_writes: options.sync_writes })
+        Ok(RocksStore { db, sync_writes: options.sync_writes, path: path.to_path_buf() })
     }
 
     /// RocksDB's estimate of live data size in bytes (for size reports).
@@ -120,6 +121,17 @@ impl KvStore for RocksStore {
             }
         }
         Ok(entries)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten();
+        let stopped = property("rocksdb.is-write-stopped");
+        let delayed = property("rocksdb.actual-delayed-write-rate");
+        StoreStats {
+            write_stalled: stopped.map(|stopped| stopped > 0 || delayed.unwrap_or(0) > 0),
+            compaction_pending_bytes: property("rocksdb.estimate-pending-compaction-bytes"),
+            disk_available_bytes: fs4::available_space(&self.path).ok(),
+        }
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
