@@ -203,6 +203,20 @@ fn bench_polyledger_default(c: &mut Criterion, fx: &Fixture) {
         })
     });
     group.finish();
+
+    // The same arithmetic without the per-key table: what a key seen for the first time
+    // (or evicted) costs.
+    let mut group = configure(c, "sm2_polyledger_uncached");
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            assert!(crypto_parallel::sm2_fast::verify_message(
+                black_box(&fx.public),
+                black_box(&fx.message),
+                black_box(&raw),
+            ));
+        })
+    });
+    group.finish();
 }
 
 fn bench_libsm(c: &mut Criterion, fx: &Fixture) {

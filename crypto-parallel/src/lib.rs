@@ -28,6 +28,7 @@ pub mod keys;
 pub mod p256;
 pub mod provider;
 pub mod sm2;
+pub mod sm2_fast;
 
 pub use algorithm::{AlgorithmCode, HashAlgorithm, SignatureAlgorithm};
 pub use batch::{BATCH_CHUNK_LEN, BatchVerifier, VerifyItem, verify_batch};

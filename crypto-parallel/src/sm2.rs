@@ -12,10 +12,11 @@
 //!
 //! Signing uses RustCrypto's `sm2` (constant-time, deterministic nonces). Verification
 //! handles only public data and was chosen by measurement (`perf/RESULTS.md`): the
-//! default path is `efficient-sm2`'s double-scalar multiplication, wrapped in the
-//! standard's checks that crate leaves out (r, s in range, t = r + s ≠ 0, the public key
-//! on the curve); `verify_reference` is RustCrypto's verifier, kept for differential
-//! tests and as the fallback selected by the `reference-sm2-verify` feature.
+//! default path is `sm2_fast` (fiat-crypto field arithmetic, variable-time double-scalar
+//! multiplication, a per-key table cache for repeated signers); `verify_reference` is
+//! RustCrypto's verifier, kept for differential tests and as the fallback selected by
+//! the `reference-sm2-verify` feature; `verify_efficient_sm2` is the previous default,
+//! kept as a benchmark candidate.
 
 use der::asn1::ObjectIdentifier;
 use sm2::elliptic_curve::Generate;
@@ -185,28 +186,51 @@ pub fn verify_reference(
     verifying_key.verify(message, &signature).map_err(|_| CryptoError::InvalidSignature)
 }
 
-/// The fast path: GB/T 32918.2 §7.1 steps B1–B7 with `efficient-sm2`'s variable-time
-/// double-scalar multiplication for `[s]G + [t]P_A`.
+/// The fast path: GB/T 32918.2 §7.1 steps B1–B7 with `sm2_fast` (variable-time, public
+/// data only): fiat-crypto's field, `[s]G + [t]P` with a static table for G and wNAF for
+/// P, and — for a key seen before — a per-key comb table from the bounded global cache,
+/// so a repeated signer's verification needs ~31 doublings instead of 256.
 ///
-/// `efficient-sm2` performs only B4, B6 and B7 and trusts its inputs, so the checks it
-/// lacks are done here first: B1/B2 (r, s in [1, n-1], by the RustCrypto parser), B5
-/// (t = r + s mod n ≠ 0) and the public key being a valid curve point. One deviation
-/// remains, in the rejecting direction only: it compares `x1` with `r - e` without
-/// reducing `x1` mod n, so a signature whose `x1` lies in [n, p) — probability about
-/// 2^-129, not reachable on purpose without the discrete log — is rejected where the
-/// standard accepts it.
+/// The errors keep the reference path's classification: a signature whose r or s is out
+/// of [1, n−1] is malformed (RustCrypto's parser), a key off the curve is malformed, and
+/// everything else that fails is `InvalidSignature`.
 fn verify_fast(public_key: &[u8], z: &[u8; 32], message: &[u8], signature: &[u8]) -> Result<()> {
+    let key: &[u8; PUBLIC_KEY_LEN] = public_key
+        .try_into()
+        .ok()
+        .filter(|key: &&[u8; PUBLIC_KEY_LEN]| key[0] == 0x04)
+        .ok_or_else(|| malformed_public("expected 65-byte uncompressed SEC1 (04 || x || y)"))?;
+    parse_signature(signature)?;
+    let mut hasher = sm3::Sm3::new();
+    hasher.update(z);
+    hasher.update(message);
+    let e: [u8; 32] = hasher.finalize().into();
+    let r: &[u8; 32] = signature[..32].try_into().expect("64-byte signature");
+    let s: &[u8; 32] = signature[32..].try_into().expect("64-byte signature");
+    if crate::sm2_fast::verify_digest_cached(key, &e, r, s) {
+        return Ok(());
+    }
+    if crate::sm2_fast::PublicKey::from_sec1_uncompressed(public_key).is_none() {
+        return Err(malformed_public("not a point on the SM2 curve"));
+    }
+    Err(CryptoError::InvalidSignature)
+}
+
+/// efficient-sm2's verifier (the previous default, kept as a measured candidate):
+/// `[s]G + [t]P` by efficient-sm2, after the checks it leaves out (r, s in range,
+/// t ≠ 0, the key on the curve).
+pub fn verify_efficient_sm2(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<()> {
     parse_public(public_key)?;
     let parsed = parse_signature(signature)?;
     let (r, s) = parsed.split_scalars();
     if bool::from(sm2::elliptic_curve::ff::Field::is_zero(&(*r + *s))) {
         return Err(CryptoError::InvalidSignature);
     }
+    let z = z_a(DEFAULT_DISTID, public_key)?;
     let mut hasher = sm3::Sm3::new();
     hasher.update(z);
     hasher.update(message);
     let e = hasher.finalize();
-
     let key = efficient_sm2::PublicKey::new(&public_key[1..33], &public_key[33..]);
     let signature = efficient_sm2::Signature::new(&signature[..32], &signature[32..])
         .map_err(|_| malformed_signature("rejected by efficient-sm2 parser"))?;

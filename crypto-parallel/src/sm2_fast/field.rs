@@ -1,0 +1,167 @@
+//! (Internal arithmetic: public only through the hidden `internals` module, for tests
+//! and benchmarks; documented where it is defined, not item by item.)
+#![allow(missing_docs)]
+
+//! The SM2 base field GF(p), p = 2^256 - 2^224 - 2^96 + 2^64 - 1, on fiat-crypto's
+//! formally verified Montgomery arithmetic (`fiat_crypto::sm2_64`). Variable-time helpers
+//! (`is_zero`, `==`, `invert`) are fine here: verification handles only public data.
+
+use fiat_crypto::sm2_64::*;
+
+/// Whether `mul`/`square` use the specialised reduction in `fastmul` (differentially
+/// tested against fiat) instead of fiat's generic word-by-word Montgomery code.
+pub const SPECIALISED: bool = false;
+
+/// A field element in the Montgomery domain, fully reduced (< p) as fiat guarantees.
+#[derive(Clone, Copy, Debug)]
+pub struct Fe(pub(crate) [u64; 4]);
+
+/// p, little-endian limbs.
+pub const P: [u64; 4] =
+    [0xffff_ffff_ffff_ffff, 0xffff_ffff_0000_0000, 0xffff_ffff_ffff_ffff, 0xffff_fffe_ffff_ffff];
+
+#[inline(always)]
+fn m(a: &Fe) -> fiat_sm2_montgomery_domain_field_element {
+    fiat_sm2_montgomery_domain_field_element(a.0)
+}
+
+impl Fe {
+    pub const ZERO: Fe = Fe([0; 4]);
+
+    pub fn one() -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_set_one(&mut out);
+        Fe(out.0)
+    }
+
+    /// From little-endian limbs of an integer `< p` (caller checks the bound).
+    #[inline]
+    pub fn from_limbs(limbs: [u64; 4]) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_to_montgomery(&mut out, &fiat_sm2_non_montgomery_domain_field_element(limbs));
+        Fe(out.0)
+    }
+
+    /// From 32 big-endian bytes; `None` unless the value is `< p`.
+    pub fn from_be_bytes(bytes: &[u8; 32]) -> Option<Fe> {
+        let limbs = crate::sm2_fast::scalar::u256_from_be(bytes);
+        if !crate::sm2_fast::scalar::lt(&limbs, &P) {
+            return None;
+        }
+        Some(Fe::from_limbs(limbs))
+    }
+
+    /// The canonical integer (little-endian limbs, `< p`).
+    pub fn to_limbs(&self) -> [u64; 4] {
+        let mut out = fiat_sm2_non_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_from_montgomery(&mut out, &m(self));
+        out.0
+    }
+
+    #[inline(always)]
+    pub fn mul(&self, rhs: &Fe) -> Fe {
+        if SPECIALISED {
+            return Fe(crate::sm2_fast::fastmul::mont_mul(&self.0, &rhs.0));
+        }
+        self.mul_fiat(rhs)
+    }
+
+    /// fiat-crypto's verified multiplication (the reference for `mul`).
+    #[inline(always)]
+    pub fn mul_fiat(&self, rhs: &Fe) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_mul(&mut out, &m(self), &m(rhs));
+        Fe(out.0)
+    }
+
+    #[inline(always)]
+    pub fn square(&self) -> Fe {
+        if SPECIALISED {
+            return Fe(crate::sm2_fast::fastmul::mont_square(&self.0));
+        }
+        self.square_fiat()
+    }
+
+    /// fiat-crypto's verified squaring (the reference for `square`).
+    #[inline(always)]
+    pub fn square_fiat(&self) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_square(&mut out, &m(self));
+        Fe(out.0)
+    }
+
+    #[inline(always)]
+    pub fn add(&self, rhs: &Fe) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_add(&mut out, &m(self), &m(rhs));
+        Fe(out.0)
+    }
+
+    #[inline(always)]
+    pub fn sub(&self, rhs: &Fe) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_sub(&mut out, &m(self), &m(rhs));
+        Fe(out.0)
+    }
+
+    #[inline(always)]
+    pub fn neg(&self) -> Fe {
+        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
+        fiat_sm2_opp(&mut out, &m(self));
+        Fe(out.0)
+    }
+
+    #[inline(always)]
+    pub fn double(&self) -> Fe {
+        self.add(self)
+    }
+
+    #[inline(always)]
+    pub fn is_zero(&self) -> bool {
+        (self.0[0] | self.0[1] | self.0[2] | self.0[3]) == 0
+    }
+
+    /// a^(p-2) by square-and-multiply (variable time; used only when building tables).
+    pub fn invert(&self) -> Fe {
+        // p - 2
+        let e: [u64; 4] = [P[0] - 2, P[1], P[2], P[3]];
+        let mut acc = Fe::one();
+        for limb in (0..4).rev() {
+            for bit in (0..64).rev() {
+                acc = acc.square();
+                if (e[limb] >> bit) & 1 == 1 {
+                    acc = acc.mul(self);
+                }
+            }
+        }
+        acc
+    }
+}
+
+impl PartialEq for Fe {
+    // Representations are canonical (< p), so limb equality is field equality.
+    fn eq(&self, other: &Fe) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Fe {}
+
+/// Inverts every element in place with one field inversion (Montgomery's trick).
+/// All inputs must be non-zero.
+pub fn batch_invert(values: &mut [Fe]) {
+    if values.is_empty() {
+        return;
+    }
+    let mut prefix = Vec::with_capacity(values.len());
+    let mut acc = Fe::one();
+    for v in values.iter() {
+        prefix.push(acc);
+        acc = acc.mul(v);
+    }
+    let mut inv = acc.invert();
+    for i in (0..values.len()).rev() {
+        let next = inv.mul(&values[i]);
+        values[i] = inv.mul(&prefix[i]);
+        inv = next;
+    }
+}

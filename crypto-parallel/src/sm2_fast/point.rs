@@ -1,0 +1,198 @@
+//! (Internal arithmetic: public only through the hidden `internals` module, for tests
+//! and benchmarks; documented where it is defined, not item by item.)
+#![allow(missing_docs)]
+
+//! Points of the SM2 recommended curve y^2 = x^3 - 3x + b: affine points for tables,
+//! Jacobian (X, Y, Z) ↦ (X/Z^2, Y/Z^3) for accumulation (Z = 0 is the point at infinity).
+//! Formulas from the Explicit-Formulas Database (a = -3): dbl-2001-b, madd-2007-bl,
+//! add-2007-bl, with the exceptional cases (infinity, P = ±Q) handled explicitly.
+
+use crate::sm2_fast::field::{Fe, batch_invert};
+use crate::sm2_fast::scalar::u256_from_be;
+
+/// b of the recommended curve (big-endian).
+pub const B_BYTES: [u8; 32] =
+    hex32("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
+pub const GX_BYTES: [u8; 32] =
+    hex32("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7");
+pub const GY_BYTES: [u8; 32] =
+    hex32("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
+
+pub(crate) const fn hex32(text: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("not a hex digit"),
+        }
+    }
+    let bytes = text.as_bytes();
+    assert!(bytes.len() == 64);
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nibble(bytes[2 * i]) << 4) | nibble(bytes[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// An affine point known to be on the curve and not the point at infinity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Affine {
+    pub x: Fe,
+    pub y: Fe,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Jacobian {
+    pub x: Fe,
+    pub y: Fe,
+    pub z: Fe,
+}
+
+pub fn curve_b() -> Fe {
+    Fe::from_limbs(u256_from_be(&B_BYTES))
+}
+
+pub fn generator() -> Affine {
+    Affine {
+        x: Fe::from_limbs(u256_from_be(&GX_BYTES)),
+        y: Fe::from_limbs(u256_from_be(&GY_BYTES)),
+    }
+}
+
+/// y^2 == x^3 - 3x + b
+pub fn is_on_curve(x: &Fe, y: &Fe) -> bool {
+    let x2 = x.square();
+    let x3 = x2.mul(x);
+    let three_x = x.double().add(x);
+    let rhs = x3.sub(&three_x).add(&curve_b());
+    y.square() == rhs
+}
+
+impl Affine {
+    #[inline(always)]
+    pub fn neg(&self) -> Affine {
+        Affine { x: self.x, y: self.y.neg() }
+    }
+    pub fn to_jacobian(&self) -> Jacobian {
+        Jacobian { x: self.x, y: self.y, z: Fe::one() }
+    }
+}
+
+impl Jacobian {
+    pub fn infinity() -> Jacobian {
+        Jacobian { x: Fe::one(), y: Fe::one(), z: Fe::ZERO }
+    }
+
+    #[inline(always)]
+    pub fn is_infinity(&self) -> bool {
+        self.z.is_zero()
+    }
+
+    #[inline(always)]
+    pub fn neg(&self) -> Jacobian {
+        Jacobian { x: self.x, y: self.y.neg(), z: self.z }
+    }
+
+    /// 2·self (dbl-2001-b, a = -3): 3M + 5S. Infinity maps to infinity (Z3 = 0).
+    #[inline(always)]
+    pub fn double(&self) -> Jacobian {
+        let delta = self.z.square();
+        let gamma = self.y.square();
+        let beta = self.x.mul(&gamma);
+        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+        let alpha = t.double().add(&t);
+        let beta4 = beta.double().double();
+        let x3 = alpha.square().sub(&beta4.double());
+        let z3 = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
+        let gamma2_8 = gamma.square().double().double().double();
+        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&gamma2_8);
+        Jacobian { x: x3, y: y3, z: z3 }
+    }
+
+    /// self + q with q affine (madd-2007-bl): 7M + 4S.
+    #[inline(always)]
+    pub fn add_affine(&self, q: &Affine) -> Jacobian {
+        if self.is_infinity() {
+            return q.to_jacobian();
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x.mul(&z1z1);
+        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let h = u2.sub(&self.x);
+        let r = s2.sub(&self.y).double();
+        if h.is_zero() {
+            return if r.is_zero() { self.double() } else { Jacobian::infinity() };
+        }
+        let hh = h.square();
+        let i = hh.double().double();
+        let j = h.mul(&i);
+        let v = self.x.mul(&i);
+        let x3 = r.square().sub(&j).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
+        let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
+        Jacobian { x: x3, y: y3, z: z3 }
+    }
+
+    /// self + q (add-2007-bl): 11M + 5S.
+    #[inline(always)]
+    pub fn add(&self, q: &Jacobian) -> Jacobian {
+        if self.is_infinity() {
+            return *q;
+        }
+        if q.is_infinity() {
+            return *self;
+        }
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x.mul(&z2z2);
+        let u2 = q.x.mul(&z1z1);
+        let s1 = self.y.mul(&q.z).mul(&z2z2);
+        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let h = u2.sub(&u1);
+        let r = s2.sub(&s1).double();
+        if h.is_zero() {
+            return if r.is_zero() { self.double() } else { Jacobian::infinity() };
+        }
+        let i = h.double().square();
+        let j = h.mul(&i);
+        let v = u1.mul(&i);
+        let x3 = r.square().sub(&j).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
+        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
+        Jacobian { x: x3, y: y3, z: z3 }
+    }
+
+    /// Affine form; `None` for infinity. (One inversion; tests and tables only.)
+    pub fn to_affine(&self) -> Option<Affine> {
+        if self.is_infinity() {
+            return None;
+        }
+        let zi = self.z.invert();
+        let zi2 = zi.square();
+        Some(Affine { x: self.x.mul(&zi2), y: self.y.mul(&zi2).mul(&zi) })
+    }
+}
+
+/// Converts non-infinity Jacobian points to affine with one inversion.
+/// Returns `None` if any input is infinity.
+pub fn batch_to_affine(points: &[Jacobian]) -> Option<Vec<Affine>> {
+    if points.iter().any(|p| p.is_infinity()) {
+        return None;
+    }
+    let mut zs: Vec<Fe> = points.iter().map(|p| p.z).collect();
+    batch_invert(&mut zs);
+    Some(
+        points
+            .iter()
+            .zip(zs.iter())
+            .map(|(p, zi)| {
+                let zi2 = zi.square();
+                Affine { x: p.x.mul(&zi2), y: p.y.mul(&zi2).mul(zi) }
+            })
+            .collect(),
+    )
+}
