@@ -3,7 +3,7 @@
 # each a separate `polyledger node` process with its own RocksDB; the load generator
 # ramps the offered rate over HTTP (batches round-robin over the three gateways) to find
 # the highest rate whose p99 finality stays within 1 s.
-# Usage: perf/raft-3.sh [extra loadgen flags]. Reports in perf/out/.
+# Usage: [START_RATE=2000] perf/raft-3.sh [extra loadgen flags]. Reports in perf/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
@@ -25,5 +25,5 @@ for port in 8101 8102 8103; do
 done
 "$bin" loadgen --gateway http://127.0.0.1:8101 --gateway http://127.0.0.1:8102 \
   --gateway http://127.0.0.1:8103 --key deploy/admin.key.pem \
-  --find-max --p99-ms 1000 --start-rate 1000 --stage 5s --no-progress \
+  --find-max --p99-ms 1000 --start-rate "${START_RATE:-2000}" --stage 5s --no-progress \
   --out "$out/report.json" --markdown "$out/report.md" "$@" | tee "$out/report.txt"

@@ -788,6 +788,7 @@ impl LedgerActor {
             .map_err(|e| format!("executing block {}: {e}", proposal.height))?;
         let block = executed.block.clone();
         let execute_seconds = started.elapsed().as_secs_f64();
+        let state_root_seconds = executed.state_root_time.as_secs_f64();
         let written_bytes = executed.batch.size_bytes();
         if let Some(expected) = expected_hash
             && expected != block.hash
@@ -814,6 +815,7 @@ impl LedgerActor {
         self.parts.metrics.block(crate::metrics::BlockFigures {
             transactions: &block.transactions,
             execute_seconds,
+            state_root_seconds,
             commit_seconds: writing.elapsed().as_secs_f64(),
             written_bytes,
             proposed: self.in_flight.as_ref().filter(|_| ours).map(|f| f.proposed_at),

@@ -57,6 +57,7 @@ pub struct Families {
     block_transactions: HistogramVec,
     finality: HistogramVec,
     execute: HistogramVec,
+    state_root: HistogramVec,
     commit: HistogramVec,
     written: IntCounterVec,
     proposals: IntCounterVec,
@@ -143,6 +144,12 @@ pub static METRICS: LazyLock<Families> = LazyLock::new(|| {
         execute: histogram_vec(
             "polyledger_block_execute_seconds",
             "Executing a block: validation, state changes and the state root.",
+            ledger,
+            seconds_buckets(),
+        ),
+        state_root: histogram_vec(
+            "polyledger_block_state_root_seconds",
+            "Computing a block's state root (the authenticated state tree; part of execute).",
             ledger,
             seconds_buckets(),
         ),
@@ -267,6 +274,7 @@ pub struct LedgerMetrics {
     block_transactions: Histogram,
     finality: Histogram,
     execute: Histogram,
+    state_root: Histogram,
     commit: Histogram,
     written: IntCounter,
     proposals: IntCounter,
@@ -280,6 +288,8 @@ pub struct BlockFigures<'a> {
     pub transactions: &'a [(engine::model::Hash32, engine::model::ResultCode)],
     /// Executing it (state root included).
     pub execute_seconds: f64,
+    /// Of which the state root.
+    pub state_root_seconds: f64,
     /// Writing it.
     pub commit_seconds: f64,
     /// Bytes of its write batch.
@@ -323,6 +333,7 @@ impl LedgerMetrics {
             block_transactions: m.block_transactions.with_label_values(l),
             finality: m.finality.with_label_values(l),
             execute: m.execute.with_label_values(l),
+            state_root: m.state_root.with_label_values(l),
             commit: m.commit.with_label_values(l),
             written: m.written.with_label_values(l),
             proposals: m.proposals.with_label_values(l),
@@ -364,6 +375,7 @@ impl LedgerMetrics {
         }
         let count = figures.transactions.len();
         self.execute.observe(figures.execute_seconds);
+        self.state_root.observe(figures.state_root_seconds);
         self.commit.observe(figures.commit_seconds);
         self.written.inc_by(figures.written_bytes as u64);
         self.blocks.inc();

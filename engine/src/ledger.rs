@@ -159,6 +159,8 @@ pub struct ExecutedBlock {
     pub block: StoredBlock,
     /// Everything the commit writes, head included.
     pub batch: WriteBatch,
+    /// How long computing the state root took (part of execution; for metrics).
+    pub state_root_time: std::time::Duration,
 }
 
 /// One ledger on a store.
@@ -856,6 +858,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let id = self.ledger.id;
         let reader = StateReader { store: &self.ledger.store, ledger: id };
         let updates: Vec<_> = std::mem::take(&mut self.state_updates).into_iter().collect();
+        let state_started = std::time::Instant::now();
         let state_root = if updates.is_empty() {
             // Nothing changed: the root stays, carried forward as this height's version.
             state::carry_root_forward(&reader, self.height, &mut self.batch)
@@ -865,6 +868,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             state::apply_updates(self.algorithm, &reader, self.height, updates, &mut self.batch)
                 .map_err(EngineError::State)?
         };
+        let state_root_time = state_started.elapsed();
         let header = BlockHeader {
             ledger_id: id,
             height: self.height,
@@ -880,6 +884,6 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         self.batch.put(layout::block_by_hash_key(&id, &hash), self.height.to_be_bytes().to_vec());
         let head = Head { height: self.height, block_hash: hash, state_root };
         self.batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
-        Ok(ExecutedBlock { block, batch: self.batch })
+        Ok(ExecutedBlock { block, batch: self.batch, state_root_time })
     }
 }
