@@ -81,6 +81,18 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The stable code clients see (`BAD_SIGNATURE`, …; docs/OPERATIONS.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::BadSignature => "BAD_SIGNATURE",
+            Rejection::WrongLedger => "WRONG_LEDGER",
+            Rejection::AlreadyPending => "ALREADY_PENDING",
+            Rejection::AlreadyCommitted { .. } => "ALREADY_COMMITTED",
+            Rejection::Halted(_) => "LEDGER_HALTED",
+            Rejection::ShuttingDown => "SHUTTING_DOWN",
+        }
+    }
+
     /// The metric label (`polyledger_transactions_rejected_total{reason}`).
     pub fn reason(&self) -> &'static str {
         match self {

@@ -462,23 +462,10 @@ fn read_block(input: &mut Input) -> Result<FileBlock, String> {
 }
 
 fn header_difference(recomputed: &BlockHeader, recorded: &BlockHeader) -> String {
-    let mut fields = Vec::new();
-    if recomputed.ledger_id != recorded.ledger_id {
-        fields.push("ledger id");
-    }
-    if recomputed.height != recorded.height {
-        fields.push("height");
-    }
-    if recomputed.previous_hash != recorded.previous_hash {
-        fields.push("previous hash");
-    }
-    if recomputed.tx_root != recorded.tx_root {
-        fields.push("transaction root");
-    }
-    if recomputed.state_root != recorded.state_root {
-        fields.push("state root");
-    }
-    format!("the recomputed header differs from the file's in: {}", fields.join(", "))
+    format!(
+        "the recomputed header differs from the file's in: {}",
+        engine::verify::header_differences(recomputed, recorded).join(", ")
+    )
 }
 
 fn import(file: &Path, data: &Path) -> Result<(), Failure> {

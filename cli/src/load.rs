@@ -147,7 +147,7 @@ impl LoadArgs {
 const PLAN_RATE_MAX: f64 = 25_000.0;
 
 /// Signature verifications per second on all cores, over `transactions`.
-pub fn verify_ceiling(transactions: &[&Transaction]) -> f64 {
+pub fn verify_ceiling(transactions: &[Transaction]) -> f64 {
     let messages: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.content.encode()).collect();
     let items: Vec<VerifyItem<'_>> = transactions
         .iter()
@@ -163,6 +163,16 @@ pub fn verify_ceiling(transactions: &[&Transaction]) -> f64 {
     let elapsed = start.elapsed();
     debug_assert!(results.iter().all(Result::is_ok));
     items.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// The verify ceiling on ~4,000 transactions of this run's shape and signer, built by a
+/// workload of their own (their writes must not advance the run's key versions).
+fn probe_ceiling(args: &LoadArgs, ledgers: &[LedgerTarget], signer: &PrivateKey) -> f64 {
+    let probe = Workload::new(args.spec(), ledgers.to_vec(), signer.clone());
+    let transactions: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
+        .flat_map(|seq| probe.build_batch(0, seq).transactions)
+        .collect();
+    verify_ceiling(&transactions)
 }
 
 /// Where the load goes.
@@ -189,16 +199,9 @@ async fn drive(
     print_ceiling: bool,
 ) -> Result<Outcome, Failure> {
     let ledger_count = ledgers.len() as f64;
-    // The probe has its own workload: its writes must not advance the run's key versions.
-    let probe_workload = Workload::new(args.spec(), ledgers.clone(), signer.clone());
+    let ceiling = probe_ceiling(args, &ledgers, &signer);
     let workload = Workload::new(args.spec(), ledgers, signer);
     let batch_tx = args.batch as f64;
-    // Enough batches for the whole run: the calibration at up to the verify ceiling, then
-    // the measured run at the offered rate (or the ramp's stages).
-    let probe: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
-        .flat_map(|seq| probe_workload.build_batch(0, seq).transactions)
-        .collect();
-    let ceiling = verify_ceiling(&probe.iter().collect::<Vec<_>>());
     let mut lines = Vec::new();
     if print_ceiling {
         lines.push(format!(
@@ -647,11 +650,7 @@ async fn measure_overhead(
     signer: PrivateKey,
 ) -> Result<Outcome, Failure> {
     let ledger_count = ledgers.len();
-    let probe_workload = Workload::new(args.spec(), ledgers.clone(), signer.clone());
-    let probe: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
-        .flat_map(|seq| probe_workload.build_batch(0, seq).transactions)
-        .collect();
-    let ceiling = verify_ceiling(&probe.iter().collect::<Vec<_>>());
+    let ceiling = probe_ceiling(args, &ledgers, &signer);
     // Two rounds each of in-process and HTTP in A-B-B-A order, then the half-load run.
     let seconds = 4.0 * args.calibrate.as_secs_f64() + 0.6 * args.duration.as_secs_f64();
     let batches =
@@ -776,11 +775,7 @@ async fn measure_metrics_overhead(
     signer: PrivateKey,
 ) -> Result<Outcome, Failure> {
     let ledger_count = ledgers.len();
-    let probe_workload = Workload::new(args.spec(), ledgers.clone(), signer.clone());
-    let probe: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
-        .flat_map(|seq| probe_workload.build_batch(0, seq).transactions)
-        .collect();
-    let ceiling = verify_ceiling(&probe.iter().collect::<Vec<_>>());
+    let ceiling = probe_ceiling(args, &ledgers, &signer);
     let rounds = 6;
     let budget = ceiling.min(PLAN_RATE_MAX) * args.calibrate.as_secs_f64() * rounds as f64;
     let batches = (budget * 1.05 / ledger_count as f64 / args.batch as f64).ceil() as u64 + 2;

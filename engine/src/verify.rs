@@ -159,22 +159,27 @@ fn index_problem<S: KvStore>(
         .then(|| "block-by-hash index does not point at this block".to_owned()))
 }
 
+/// The fields in which a recomputed block header differs from a recorded one (empty when
+/// they are equal), for reports that say what does not check out.
+pub fn header_differences(
+    recomputed: &crate::model::BlockHeader,
+    recorded: &crate::model::BlockHeader,
+) -> Vec<&'static str> {
+    let checks = [
+        (recomputed.ledger_id != recorded.ledger_id, "ledger id"),
+        (recomputed.height != recorded.height, "height"),
+        (recomputed.previous_hash != recorded.previous_hash, "previous hash"),
+        (recomputed.tx_root != recorded.tx_root, "transaction root"),
+        (recomputed.state_root != recorded.state_root, "state root"),
+        (recomputed.timestamp_ms != recorded.timestamp_ms, "timestamp"),
+        (recomputed.proposer != recorded.proposer, "proposer"),
+    ];
+    checks.into_iter().filter_map(|(differs, field)| differs.then_some(field)).collect()
+}
+
 fn header_difference(
     recomputed: &crate::model::BlockHeader,
     stored: &crate::model::BlockHeader,
 ) -> String {
-    let mut fields = Vec::new();
-    if recomputed.previous_hash != stored.previous_hash {
-        fields.push("previous hash");
-    }
-    if recomputed.tx_root != stored.tx_root {
-        fields.push("transaction root");
-    }
-    if recomputed.state_root != stored.state_root {
-        fields.push("state root");
-    }
-    if recomputed.ledger_id != stored.ledger_id || recomputed.height != stored.height {
-        fields.push("ledger id or height");
-    }
-    format!("recomputed header differs in: {}", fields.join(", "))
+    format!("recomputed header differs in: {}", header_differences(recomputed, stored).join(", "))
 }

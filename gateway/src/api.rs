@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{LedgerHandle, Rejection, SubmitError, TxStatus};
+use actors::{LedgerHandle, SubmitError, TxStatus};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -165,17 +165,6 @@ pub struct SubmitQuery {
     timeout_ms: Option<u64>,
 }
 
-fn rejection_code(rejection: &Rejection) -> &'static str {
-    match rejection {
-        Rejection::BadSignature => "BAD_SIGNATURE",
-        Rejection::WrongLedger => "WRONG_LEDGER",
-        Rejection::AlreadyPending => "ALREADY_PENDING",
-        Rejection::AlreadyCommitted { .. } => "ALREADY_COMMITTED",
-        Rejection::Halted(_) => "LEDGER_HALTED",
-        Rejection::ShuttingDown => "SHUTTING_DOWN",
-    }
-}
-
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Transaction>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -320,7 +309,7 @@ pub async fn submit(
                 status: "rejected".into(),
                 height: None,
                 index: None,
-                result: Some(rejection_code(&rejection).into()),
+                result: Some(rejection.code().into()),
                 reason: Some(rejection.to_string()),
             },
         })

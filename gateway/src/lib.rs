@@ -53,10 +53,10 @@ pub struct AppState {
 
 impl AppState {
     fn ledger(&self, id: &str) -> Result<&LedgerHandle, ApiError> {
-        let wanted = id.trim_start_matches("0x").to_ascii_lowercase();
+        let wanted = sdk::wire::parse_hash("id", id).ok();
         self.ledgers
             .iter()
-            .find(|handle| hex::encode(handle.id().0) == wanted || handle.name() == id)
+            .find(|handle| Some(handle.id().0) == wanted || handle.name() == id)
             .ok_or_else(|| {
                 ApiError::not_found("UNKNOWN_LEDGER", format!("no ledger {id} on this node"))
             })

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::{LedgerHandle, Rejection, SubmitError, TxStatus};
+use actors::{LedgerHandle, SubmitError, TxStatus};
 use bytes::Bytes;
 use crypto_parallel::PrivateKey;
 use engine::model::{LedgerId, Operation, ResultCode, Transaction, TransactionContent};
@@ -280,17 +280,6 @@ fn result_of(result: ResultCode) -> TxResult {
     }
 }
 
-fn rejection_code(rejection: &Rejection) -> &'static str {
-    match rejection {
-        Rejection::BadSignature => "BAD_SIGNATURE",
-        Rejection::WrongLedger => "WRONG_LEDGER",
-        Rejection::AlreadyPending => "ALREADY_PENDING",
-        Rejection::AlreadyCommitted { .. } => "ALREADY_COMMITTED",
-        Rejection::Halted(_) => "LEDGER_HALTED",
-        Rejection::ShuttingDown => "SHUTTING_DOWN",
-    }
-}
-
 /// Gateways over HTTP: batches go round-robin over them, each with `wait=commit`.
 pub struct HttpTarget {
     clients: Vec<sdk::Client>,
@@ -370,9 +359,7 @@ impl Target for EmbeddedTarget {
                     .into_iter()
                     .map(|outcome| match outcome.status {
                         TxStatus::Committed { result, .. } => result_of(result),
-                        TxStatus::Rejected(rejection) => {
-                            TxResult::failed(rejection_code(&rejection))
-                        }
+                        TxStatus::Rejected(rejection) => TxResult::failed(rejection.code()),
                     })
                     .collect(),
             ),
