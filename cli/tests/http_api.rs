@@ -663,6 +663,8 @@ fn dump_dom(browser: &Path, url: &str, screenshot: Option<&Path>) -> String {
 #[test]
 fn explorer_page_in_headless_chromium() {
     let Some(browser) = chromium() else {
+        // CI installs chromium (scripts/test.sh): missing there is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "CI must have chromium (scripts/test.sh)");
         eprintln!(
             "SKIPPED explorer_page_in_headless_chromium: no chromium (scripts/test.sh installs it)"
         );
