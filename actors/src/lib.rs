@@ -5,6 +5,7 @@
 //! pools: each `LedgerActor` owns its mempool, its consensus group and its `Ledger`.
 
 pub mod config;
+pub mod follow;
 pub mod ledger_actor;
 pub mod metrics;
 pub mod node;

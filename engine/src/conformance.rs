@@ -19,6 +19,7 @@ pub fn run_all<S: KvStore>(mut fresh: impl FnMut() -> S) {
     large_values(&fresh());
     random_operations_match_model(&fresh(), 0x5eed_0001);
     random_operations_match_model(&fresh(), 0x5eed_0002);
+    ledger_events(&fresh());
 }
 
 fn put(store: &dyn KvStore, key: &[u8], value: &[u8]) {
@@ -214,4 +215,141 @@ mod tests {
     fn memory_store_conforms() {
         super::run_all(crate::store::MemoryStore::new);
     }
+}
+
+/// A ledger on this store: event accounts, topics and ledger-wide event numbers are
+/// assigned deterministically, rejected transactions publish nothing, every event is
+/// readable by number and by topic, the topic's latest event is proven by the state
+/// tree, and the whole ledger verifies by replay.
+pub fn ledger_events(store: &dyn KvStore) {
+    use crate::ledger::{Ledger, SignatureCheck};
+    use crate::model::{
+        Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
+    };
+    use crate::proof::verify_state_proof;
+    use crate::state::{StateKey, data_leaf_value};
+    use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+
+    let algorithm = HashAlgorithm::Sm3;
+    let signer = |seed: u8| {
+        let mut raw = [seed; 32];
+        raw[0] = 1;
+        PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &raw).expect("fixed key")
+    };
+    let (admin, other) = (signer(1), signer(2));
+    let settings = LedgerSettings {
+        name: "events".into(),
+        hash_algorithm: algorithm,
+        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: vec![admin.public_key(), other.public_key()],
+        created_ms: 1_764_000_000_000,
+    };
+    let mut ledger = Ledger::create(store, settings).expect("create ledger");
+    let id = ledger.id();
+    let mut nonce = 0;
+    let mut tx = |key: &PrivateKey, operations: Vec<Operation>| {
+        nonce += 1;
+        let content = TransactionContent { ledger_id: id, nonce, timestamp_ms: nonce, operations };
+        Transaction::sign(content, &[key]).expect("sign")
+    };
+    let publish = |account: &str, topic: &str, payload: &str| Operation::PublishEvent {
+        account: account.into(),
+        topic: topic.into(),
+        payload: payload.as_bytes().to_vec(),
+    };
+    let append = |ledger: &mut Ledger<&dyn KvStore>, txs: Vec<Transaction>| {
+        let height = ledger.head().height + 1;
+        let block = ledger
+            .append_block(txs, SignatureCheck::Verify, height, Address([9; 32]))
+            .expect("append");
+        block.transactions.iter().map(|(_, result)| *result).collect::<Vec<_>>()
+    };
+    let register = |name: &str| Operation::RegisterEventAccount { name: name.into() };
+
+    // Block 1: registration and publication in one transaction; another in the same
+    // block sees the account; a transaction that fails publishes nothing.
+    let results = append(
+        &mut ledger,
+        vec![
+            tx(&admin, vec![register("shipments"), publish("shipments", "arrived", "a0")]),
+            tx(
+                &admin,
+                vec![publish("shipments", "arrived", "a1"), publish("shipments", "left", "l0")],
+            ),
+            tx(&other, vec![publish("shipments", "arrived", "not the owner")]),
+            tx(&admin, vec![publish("shipments", "arrived", "lost"), publish("nowhere", "x", "y")]),
+            tx(&admin, vec![register("$system")]),
+            tx(&other, vec![register("shipments")]),
+        ],
+    );
+    assert_eq!(
+        results,
+        [
+            ResultCode::Committed,
+            ResultCode::Committed,
+            ResultCode::NoPermission,
+            ResultCode::UnknownAccount,
+            ResultCode::NoPermission,
+            ResultCode::AccountExists,
+        ],
+        "event operations' results"
+    );
+    // Block 2: numbering and sequences continue from the store.
+    let results =
+        append(&mut ledger, vec![tx(&admin, vec![publish("shipments", "arrived", "a2")])]);
+    assert_eq!(results, [ResultCode::Committed]);
+
+    assert_eq!(ledger.event_count().expect("count"), 4, "ledger-wide event count");
+    let all = ledger.events(0, 100).expect("events");
+    let summary: Vec<(u64, &str, u64, &[u8], u64)> = all
+        .iter()
+        .map(|e| (e.number, e.topic.as_str(), e.sequence, e.payload.as_slice(), e.height))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "arrived", 0, &b"a0"[..], 1),
+            (1, "arrived", 1, &b"a1"[..], 1),
+            (2, "left", 0, &b"l0"[..], 1),
+            (3, "arrived", 2, &b"a2"[..], 2),
+        ],
+        "events in commit order"
+    );
+    assert_eq!(ledger.events(2, 1).expect("page"), all[2..3], "paging by number");
+    assert_eq!(ledger.event(3).expect("event"), Some(all[3].clone()));
+    assert_eq!(ledger.event(4).expect("event"), None);
+    let arrived = ledger.topic_events("shipments", "arrived", 1, 10).expect("topic");
+    assert_eq!(arrived, vec![all[1].clone(), all[3].clone()], "topic from sequence 1");
+    assert_eq!(ledger.topic_length("shipments", "arrived").expect("length"), 3);
+    assert_eq!(ledger.topic_length("shipments", "never").expect("length"), 0);
+    assert_eq!(ledger.event_account_owner("$system").expect("owner"), None);
+
+    // The topic's latest event is in the state tree, proven against the block header.
+    let key = StateKey::EventTopic { account: "shipments".into(), topic: "arrived".into() };
+    let proof = ledger.prove_state(&key, 2).expect("prove");
+    assert_eq!(proof.leaf_value, Some(data_leaf_value(algorithm, 2, b"a2")));
+    verify_state_proof(algorithm, &proof).expect("topic proof verifies");
+    let earlier = ledger.prove_state(&key, 1).expect("prove at 1");
+    assert_eq!(earlier.leaf_value, Some(data_leaf_value(algorithm, 1, b"a1")));
+
+    match crate::verify::verify_ledger(ledger.store(), id).expect("verify") {
+        crate::verify::Verdict::Valid { height, .. } => assert_eq!(height, 2),
+        invalid => panic!("ledger with events does not verify: {invalid:?}"),
+    }
+    // A tampered event is found by the replay.
+    let key = crate::layout::event_key(&id, 1);
+    let mut stored = store.get(&key).expect("get").expect("event 1 stored");
+    *stored.last_mut().expect("payload") ^= 1;
+    let mut batch = WriteBatch::new();
+    batch.put(key, stored);
+    store.write(batch).expect("tamper");
+    assert!(
+        matches!(
+            crate::verify::verify_ledger(store, id).expect("verify"),
+            crate::verify::Verdict::Invalid { .. }
+        ),
+        "a tampered event must fail verification"
+    );
 }

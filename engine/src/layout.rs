@@ -37,6 +37,14 @@ pub enum Table {
     /// `CONSENSUS | record` → the consensus group's own records (Raft log, hard state,
     /// applied marker); their layout belongs to the `consensus` crate.
     Consensus = 0x0b,
+    /// `EVENT | number u64` → the ledger's events in commit order (`EventRecord`):
+    /// height u64, tx hash, sequence u64, account bytes16, topic bytes16, payload.
+    Event = 0x0c,
+    /// `EVENT_TOPIC | u16 len account | u16 len topic | sequence u64` → event number
+    /// u64: one topic's events in order.
+    EventTopic = 0x0d,
+    /// `EVENT_ACCOUNT | name` → registration height u64, owner address.
+    EventAccount = 0x0e,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -127,5 +135,37 @@ pub fn state_value_key(ledger: &LedgerId, key_hash: &Hash32, height: u64) -> Vec
     let mut key = table_prefix(ledger, Table::StateValue);
     key.extend_from_slice(key_hash);
     key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// The ledger's `number`th event (numbers count from 0 in commit order).
+pub fn event_key(ledger: &LedgerId, number: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Event);
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// Prefix of one topic's index: `EVENT_TOPIC | len account | account | len topic | topic`.
+pub fn event_topic_prefix(ledger: &LedgerId, account: &str, topic: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::EventTopic);
+    key.reserve(4 + account.len() + topic.len() + 8);
+    key.extend_from_slice(&(account.len() as u16).to_be_bytes());
+    key.extend_from_slice(account.as_bytes());
+    key.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    key.extend_from_slice(topic.as_bytes());
+    key
+}
+
+/// The topic index entry of sequence number `sequence`.
+pub fn event_topic_key(ledger: &LedgerId, account: &str, topic: &str, sequence: u64) -> Vec<u8> {
+    let mut key = event_topic_prefix(ledger, account, topic);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// Event account record by name.
+pub fn event_account_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::EventAccount);
+    key.extend_from_slice(name.as_bytes());
     key
 }

@@ -142,6 +142,72 @@ pub struct VersionedValue {
     pub value: Vec<u8>,
 }
 
+/// One event, as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Ledger-wide event number: 0, 1, 2, … in commit order (a stream position).
+    pub number: u64,
+    /// Height of the block that committed it.
+    pub height: u64,
+    /// The transaction that published it.
+    pub tx_hash: Hash32,
+    /// Event account.
+    pub account: String,
+    /// Topic within the account.
+    pub topic: String,
+    /// Position within the topic: 0, 1, 2, ….
+    pub sequence: u64,
+    /// The event body.
+    pub payload: Vec<u8>,
+}
+
+impl EventRecord {
+    /// Stored bytes (`docs/FORMAT.md` §8): `height u64 | tx hash | sequence u64 |
+    /// account bytes16 | topic bytes16 | payload` (the number is the key).
+    fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(
+            52 + 4 + self.account.len() + self.topic.len() + self.payload.len(),
+        );
+        writer
+            .u64(self.height)
+            .raw(&self.tx_hash)
+            .u64(self.sequence)
+            .bytes16(self.account.as_bytes())
+            .bytes16(self.topic.as_bytes())
+            .raw(&self.payload);
+        writer.into_bytes()
+    }
+
+    fn decode(number: u64, bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let height = reader.u64("height")?;
+        let tx_hash = reader.array("tx hash")?;
+        let sequence = reader.u64("sequence")?;
+        let text = |bytes: &[u8], what| {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| DecodeError::Invalid { what, reason: "not UTF-8".into() })
+        };
+        let account = text(reader.bytes16(crate::limits::NAME_LEN_MAX, "account")?, "account")?;
+        let topic = text(reader.bytes16(crate::limits::NAME_LEN_MAX, "topic")?, "topic")?;
+        let payload = reader.raw(reader.remaining(), "payload")?.to_vec();
+        Ok(EventRecord { number, height, tx_hash, account, topic, sequence, payload })
+    }
+}
+
+fn key_u64(key: &[u8], prefix_len: usize, what: &'static str) -> Result<u64, EngineError> {
+    key.get(prefix_len..)
+        .and_then(|rest| rest.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or(EngineError::Corrupt { what, detail: "key is not prefix ‖ u64".into() })
+}
+
+fn value_u64(value: &[u8], what: &'static str) -> Result<u64, EngineError> {
+    value
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| EngineError::Corrupt { what, detail: "not 8 bytes".into() })
+}
+
 /// How signatures of a block's transactions are checked.
 #[derive(Debug, Clone)]
 pub enum SignatureCheck {
@@ -472,6 +538,92 @@ impl<S: KvStore> Ledger<S> {
         }
     }
 
+    /// The owner of event account `name`, if registered.
+    pub fn event_account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
+        match self.store.get(&layout::event_account_key(&self.id, name))? {
+            Some(bytes) => {
+                let mut reader = Reader::new(&bytes);
+                reader.u64("height").map_err(corrupt("event account"))?;
+                let owner = reader.array("owner").map_err(corrupt("event account"))?;
+                Ok(Some(Address(owner)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// How many events the ledger holds: the number the next event gets.
+    pub fn event_count(&self) -> Result<u64, EngineError> {
+        let prefix = layout::table_prefix(&self.id, layout::Table::Event);
+        match scan_prefix(&self.store, &prefix, Direction::Reverse, 1)?.first() {
+            Some((key, _)) => Ok(key_u64(key, prefix.len(), "event")? + 1),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` events numbered `from` and later, in commit order: one range scan.
+    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, EngineError> {
+        let prefix = layout::table_prefix(&self.id, layout::Table::Event);
+        let end = crate::store::prefix_end(&prefix).expect("prefix starts with a ledger id");
+        self.store
+            .scan(&layout::event_key(&self.id, from), &end, Direction::Forward, limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let number = key_u64(&key, prefix.len(), "event")?;
+                EventRecord::decode(number, &value).map_err(corrupt("event"))
+            })
+            .collect()
+    }
+
+    /// The event numbered `number`.
+    pub fn event(&self, number: u64) -> Result<Option<EventRecord>, EngineError> {
+        match self.store.get(&layout::event_key(&self.id, number))? {
+            Some(bytes) => Ok(Some(EventRecord::decode(number, &bytes).map_err(corrupt("event"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// How many events `topic` of `account` holds: the sequence the next one gets.
+    pub fn topic_length(&self, account: &str, topic: &str) -> Result<u64, EngineError> {
+        let prefix = layout::event_topic_prefix(&self.id, account, topic);
+        match scan_prefix(&self.store, &prefix, Direction::Reverse, 1)?.first() {
+            Some((key, _)) => Ok(key_u64(key, prefix.len(), "event topic")? + 1),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` events of one topic with sequence `from_sequence` and later, in
+    /// order: a scan of the topic index, then one multi-get.
+    pub fn topic_events(
+        &self,
+        account: &str,
+        topic: &str,
+        from_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, EngineError> {
+        let prefix = layout::event_topic_prefix(&self.id, account, topic);
+        let start = layout::event_topic_key(&self.id, account, topic, from_sequence);
+        let end = crate::store::prefix_end(&prefix).expect("prefix starts with a ledger id");
+        let numbers = self
+            .store
+            .scan(&start, &end, Direction::Forward, limit)?
+            .into_iter()
+            .map(|(_, value)| value_u64(&value, "event topic"))
+            .collect::<Result<Vec<u64>, _>>()?;
+        let keys: Vec<Vec<u8>> = numbers.iter().map(|n| layout::event_key(&self.id, *n)).collect();
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        numbers
+            .iter()
+            .zip(self.store.multi_get(&key_refs)?)
+            .map(|(number, found)| {
+                let bytes = found.ok_or(EngineError::Corrupt {
+                    what: "event topic",
+                    detail: format!("points at missing event {number}"),
+                })?;
+                EventRecord::decode(*number, &bytes).map_err(corrupt("event"))
+            })
+            .collect()
+    }
+
     /// The latest version of `key` in data account `account`.
     pub fn latest(&self, account: &str, key: &[u8]) -> Result<Option<VersionedValue>, EngineError> {
         let prefix = layout::history_prefix(&self.id, account, key);
@@ -625,7 +777,13 @@ struct Staged {
     accounts: Vec<(String, Address)>,
     /// (account, key) → (new version, value).
     writes: Vec<(DataKey, u64, Vec<u8>)>,
+    event_accounts: Vec<(String, Address)>,
+    /// (account, topic) → (sequence, payload).
+    events: Vec<(TopicKey, u64, Vec<u8>)>,
 }
+
+/// An event topic: (event account name, topic).
+type TopicKey = (String, String);
 
 /// The overlay of one block under execution: what earlier transactions of the block
 /// changed, consulted before the store.
@@ -636,6 +794,11 @@ struct BlockExecution<'a, S: KvStore> {
     users: HashSet<Address>,
     accounts: HashMap<String, Address>,
     versions: HashMap<DataKey, u64>,
+    event_accounts: HashMap<String, Address>,
+    /// (account, topic) → sequence of the next event.
+    topic_lengths: HashMap<TopicKey, u64>,
+    /// Number of the next event; read from the store at the block's first event.
+    next_event: Option<u64>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
     tx_hashes_committed: HashSet<Hash32>,
     tx_hashes: HashSet<Hash32>,
@@ -653,6 +816,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             users: HashSet::new(),
             accounts: HashMap::new(),
             versions: HashMap::new(),
+            event_accounts: HashMap::new(),
+            topic_lengths: HashMap::new(),
+            next_event: None,
             tx_hashes_committed: HashSet::new(),
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
@@ -684,6 +850,28 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             self.accounts.insert(name.to_owned(), owner);
         }
         Ok(owner)
+    }
+
+    /// The owner of an event account; store hits are remembered for the block.
+    fn event_account_owner(&mut self, name: &str) -> Result<Option<Address>, EngineError> {
+        if let Some(owner) = self.event_accounts.get(name) {
+            return Ok(Some(*owner));
+        }
+        let owner = self.ledger.event_account_owner(name)?;
+        if let Some(owner) = owner {
+            self.event_accounts.insert(name.to_owned(), owner);
+        }
+        Ok(owner)
+    }
+
+    /// The sequence the next event of a topic gets (before this transaction).
+    fn topic_length(&mut self, id: &TopicKey) -> Result<u64, EngineError> {
+        if let Some(length) = self.topic_lengths.get(id) {
+            return Ok(*length);
+        }
+        let length = self.ledger.topic_length(&id.0, &id.1)?;
+        self.topic_lengths.insert(id.clone(), length);
+        Ok(length)
     }
 
     /// The current version of a key: −1 when absent.
@@ -816,7 +1004,37 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     }
                     staged.writes.push((id, (current + 1) as u64, value.clone()));
                 }
+                Operation::RegisterEventAccount { name } => {
+                    if name.starts_with(crate::model::RESERVED_NAME_PREFIX) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    if self.event_account_owner(name)?.is_some()
+                        || staged.event_accounts.iter().any(|(n, _)| n == name)
+                    {
+                        return Ok(Err(ResultCode::AccountExists));
+                    }
+                    staged.event_accounts.push((name.clone(), actor));
+                }
+                Operation::PublishEvent { account, topic, payload } => {
+                    let owner = match staged.event_accounts.iter().find(|(n, _)| n == account) {
+                        Some((_, owner)) => Some(*owner),
+                        None => self.event_account_owner(account)?,
+                    };
+                    let Some(owner) = owner else { return Ok(Err(ResultCode::UnknownAccount)) };
+                    if !signers.contains(&owner) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    let id = (account.clone(), topic.clone());
+                    let sequence = match staged.events.iter().rev().find(|(k, _, _)| *k == id) {
+                        Some((_, sequence, _)) => sequence + 1,
+                        None => self.topic_length(&id)?,
+                    };
+                    staged.events.push((id, sequence, payload.clone()));
+                }
             }
+        }
+        if !staged.events.is_empty() && self.next_event.is_none() {
+            self.next_event = Some(self.ledger.event_count()?);
         }
         Ok(Ok(staged))
     }
@@ -847,6 +1065,38 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             record.u64(self.height).raw(tx_hash).raw(&value);
             self.batch.put(layout::history_key(&id, &account, &key, version), record.into_bytes());
             self.versions.insert((account, key), version);
+        }
+        for (name, owner) in staged.event_accounts {
+            let key_hash = StateKey::EventAccount(name.clone()).key_hash(self.algorithm);
+            self.state_updates.insert(key_hash, Some(owner.0.to_vec()));
+            let mut record = Writer::with_capacity(40);
+            record.u64(self.height).raw(&owner.0);
+            self.batch.put(layout::event_account_key(&id, &name), record.into_bytes());
+            self.event_accounts.insert(name, owner);
+        }
+        for ((account, topic), sequence, payload) in staged.events {
+            let next = self.next_event.as_mut().expect("loaded by stage for a block with events");
+            let number = *next;
+            *next += 1;
+            let leaf = data_leaf_value(self.algorithm, sequence, &payload);
+            let state_key = StateKey::EventTopic { account, topic };
+            self.state_updates.insert(state_key.key_hash(self.algorithm), Some(leaf));
+            let StateKey::EventTopic { account, topic } = state_key else { unreachable!() };
+            self.batch.put(
+                layout::event_topic_key(&id, &account, &topic, sequence),
+                number.to_be_bytes().to_vec(),
+            );
+            let record = EventRecord {
+                number,
+                height: self.height,
+                tx_hash: *tx_hash,
+                sequence,
+                payload,
+                account: account.clone(),
+                topic: topic.clone(),
+            };
+            self.batch.put(layout::event_key(&id, number), record.encode());
+            self.topic_lengths.insert((account, topic), sequence + 1);
         }
     }
 

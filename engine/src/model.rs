@@ -87,12 +87,33 @@ pub enum Operation {
         /// Optimistic concurrency: the version the writer saw.
         expected_version: i64,
     },
+    /// Register an event account (a namespace of event topics) owned by the
+    /// transaction's first signer. Names starting with `$` are reserved for the system.
+    RegisterEventAccount {
+        /// Account name, unique among the ledger's event accounts.
+        name: String,
+    },
+    /// Append an event to `topic` of event account `account`. Its sequence number in the
+    /// topic (0, 1, 2, …) and its ledger-wide event number are assigned at execution.
+    PublishEvent {
+        /// Event account name.
+        account: String,
+        /// Topic within the account (a name: printable ASCII, 1 to 128 bytes).
+        topic: String,
+        /// The event body (opaque bytes; JSON by convention).
+        payload: Vec<u8>,
+    },
 }
+
+/// Prefix of event account names the engine keeps for itself (`$system`).
+pub const RESERVED_NAME_PREFIX: char = '$';
 
 impl Operation {
     const TAG_REGISTER_USER: u8 = 1;
     const TAG_REGISTER_DATA_ACCOUNT: u8 = 2;
     const TAG_WRITE_KV: u8 = 3;
+    const TAG_REGISTER_EVENT_ACCOUNT: u8 = 4;
+    const TAG_PUBLISH_EVENT: u8 = 5;
 
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -110,6 +131,16 @@ impl Operation {
                     .bytes16(key)
                     .bytes32(value)
                     .i64(*expected_version);
+            }
+            Operation::RegisterEventAccount { name } => {
+                writer.u8(Self::TAG_REGISTER_EVENT_ACCOUNT).bytes16(name.as_bytes());
+            }
+            Operation::PublishEvent { account, topic, payload } => {
+                writer
+                    .u8(Self::TAG_PUBLISH_EVENT)
+                    .bytes16(account.as_bytes())
+                    .bytes16(topic.as_bytes())
+                    .bytes32(payload);
             }
         }
     }
@@ -135,6 +166,15 @@ impl Operation {
                 }
                 Ok(Operation::WriteKv { account, key, value, expected_version })
             }
+            Self::TAG_REGISTER_EVENT_ACCOUNT => Ok(Operation::RegisterEventAccount {
+                name: decode_name(reader, "event account name")?,
+            }),
+            Self::TAG_PUBLISH_EVENT => {
+                let account = decode_name(reader, "event account name")?;
+                let topic = decode_name(reader, "topic")?;
+                let payload = reader.bytes32(VALUE_LEN_MAX, "payload")?.to_vec();
+                Ok(Operation::PublishEvent { account, topic, payload })
+            }
             tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
         }
     }
@@ -154,6 +194,15 @@ impl Operation {
                 }
                 if *expected_version < -1 {
                     return Err("expected version must be -1 or a version".into());
+                }
+                Ok(())
+            }
+            Operation::RegisterEventAccount { name } => check_name(name).map_err(str::to_owned),
+            Operation::PublishEvent { account, topic, payload } => {
+                check_name(account).map_err(|e| format!("event account name {e}"))?;
+                check_name(topic).map_err(|e| format!("topic {e}"))?;
+                if payload.len() > VALUE_LEN_MAX {
+                    return Err(format!("payload longer than {VALUE_LEN_MAX} bytes"));
                 }
                 Ok(())
             }

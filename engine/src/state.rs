@@ -70,11 +70,21 @@ pub enum StateKey {
         /// Key within it.
         key: Vec<u8>,
     },
+    /// An event account (value: the owner's address).
+    EventAccount(String),
+    /// An event topic (value: sequence u64 of its latest event ‖ hash of that event's
+    /// payload).
+    EventTopic {
+        /// Event account name.
+        account: String,
+        /// Topic.
+        topic: String,
+    },
 }
 
 impl StateKey {
-    /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, or `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
-    /// key`.
+    /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
+    /// key`, `0x04 ‖ name` or `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic`.
     pub fn preimage(&self) -> Vec<u8> {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
@@ -86,6 +96,16 @@ impl StateKey {
                 bytes.extend_from_slice(account.as_bytes());
                 bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
                 bytes.extend_from_slice(key);
+                bytes
+            }
+            StateKey::EventAccount(name) => [&[0x04][..], name.as_bytes()].concat(),
+            StateKey::EventTopic { account, topic } => {
+                let mut bytes = Vec::with_capacity(5 + account.len() + topic.len());
+                bytes.push(0x05);
+                bytes.extend_from_slice(&(account.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(account.as_bytes());
+                bytes.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(topic.as_bytes());
                 bytes
             }
         }

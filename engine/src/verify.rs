@@ -117,14 +117,28 @@ fn first_difference(
     replayed: &impl KvStore,
     id: &LedgerId,
 ) -> Result<Option<String>, EngineError> {
+    // Ledger data is every table but the consensus table (0x0b): that one is the node's
+    // own bookkeeping (its Raft log, its applied marker) and differs by node.
+    let consensus = layout::table_prefix(id, layout::Table::Consensus);
+    let after_consensus = crate::store::prefix_end(&consensus).expect("starts with a ledger id");
+    // (An all-0xff ledger id has no prefix end; 33 × 0xff sorts after all its keys.)
+    let ledger_end = crate::store::prefix_end(&id.0).unwrap_or_else(|| vec![0xff; 33]);
+    if let Some(reason) = range_difference(stored, replayed, id.0.to_vec(), &consensus)? {
+        return Ok(Some(reason));
+    }
+    range_difference(stored, replayed, after_consensus, &ledger_end)
+}
+
+fn range_difference(
+    stored: &impl KvStore,
+    replayed: &impl KvStore,
+    mut start: Vec<u8>,
+    end: &[u8],
+) -> Result<Option<String>, EngineError> {
     const PAGE: usize = 1024;
-    // Ledger data is tables 0x01..=0x0a; the consensus table (0x0b, sorted last) is the
-    // node's own bookkeeping (its Raft log, its applied marker) and differs by node.
-    let end = layout::table_prefix(id, layout::Table::Consensus);
-    let mut start = id.0.to_vec();
     loop {
-        let left = stored.scan(&start, &end, crate::store::Direction::Forward, PAGE)?;
-        let right = replayed.scan(&start, &end, crate::store::Direction::Forward, PAGE)?;
+        let left = stored.scan(&start, end, crate::store::Direction::Forward, PAGE)?;
+        let right = replayed.scan(&start, end, crate::store::Direction::Forward, PAGE)?;
         for (a, b) in left.iter().zip(&right) {
             if a != b {
                 let key = if a.0 <= b.0 { &a.0 } else { &b.0 };

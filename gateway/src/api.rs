@@ -26,11 +26,11 @@ use serde::Deserialize;
 
 use crate::{ApiError, AppState, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, WAIT_MAX_MS};
 
-type Reader = Ledger<Arc<dyn KvStore>>;
+pub(crate) type Reader = Ledger<Arc<dyn KvStore>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Runs `read` against the ledger's committed state on the blocking pool.
-async fn read<T: Send + 'static>(
+pub(crate) async fn read<T: Send + 'static>(
     handle: &LedgerHandle,
     read: impl FnOnce(&Reader) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -40,7 +40,7 @@ async fn read<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(q)| q)
         .map_err(|rejection| ApiError::bad_parameter("query", rejection.body_text()))
@@ -50,7 +50,7 @@ fn hash_param(field: &str, text: &str) -> Result<Hash32, ApiError> {
     parse_hash(field, text).map_err(|e| ApiError::bad_parameter(&e.field, e.reason))
 }
 
-fn limit_param(limit: Option<u32>) -> Result<usize, ApiError> {
+pub(crate) fn limit_param(limit: Option<u32>) -> Result<usize, ApiError> {
     match limit.unwrap_or(PAGE_LIMIT_DEFAULT) {
         0 => Err(ApiError::bad_parameter("limit", "must be at least 1")),
         n if n > PAGE_LIMIT_MAX => {
@@ -354,7 +354,7 @@ pub async fn get_transaction(
     Err(ApiError::not_found("UNKNOWN_TRANSACTION", format!("no transaction {hash} on this node")))
 }
 
-fn block_view(block: &engine::ledger::StoredBlock) -> BlockView {
+pub(crate) fn block_view(block: &engine::ledger::StoredBlock) -> BlockView {
     BlockView::new(&block.header, &block.hash, block.transactions.len())
 }
 

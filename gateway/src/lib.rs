@@ -16,6 +16,9 @@
 //! | `GET /api/v1/ledgers/{id}/accounts/{name}/keys/{key}[/history?from_version&limit]` | latest value; history, oldest first |
 //! | `GET /api/v1/ledgers/{id}/proofs/transactions/{hash}` · `/proofs/accounts/{name}/keys/{key}?height` | proof documents (`docs/FORMAT.md` §14) |
 //! | `POST /api/v1/proofs/verify` | checks a proof document |
+//! | `GET /api/v1/ledgers/{id}/events?from&limit&account&topic&type&bizStep&epc` · `/events/{account}/{topic}?from&limit` | a page of events (commit order); of one topic (sequence order) |
+//! | `GET /api/v1/ledgers/{id}/stream/blocks\|/stream/events\|/stream/events/{account}/{topic}` | Server-Sent Events, resumable (`from`, `Last-Event-ID`) |
+//! | `GET /api/v1/ledgers/{id}/ws/blocks\|/ws/events\|/ws/events/{account}/{topic}` | the same streams over WebSocket |
 //!
 //! Keys in paths are UTF-8, percent-encoded; `?key_encoding=hex` takes them as hex.
 //! Errors are RFC 7807 `application/problem+json` with a stable `code`.
@@ -24,6 +27,7 @@ mod api;
 mod explorer;
 mod metrics;
 mod problem;
+mod streams;
 
 use std::sync::Arc;
 
@@ -75,6 +79,7 @@ impl AppState {
         (name = "ledgers", description = "Ledgers, blocks, transactions"),
         (name = "state", description = "Users, data accounts, values and histories"),
         (name = "proofs", description = "Proof documents and their verification"),
+        (name = "events", description = "Events, and resumable streams of blocks and events"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -102,6 +107,11 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::prove_transaction))
         .routes(routes!(api::prove_key))
         .routes(routes!(api::verify_proof))
+        .routes(routes!(streams::list_events))
+        .routes(routes!(streams::list_topic))
+        .routes(routes!(streams::stream_blocks))
+        .routes(routes!(streams::stream_events))
+        .routes(routes!(streams::stream_topic))
 }
 
 /// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
@@ -115,6 +125,11 @@ pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
     let document = Arc::new(document);
     routes
         .route("/", get(explorer::page))
+        // WebSocket streams (OpenAPI 3 cannot describe them; the SSE routes document
+        // the messages).
+        .route("/api/v1/ledgers/{id}/ws/blocks", get(streams::ws_blocks))
+        .route("/api/v1/ledgers/{id}/ws/events", get(streams::ws_events))
+        .route("/api/v1/ledgers/{id}/ws/events/{account}/{topic}", get(streams::ws_topic))
         .route(
             "/api/v1/openapi.json",
             get(move || {

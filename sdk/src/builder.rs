@@ -80,6 +80,25 @@ impl TxBuilder {
         })
     }
 
+    /// Registers an event account (a namespace of topics) owned by the first signer.
+    pub fn register_event_account(self, name: impl Into<String>) -> Self {
+        self.operation(Operation::RegisterEventAccount { name: name.into() })
+    }
+
+    /// Publishes `payload` on `topic` of event account `account`.
+    pub fn publish(
+        self,
+        account: impl Into<String>,
+        topic: impl Into<String>,
+        payload: impl AsRef<[u8]>,
+    ) -> Self {
+        self.operation(Operation::PublishEvent {
+            account: account.into(),
+            topic: topic.into(),
+            payload: payload.as_ref().to_vec(),
+        })
+    }
+
     /// The unsigned content (for signing elsewhere, e.g. by several parties).
     pub fn content(self) -> Result<TransactionContent, BuildError> {
         let content = TransactionContent {

@@ -102,6 +102,24 @@ pub enum OperationJson {
         /// The version the writer saw, −1 for a new key.
         expected_version: i64,
     },
+    /// Register an event account (a namespace of topics) owned by the first signer.
+    RegisterEventAccount {
+        /// Account name (names starting with `$` are reserved).
+        name: String,
+    },
+    /// Publish an event on a topic of an event account the signers own.
+    PublishEvent {
+        /// Event account.
+        account: String,
+        /// Topic.
+        topic: String,
+        /// The payload as UTF-8 (or give `payload_hex`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<String>,
+        /// The payload's bytes in hex.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload_hex: Option<String>,
+    },
 }
 
 impl OperationJson {
@@ -124,6 +142,15 @@ impl OperationJson {
                     expected_version: *expected_version,
                 }
             }
+            Operation::RegisterEventAccount { name } => {
+                OperationJson::RegisterEventAccount { name: name.clone() }
+            }
+            Operation::PublishEvent { account, topic, payload } => OperationJson::PublishEvent {
+                account: account.clone(),
+                topic: topic.clone(),
+                payload: utf8_copy(payload),
+                payload_hex: Some(hex::encode(payload)),
+            },
         }
     }
 
@@ -152,6 +179,16 @@ impl OperationJson {
                     key: bytes_field("key", key, key_hex)?,
                     value: bytes_field("value", value, value_hex)?,
                     expected_version: *expected_version,
+                }
+            }
+            OperationJson::RegisterEventAccount { name } => {
+                Operation::RegisterEventAccount { name: name.clone() }
+            }
+            OperationJson::PublishEvent { account, topic, payload, payload_hex } => {
+                Operation::PublishEvent {
+                    account: account.clone(),
+                    topic: topic.clone(),
+                    payload: bytes_field("payload", payload, payload_hex)?,
                 }
             }
         })
@@ -644,4 +681,167 @@ pub struct ProofVerdict {
     pub block_hash: Option<String>,
     /// Whether this node holds the same block at that height (its own anchor).
     pub matches_node: bool,
+}
+
+/// One committed event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventView {
+    /// Ledger-wide event number (0, 1, 2, … in commit order).
+    pub number: u64,
+    /// Height of the block that committed it.
+    pub height: u64,
+    /// The transaction that published it (hex).
+    pub tx_hash: String,
+    /// Event account.
+    pub account: String,
+    /// Topic.
+    pub topic: String,
+    /// Position in the topic (0, 1, 2, …).
+    pub sequence: u64,
+    /// The payload as UTF-8, when it is.
+    pub payload: Option<String>,
+    /// The payload's bytes (hex).
+    pub payload_hex: String,
+}
+
+impl EventView {
+    /// The view of a stored event.
+    pub fn new(event: &engine::ledger::EventRecord) -> Self {
+        EventView {
+            number: event.number,
+            height: event.height,
+            tx_hash: hex::encode(event.tx_hash),
+            account: event.account.clone(),
+            topic: event.topic.clone(),
+            sequence: event.sequence,
+            payload: utf8_copy(&event.payload),
+            payload_hex: hex::encode(&event.payload),
+        }
+    }
+
+    /// The payload's bytes.
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, FieldError> {
+        hex::decode(&self.payload_hex).map_err(|e| FieldError::new("payload_hex", e.to_string()))
+    }
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<EventView>,
+    /// Where the next page starts (`from` of the next call): an event number, or a
+    /// sequence for a topic.
+    pub next: u64,
+}
+
+/// A block as a stream message: the header view and each transaction's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BlockMessage {
+    /// The block.
+    pub block: BlockView,
+    /// Its transactions with their results, in order.
+    pub transactions: Vec<BlockTxView>,
+}
+
+/// One message of a subscription stream. `position` orders the stream: a block height
+/// for the block stream, the ledger-wide event number for the event stream, the topic
+/// sequence for a topic stream. Resuming from `position + 1` continues without a gap; a
+/// client de-duplicates by position.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StreamMessage {
+    /// Ledger id (hex).
+    pub ledger: String,
+    /// The message's position in its stream.
+    pub position: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub item: StreamItem,
+}
+
+/// What a stream message carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StreamItem {
+    /// A committed block.
+    Block(BlockMessage),
+    /// A committed event.
+    Event(EventView),
+}
+
+/// Which events a subscription wants (all given conditions hold). The EPCIS-style
+/// conditions look into JSON payloads: `event_type` is the payload's `type`
+/// (`ObjectEvent`, …); `biz_step` its `bizStep`, compared without the CBV prefix
+/// (`shipping` matches `urn:epcglobal:cbv:bizstep:shipping`); `epc` any of `epcList`,
+/// `childEPCs`, `parentID`, `inputEPCList`, `outputEPCList`. A payload that is not a
+/// JSON object never matches an EPCIS condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct EventFilter {
+    /// Event account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Topic (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// EPCIS event type (payload `type`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// EPCIS business step (payload `bizStep`).
+    #[serde(default, rename = "bizStep", skip_serializing_if = "Option::is_none")]
+    pub biz_step: Option<String>,
+    /// An EPC named by the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epc: Option<String>,
+}
+
+impl EventFilter {
+    /// Whether the filter has no condition.
+    pub fn is_empty(&self) -> bool {
+        *self == EventFilter::default()
+    }
+
+    /// Whether an event of `account`/`topic` with `payload` passes.
+    pub fn matches(&self, account: &str, topic: &str, payload: &[u8]) -> bool {
+        if self.account.as_deref().is_some_and(|wanted| wanted != account)
+            || self.topic.as_deref().is_some_and(|wanted| wanted != topic)
+        {
+            return false;
+        }
+        if self.event_type.is_none() && self.biz_step.is_none() && self.epc.is_none() {
+            return true;
+        }
+        let Ok(serde_json::Value::Object(event)) = serde_json::from_slice(payload) else {
+            return false;
+        };
+        let text = |field: &str| event.get(field).and_then(serde_json::Value::as_str);
+        if self.event_type.as_deref().is_some_and(|wanted| text("type") != Some(wanted)) {
+            return false;
+        }
+        if let Some(wanted) = &self.biz_step {
+            let short = |step: &str| step.rsplit([':', '/']).next().unwrap_or(step).to_owned();
+            match text("bizStep") {
+                Some(step) if step == wanted || short(step) == short(wanted) => {}
+                _ => return false,
+            }
+        }
+        if let Some(wanted) = &self.epc {
+            let named = ["epcList", "childEPCs", "inputEPCList", "outputEPCList"]
+                .iter()
+                .filter_map(|field| event.get(*field).and_then(serde_json::Value::as_array))
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .chain(text("parentID"))
+                .any(|epc| epc == wanted);
+            if !named {
+                return false;
+            }
+        }
+        true
+    }
 }
