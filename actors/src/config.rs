@@ -26,6 +26,8 @@
 //!                                 #   "tikv://pd1:2379,pd2:2379"   TiKV placement drivers
 //! p2p_listen = "0.0.0.0:7101"     # required; node-to-node transport
 //! http_listen = "127.0.0.1:8080"  # default "127.0.0.1:8080"; client API
+//! backup_dir = "backups/node1"    # default: the rocksdb data path + "-backups"; where
+//!                                 # `polyledger backup` (POST /api/v1/admin/backup) writes
 //!
 //! # One [[peers]] table per other node; none for a node that runs alone.
 //! [[peers]]
@@ -74,6 +76,20 @@
 //! [pools]
 //! verify_threads = 0              # default 0 = one per core; signature verification
 //! transport_threads = 1           # default 1; >= 1
+//!
+//! # One [[webhooks]] table per receiver: the node POSTs a ledger's committed blocks or
+//! # events to it, signed with the node key, retrying until it answers 2xx (nothing is
+//! # skipped). Its position survives restarts (a cursor file next to the data).
+//! [[webhooks]]
+//! name = "recalls-to-erp"         # required; unique; names the cursor file
+//! ledger = "dairy-0"              # required; one of [[ledgers]]
+//! url = "http://10.0.0.9:9000/hook"  # required; http:// or https://
+//! stream = "events"               # "events" (default) | "blocks"
+//! account = "recalls"             # optional event filters (stream = "events"):
+//! # topic = "..."   type = "ObjectEvent"   bizStep = "shipping"   epc = "urn:epc:id:sgtin:..."
+//! from = 0                        # default 0: the first position when no cursor exists
+//! batch = 100                     # default 100; messages per POST, 1..=1000
+//! timeout_ms = 5000               # default 5000; per POST
 //! ```
 
 use std::collections::HashSet;
@@ -152,6 +168,56 @@ pub struct NodeConfig {
     pub raft: RaftSection,
     /// `[pools]`: thread pools.
     pub pools: PoolsSection,
+    /// `[[webhooks]]`: receivers of a ledger's blocks or events.
+    pub webhooks: Vec<WebhookSection>,
+}
+
+/// `[[webhooks]]`: one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// `name`: unique; names the cursor file.
+    pub name: String,
+    /// `ledger`: the ledger's name.
+    pub ledger: String,
+    /// `url`: where to POST.
+    pub url: String,
+    /// `stream`: `events` (default) or `blocks`.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// `account`: only events of this event account.
+    pub account: Option<String>,
+    /// `topic`: only events of this topic.
+    pub topic: Option<String>,
+    /// `type`: only JSON payloads with this `type`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// `bizStep`: only JSON payloads with this `bizStep`.
+    #[serde(rename = "bizStep")]
+    pub biz_step: Option<String>,
+    /// `epc`: only JSON payloads naming this EPC.
+    pub epc: Option<String>,
+    /// `from`: the first position when no cursor exists yet.
+    #[serde(default)]
+    pub from: u64,
+    /// `batch`: messages per POST.
+    #[serde(default = "default_webhook_batch")]
+    pub batch: usize,
+    /// `timeout_ms`: per POST.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_stream() -> String {
+    "events".into()
+}
+
+fn default_webhook_batch() -> usize {
+    100
+}
+
+fn default_webhook_timeout() -> u64 {
+    5000
 }
 
 /// `[node]`: this node's identity, storage and listen addresses.
@@ -169,6 +235,24 @@ pub struct NodeSection {
     pub p2p_listen: SocketAddr,
     /// `http_listen`: the client API's address; default `127.0.0.1:8080`.
     pub http_listen: SocketAddr,
+    /// `backup_dir`: where online backups go; default: the RocksDB path + `-backups`
+    /// (`None` for `memory://` without one: no backups).
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl NodeSection {
+    /// Where this node keeps its own files beside the ledgers (webhook cursors):
+    /// the RocksDB path + `-state`; `None` for other storage.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        match &self.data {
+            StorageUri::RocksDb(path) => {
+                let mut dir = path.clone().into_os_string();
+                dir.push("-state");
+                Some(PathBuf::from(dir))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Where a node stores its ledgers (`node.data`).
@@ -415,6 +499,8 @@ struct RawConfig {
     raft: RaftSection,
     #[serde(default)]
     pools: PoolsSection,
+    #[serde(default)]
+    webhooks: Vec<WebhookSection>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +511,7 @@ struct RawNode {
     data: String,
     p2p_listen: String,
     http_listen: Option<String>,
+    backup_dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -471,11 +558,22 @@ impl RawNode {
             return Err(invalid("node.key_file", "empty; give the PEM private key's path"));
         }
         let http_listen = self.http_listen.as_deref().unwrap_or(DEFAULT_HTTP_LISTEN);
+        let data = StorageUri::parse(&self.data, base_dir)
+            .map_err(|reason| invalid("node.data", reason))?;
+        let backup_dir = match (&self.backup_dir, &data) {
+            (Some(dir), _) => Some(resolve(base_dir, Path::new(dir))),
+            (None, StorageUri::RocksDb(path)) => {
+                let mut dir = path.clone().into_os_string();
+                dir.push("-backups");
+                Some(PathBuf::from(dir))
+            }
+            (None, _) => None,
+        };
         Ok(NodeSection {
             id: self.id,
             key_file: resolve(base_dir, Path::new(&self.key_file)),
-            data: StorageUri::parse(&self.data, base_dir)
-                .map_err(|reason| invalid("node.data", reason))?,
+            backup_dir,
+            data,
             p2p_listen: parse_address("node.p2p_listen", &self.p2p_listen)?,
             http_listen: parse_address("node.http_listen", http_listen)?,
         })
@@ -615,6 +713,7 @@ impl NodeConfig {
             mempool: raw.mempool,
             raft: raw.raft,
             pools: raw.pools,
+            webhooks: raw.webhooks,
         };
         config.validate()?;
         Ok(config)
@@ -634,7 +733,49 @@ impl NodeConfig {
         self.validate_node()?;
         self.validate_peers()?;
         self.validate_ledgers()?;
-        self.validate_tuning()
+        self.validate_tuning()?;
+        self.validate_webhooks()
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let field = |name: &str| format!("webhooks[{i}].{name}");
+            check_name(&hook.name).map_err(|reason| invalid(field("name"), reason))?;
+            if !names.insert(&hook.name) {
+                return Err(invalid(field("name"), "the name of an earlier webhook"));
+            }
+            if self.ledger(&hook.ledger).is_none() {
+                return Err(invalid(field("ledger"), format!("no ledger named {}", hook.ledger)));
+            }
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(invalid(field("url"), "must start with http:// or https://"));
+            }
+            let filtered =
+                [&hook.account, &hook.topic, &hook.event_type, &hook.biz_step, &hook.epc]
+                    .iter()
+                    .any(|condition| condition.is_some());
+            match hook.stream.as_str() {
+                "events" => {}
+                "blocks" if !filtered => {}
+                "blocks" => {
+                    return Err(invalid(field("stream"), "event filters need stream = \"events\""));
+                }
+                other => {
+                    return Err(invalid(
+                        field("stream"),
+                        format!("`{other}`: expected events or blocks"),
+                    ));
+                }
+            }
+            if !(1..=1000).contains(&hook.batch) {
+                return Err(invalid(field("batch"), "must be 1 to 1000"));
+            }
+            if hook.timeout_ms == 0 || hook.timeout_ms > 600_000 {
+                return Err(invalid(field("timeout_ms"), "must be 1 to 600000"));
+            }
+        }
+        Ok(())
     }
 
     /// The peer with node id `id`.

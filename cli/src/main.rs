@@ -9,6 +9,7 @@
 mod ledger_cmd;
 mod load;
 mod node;
+mod ops;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,14 @@ enum Command {
     /// Verify, export and import a node's ledgers on disk (the node must be stopped).
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
+    /// Follow a ledger's blocks, events or one topic; one JSON line per message, resuming
+    /// by itself after disconnects.
+    Watch(ops::WatchArgs),
+    /// Take an online backup of a running node on this machine (into its backup_dir).
+    Backup(ops::BackupArgs),
+    /// Rebuild a data directory from a backup and verify every ledger before it is put
+    /// in place; exit 4 if any does not verify.
+    Restore(ops::RestoreArgs),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -132,6 +141,9 @@ fn main() -> ExitCode {
         Command::Query(command) => tools::query(command),
         Command::Proof(command) => tools::proof(command),
         Command::Ledger(command) => ledger_cmd::run(command),
+        Command::Watch(args) => ops::watch(args),
+        Command::Backup(args) => ops::backup(args),
+        Command::Restore(args) => ops::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,9 +53,30 @@ pub struct Running {
 /// Starts the node of `config` and its HTTP API. Runs inside an actix `System`.
 pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Failure> {
     BatchVerifier::init_global(config.pools.verify_threads_resolved());
+    let webhook_key = Arc::new(key.clone());
     let options = NodeOptions::from_config(config, key).map_err(|e| invalid(e.to_string()))?;
     let store = open_store(&config.node.data)?;
-    let node = Node::start(options, store).map_err(|e| runtime(e.to_string()))?;
+    let node = Node::start(options, store.clone()).map_err(|e| runtime(e.to_string()))?;
+    // Webhooks first: a bad one (unreadable cursor) stops the start before serving.
+    let state_dir = config.node.state_dir();
+    let mut webhooks = Vec::new();
+    for section in &config.webhooks {
+        let hook = gateway::webhooks::Webhook::new(
+            section.clone(),
+            node.ledgers(),
+            webhook_key.clone(),
+            state_dir.as_deref(),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        webhooks.push(hook);
+    }
+    for hook in webhooks {
+        actix_rt::spawn(hook.run());
+    }
+    let named: Vec<_> =
+        node.ledgers().iter().map(|ledger| (ledger.name().to_owned(), ledger.id())).collect();
+    let options =
+        gateway::GatewayOptions { backup: crate::ops::backup_target(config, store, named) };
     for ledger in node.ledgers() {
         tracing::info!(
             ledger = ledger.name(),
@@ -70,7 +91,7 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
         .map_err(|e| runtime(format!("node.http_listen {http_listen}: {e}")))?;
     let http = listener.local_addr().map_err(|e| runtime(e.to_string()))?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = gateway::router(node.ledgers().to_vec());
+    let router = gateway::router_with(node.ledgers().to_vec(), options);
     let server = actix_rt::spawn(gateway::serve(listener, router, async move {
         let _ = http_stopped.await;
     }));

@@ -347,6 +347,51 @@ pub enum TxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register an event account (a namespace of topics) owned by the signer.
+    RegisterEventAccount {
+        /// Gateway and ledger.
+        #[command(flatten)]
+        target: Target,
+        /// The signer's private key (PKCS#8 PEM); its user must be registered.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new event account's name (names starting with `$` are reserved).
+        #[arg(long)]
+        name: String,
+        /// How long to wait for the transaction to be final.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish an event on a topic of an event account the signer owns.
+    Publish {
+        /// Gateway and ledger.
+        #[command(flatten)]
+        target: Target,
+        /// The signer's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The event account.
+        #[arg(long)]
+        account: String,
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The payload (UTF-8; JSON by convention).
+        #[arg(long, required_unless_present = "payload_file", conflicts_with = "payload_file")]
+        payload: Option<String>,
+        /// Read the payload's bytes from this file instead.
+        #[arg(long)]
+        payload_file: Option<PathBuf>,
+        /// How long to wait for the transaction to be final.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `polyledger tx …`.
@@ -401,6 +446,37 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                 let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
                 let transaction = TxBuilder::new(ledger)
                     .register_data_account(&name)
+                    .sign(&[&signer])
+                    .map_err(|e| invalid(e.to_string()))?;
+                submit(&client, &ledger, transaction, wait, json).await
+            })
+        }
+        TxCommand::RegisterEventAccount { target, key, name, wait, json } => {
+            let signer = read_private(&key)?;
+            engine::model::check_name(&name)
+                .map_err(|reason| invalid(format!("--name `{name}`: {reason}")))?;
+            let client = connect(&target)?;
+            tokio_runtime()?.block_on(async {
+                let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
+                let transaction = TxBuilder::new(ledger)
+                    .register_event_account(&name)
+                    .sign(&[&signer])
+                    .map_err(|e| invalid(e.to_string()))?;
+                submit(&client, &ledger, transaction, wait, json).await
+            })
+        }
+        TxCommand::Publish { target, key, account, topic, payload, payload_file, wait, json } => {
+            let signer = read_private(&key)?;
+            let payload = match (payload, payload_file) {
+                (Some(payload), _) => payload.into_bytes(),
+                (None, Some(path)) => read_input(&path)?,
+                (None, None) => return Err(invalid("--payload or --payload-file is required")),
+            };
+            let client = connect(&target)?;
+            tokio_runtime()?.block_on(async {
+                let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
+                let transaction = TxBuilder::new(ledger)
+                    .publish(&account, &topic, &payload)
                     .sign(&[&signer])
                     .map_err(|e| invalid(e.to_string()))?;
                 submit(&client, &ledger, transaction, wait, json).await
@@ -741,6 +817,11 @@ fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
                 show_bytes(value.as_deref(), value_hex.as_deref().unwrap_or(""))
             )
         }
+        OperationJson::RegisterEventAccount { name } => format!("register_event_account {name}"),
+        OperationJson::PublishEvent { account, topic, payload, payload_hex } => format!(
+            "publish_event {account}/{topic}: {}",
+            show_bytes(payload.as_deref(), payload_hex.as_deref().unwrap_or(""))
+        ),
     }
 }
 

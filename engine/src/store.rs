@@ -130,6 +130,15 @@ pub trait KvStore: Send + Sync {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+
+    /// Writes a consistent, point-in-time copy of the whole store into the new directory
+    /// `dir` while writes go on (an online backup): every write batch is in it entirely
+    /// or not at all, so each ledger is at one committed height. Backends without one
+    /// say so.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        let _ = dir;
+        Err(StoreError::Unavailable("this storage backend has no online checkpoint".into()))
+    }
 }
 
 /// What a backend can tell monitoring about itself.
@@ -266,6 +275,12 @@ macro_rules! forward_kv_store {
             }
             fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
                 (**self).write(batch)
+            }
+            fn stats(&self) -> StoreStats {
+                (**self).stats()
+            }
+            fn checkpoint(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+                (**self).checkpoint(dir)
             }
         }
     )*};

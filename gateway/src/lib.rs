@@ -16,6 +16,7 @@
 //! | `GET /api/v1/ledgers/{id}/accounts/{name}/keys/{key}[/history?from_version&limit]` | latest value; history, oldest first |
 //! | `GET /api/v1/ledgers/{id}/proofs/transactions/{hash}` · `/proofs/accounts/{name}/keys/{key}?height` | proof documents (`docs/FORMAT.md` §14) |
 //! | `POST /api/v1/proofs/verify` | checks a proof document |
+//! | `POST /api/v1/admin/backup` | online backup into the node's `backup_dir` (loopback clients only) |
 //! | `GET /api/v1/ledgers/{id}/events?from&limit&account&topic&type&bizStep&epc` · `/events/{account}/{topic}?from&limit` | a page of events (commit order); of one topic (sequence order) |
 //! | `GET /api/v1/ledgers/{id}/stream/blocks\|/stream/events\|/stream/events/{account}/{topic}` | Server-Sent Events, resumable (`from`, `Last-Event-ID`) |
 //! | `GET /api/v1/ledgers/{id}/ws/blocks\|/ws/events\|/ws/events/{account}/{topic}` | the same streams over WebSocket |
@@ -23,11 +24,13 @@
 //! Keys in paths are UTF-8, percent-encoded; `?key_encoding=hex` takes them as hex.
 //! Errors are RFC 7807 `application/problem+json` with a stable `code`.
 
+mod admin;
 mod api;
 mod explorer;
 mod metrics;
 mod problem;
 mod streams;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -39,6 +42,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use admin::{BackupTarget, MakeBackup};
 pub use problem::ApiError;
 
 /// Largest request body (413 above it).
@@ -53,6 +57,14 @@ pub const PAGE_LIMIT_DEFAULT: u32 = 100;
 /// What every handler reads: the node's ledgers.
 pub struct AppState {
     ledgers: Vec<LedgerHandle>,
+    backup: Option<BackupTarget>,
+}
+
+/// What the gateway serves besides the ledgers.
+#[derive(Clone, Default)]
+pub struct GatewayOptions {
+    /// Online backups (`POST /api/v1/admin/backup`); `None` answers 501.
+    pub backup: Option<BackupTarget>,
 }
 
 impl AppState {
@@ -79,6 +91,7 @@ impl AppState {
         (name = "ledgers", description = "Ledgers, blocks, transactions"),
         (name = "state", description = "Users, data accounts, values and histories"),
         (name = "proofs", description = "Proof documents and their verification"),
+        (name = "admin", description = "Administration (loopback only): online backup"),
         (name = "events", description = "Events, and resumable streams of blocks and events"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -112,6 +125,7 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(streams::stream_blocks))
         .routes(routes!(streams::stream_events))
         .routes(routes!(streams::stream_topic))
+        .routes(routes!(admin::backup))
 }
 
 /// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
@@ -121,6 +135,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The routes over the node's ledgers.
 pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
+    router_with(ledgers, GatewayOptions::default())
+}
+
+/// The routes over the node's ledgers, with `options`.
+pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Router {
     let (routes, document) = api_router().split_for_parts();
     let document = Arc::new(document);
     routes
@@ -140,7 +159,7 @@ pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
         .fallback(api::no_route)
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .with_state(Arc::new(AppState { ledgers }))
+        .with_state(Arc::new(AppState { ledgers, backup: options.backup }))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -149,5 +168,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    // Connection info lets administration answer loopback clients only.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }

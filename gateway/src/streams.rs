@@ -284,6 +284,10 @@ fn sse(handle: LedgerHandle, spec: Spec, from: u64) -> Response {
     let delivered = DELIVERED.with_label_values(&[handle.name(), spec.name()]);
     let follower = Follower::new(handle, from);
     let state = (follower, std::collections::VecDeque::new(), false, open);
+    // First, where the stream starts (`from` resolved): a client that asked for "what
+    // commits next" learns the position to resume from even before any message.
+    let start = Event::default().event("start").data(format!("{{\"from\":{from}}}"));
+    let start = futures::stream::once(async move { Ok::<_, Infallible>(start) });
     let stream = futures::stream::unfold(state, move |(mut follower, mut queue, done, open)| {
         let (spec, ledger, delivered) = (spec.clone(), ledger.clone(), delivered.clone());
         async move {
@@ -313,7 +317,7 @@ fn sse(handle: LedgerHandle, spec: Spec, from: u64) -> Response {
             Some((Ok::<_, Infallible>(event), (follower, queue, false, open)))
         }
     });
-    sse_response(stream)
+    sse_response(futures::StreamExt::chain(start, stream))
 }
 
 fn sse_response(

@@ -58,7 +58,7 @@ fn transport(error: reqwest::Error) -> ClientError {
 }
 
 /// Percent-encodes one path segment (keys may hold any byte).
-fn segment(bytes: &[u8]) -> String {
+pub(crate) fn segment(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -84,6 +84,10 @@ impl Client {
     /// The gateway's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     async fn answer<T: serde::de::DeserializeOwned>(

@@ -5,7 +5,10 @@
 //! - `builder` — build a transaction and sign it offline (`TxBuilder`);
 //! - `client` — the HTTP client (feature `client`, on by default): submit, wait for
 //!   finality, query blocks, transactions, values and histories, fetch proofs;
+//! - `subscribe` — a ledger's blocks, events or one topic as a stream that resumes
+//!   after disconnects, without loss or duplicates (`Client::subscribe`);
 //! - `proof` — verify a proof document offline (`proof::verify`);
+//! - `webhook` — check a webhook delivery's signature (`webhook::verify`);
 //! - `wire` — the JSON forms of `/api/v1`, shared with the gateway.
 //!
 //! Runnable examples: `sdk/examples/`.
@@ -15,9 +18,14 @@ pub mod builder;
 pub mod client;
 pub mod keys;
 pub mod proof;
+#[cfg(feature = "client")]
+pub mod subscribe;
+pub mod webhook;
 pub mod wire;
 
 pub use builder::{BuildError, TxBuilder};
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
 pub use engine::model::{Hash32, LedgerId, Transaction};
+#[cfg(feature = "client")]
+pub use subscribe::Subscription;

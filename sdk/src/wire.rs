@@ -845,3 +845,41 @@ impl EventFilter {
         true
     }
 }
+
+/// What an online backup holds (`manifest.json` beside its `db/` directory, and the
+/// answer of `POST /api/v1/admin/backup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BackupManifest {
+    /// The backup's directory on the node's machine.
+    pub path: String,
+    /// When it was taken, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Each ledger in it, at the one committed height the backup holds.
+    pub ledgers: Vec<BackupLedger>,
+}
+
+/// One ledger of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BackupLedger {
+    /// Ledger name.
+    pub name: String,
+    /// Ledger id (hex).
+    pub id: String,
+    /// Height of its last block in the backup.
+    pub height: u64,
+    /// That block's hash (hex).
+    pub block_hash: String,
+}
+
+/// Body of `POST /api/v1/admin/backup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// The backup's directory name under the node's `backup_dir` (letters, digits, `.`,
+    /// `_`, `-`; default `backup-<ms since epoch>`).
+    #[serde(default)]
+    pub name: Option<String>,
+}

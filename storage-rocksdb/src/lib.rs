@@ -70,6 +70,15 @@ impl RocksStore {
         Ok(RocksStore { db, sync_writes: options.sync_writes, path: path.to_path_buf() })
     }
 
+    /// Opens the database at `path` read-only (a backup, a stopped node's data): every
+    /// write fails.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let db = DB::open_for_read_only(&Options::default(), path, false).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open RocksDB at {}: {}", path.display(), e))
+        })?;
+        Ok(RocksStore { db, sync_writes: true, path: path.to_path_buf() })
+    }
+
     /// RocksDB's estimate of live data size in bytes (for size reports).
     pub fn live_data_bytes(&self) -> u64 {
         self.db.property_int_value("rocksdb.estimate-live-data-size").ok().flatten().unwrap_or(0)
@@ -132,6 +141,16 @@ impl KvStore for RocksStore {
             compaction_pending_bytes: property("rocksdb.estimate-pending-compaction-bytes"),
             disk_available_bytes: fs4::available_space(&self.path).ok(),
         }
+    }
+
+    /// A RocksDB checkpoint: SST files hard-linked (copied across file systems), the WAL
+    /// copied, all at one sequence number; writes continue meanwhile.
+    fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        if dir.exists() {
+            return Err(StoreError::Unavailable(format!("{} already exists", dir.display())));
+        }
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(backend)?;
+        checkpoint.create_checkpoint(dir).map_err(backend)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
