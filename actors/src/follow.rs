@@ -107,9 +107,12 @@ pub fn blocks(
     move |reader, from| {
         let head = reader.head().height;
         let mut items = Vec::new();
-        let mut height = from;
-        while height <= head && items.len() < limit {
+        let (mut height, mut transactions) = (from, 0usize);
+        // A block message lists its transactions: stop at one full block's worth.
+        while height <= head && items.len() < limit && transactions < engine::limits::BLOCK_TXS_MAX
+        {
             if let Some(block) = reader.block(height)? {
+                transactions += block.transactions.len();
                 items.push((height, block));
             }
             height += 1;
@@ -118,7 +121,42 @@ pub fn blocks(
     }
 }
 
-/// Reads up to `limit` events from event number `from`, keeping those `keep` accepts.
+/// A page of events stops after this many payload bytes (it holds at least one event),
+/// so a page's memory is bounded however large the payloads (up to 1 MiB each).
+pub const PAGE_PAYLOAD_BYTES: usize = 256 << 10;
+
+/// Events are read from the store this many at a time, until a page is full.
+const READ_CHUNK: usize = 16;
+
+/// Reads events with `read(from, chunk)` until `limit` events or `PAGE_PAYLOAD_BYTES`
+/// are read; `position` gives each event's stream position.
+fn bounded_page(
+    from: u64,
+    limit: usize,
+    mut read: impl FnMut(u64, usize) -> Result<Vec<EventRecord>, EngineError>,
+    position: impl Fn(&EventRecord) -> u64,
+) -> Result<(Vec<EventRecord>, u64), EngineError> {
+    let (mut events, mut bytes, mut next) = (Vec::new(), 0usize, from);
+    while events.len() < limit && bytes < PAGE_PAYLOAD_BYTES {
+        let chunk = read(next, READ_CHUNK.min(limit - events.len()))?;
+        let short = chunk.len() < READ_CHUNK.min(limit - events.len());
+        for event in chunk {
+            bytes += event.payload.len();
+            next = position(&event) + 1;
+            events.push(event);
+            if bytes >= PAGE_PAYLOAD_BYTES {
+                break;
+            }
+        }
+        if short {
+            break;
+        }
+    }
+    Ok((events, next))
+}
+
+/// Reads up to `limit` events (and `PAGE_PAYLOAD_BYTES`) from event number `from`,
+/// keeping those `keep` accepts.
 pub fn events<K>(
     limit: usize,
     keep: K,
@@ -127,22 +165,27 @@ where
     K: Fn(&EventRecord) -> bool + Clone,
 {
     move |reader, from| {
-        let read = reader.events(from, limit)?;
-        let next = read.last().map_or(from, |event| event.number + 1);
+        let (read, next) =
+            bounded_page(from, limit, |at, n| reader.events(at, n), |event| event.number)?;
         let items = read.into_iter().filter(|e| keep(e)).map(|e| (e.number, e)).collect();
         Ok(Page { items, next })
     }
 }
 
-/// Reads up to `limit` events of one topic from sequence `from`.
+/// Reads up to `limit` events (and `PAGE_PAYLOAD_BYTES`) of one topic from sequence
+/// `from`.
 pub fn topic(
     account: String,
     topic: String,
     limit: usize,
 ) -> impl Fn(&Reader, u64) -> Result<Page<EventRecord>, EngineError> + Clone {
     move |reader, from| {
-        let read = reader.topic_events(&account, &topic, from, limit)?;
-        let next = read.last().map_or(from, |event| event.sequence + 1);
+        let (read, next) = bounded_page(
+            from,
+            limit,
+            |at, n| reader.topic_events(&account, &topic, at, n),
+            |event| event.sequence,
+        )?;
         Ok(Page { items: read.into_iter().map(|e| (e.sequence, e)).collect(), next })
     }
 }
