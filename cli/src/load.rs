@@ -123,16 +123,17 @@ impl LoadArgs {
         Ok(())
     }
 
-    fn spec(&self) -> WorkloadSpec {
+    pub(crate) fn spec(&self) -> WorkloadSpec {
         WorkloadSpec {
             keys: self.keys,
             hot_share: self.hot_share,
             value_size: self.value_size,
             batch_size: self.batch,
+            publish: false,
         }
     }
 
-    fn progress(&self) -> Progress {
+    pub(crate) fn progress(&self) -> Progress {
         if self.no_progress || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             Progress::Hidden
         } else {
@@ -144,7 +145,7 @@ impl LoadArgs {
 /// The most tx/s a budget of pre-signed transactions plans for: verification is not the
 /// bound for a repeated signer (its cached check is cheap), execution and HTTP are, near
 /// 20,000 tx/s on 2 cores.
-const PLAN_RATE_MAX: f64 = 25_000.0;
+pub(crate) const PLAN_RATE_MAX: f64 = 25_000.0;
 
 /// Signature verifications per second on all cores, over `transactions`.
 pub fn verify_ceiling(transactions: &[Transaction]) -> f64 {
@@ -167,7 +168,7 @@ pub fn verify_ceiling(transactions: &[Transaction]) -> f64 {
 
 /// The verify ceiling on ~4,000 transactions of this run's shape and signer, built by a
 /// workload of their own (their writes must not advance the run's key versions).
-fn probe_ceiling(args: &LoadArgs, ledgers: &[LedgerTarget], signer: &PrivateKey) -> f64 {
+pub(crate) fn probe_ceiling(args: &LoadArgs, ledgers: &[LedgerTarget], signer: &PrivateKey) -> f64 {
     let probe = Workload::new(args.spec(), ledgers.to_vec(), signer.clone());
     let transactions: Vec<Transaction> = (0..(4000 / args.batch).max(2) as u64)
         .flat_map(|seq| probe.build_batch(0, seq).transactions)
@@ -182,11 +183,11 @@ enum Destination {
 }
 
 /// What a load run printed and measured.
-struct Outcome {
-    report: Report,
-    text: String,
-    markdown: String,
-    json: String,
+pub(crate) struct Outcome {
+    pub(crate) report: Report,
+    pub(crate) text: String,
+    pub(crate) markdown: String,
+    pub(crate) json: String,
 }
 
 /// Runs the configured load against `ledgers` (already prepared), on the current tokio
@@ -465,6 +466,12 @@ pub struct DemoArgs {
     /// each, metrics on and off alternately (three rounds each), same node, same run.
     #[arg(long, conflicts_with_all = ["embedded", "overhead"])]
     pub metrics_overhead: bool,
+    /// Measure subscriptions instead: every transaction also publishes an event; saturated
+    /// rounds alternate without and with 100 idle subscribers plus one stalled one
+    /// (committed tx/s side by side), then a run at `--share` of the ceiling measures
+    /// delivery latency (commit → subscriber, p99) and events/s of a live subscriber.
+    #[arg(long, conflicts_with_all = ["embedded", "overhead", "metrics_overhead"])]
+    pub subscriptions: bool,
     /// Load options.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -556,6 +563,7 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
     let embedded = args.embedded;
     let overhead = args.overhead;
     let metrics_overhead = args.metrics_overhead;
+    let subscriptions = args.subscriptions;
     let report_dir = dir.clone();
     actix_rt::System::new().block_on(async move {
         let running = crate::node::start(&config, node_key).await?;
@@ -587,6 +595,15 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
                     .map_err(|e| runtime(e.to_string()))
                     .and_then(|rt| {
                         rt.block_on(async {
+                            if subscriptions {
+                                loadgen::ledger::prepare_embedded(&handles, &admin)
+                                    .await
+                                    .map_err(runtime)?;
+                                return crate::subscribe_bench::measure(
+                                    &load, handles, ledgers, admin, http,
+                                )
+                                .await;
+                            }
                             if metrics_overhead {
                                 loadgen::ledger::prepare_embedded(&handles, &admin)
                                     .await

@@ -10,6 +10,7 @@ mod ledger_cmd;
 mod load;
 mod node;
 mod ops;
+mod subscribe_bench;
 mod tools;
 
 use std::path::{Path, PathBuf};

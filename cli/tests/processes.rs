@@ -440,10 +440,8 @@ fn a_member_restored_from_a_backup_catches_up() {
     let before = batch(ledger0, 1_000, write_op, 40);
     submit(&cluster, leader, &ids[0], &before);
     let gateway = format!("http://127.0.0.1:{}", cluster.http_ports[restored]);
-    let output = polyledger()
-        .args(["backup", "--gateway", &gateway, "--name", "b1"])
-        .output()
-        .unwrap();
+    let output =
+        polyledger().args(["backup", "--gateway", &gateway, "--name", "b1"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let backed_up = manifest["ledgers"][0]["height"].as_u64().unwrap();

@@ -25,6 +25,10 @@ use crate::{BatchResult, Source, Target, TxResult};
 
 /// Data account the workload writes to (registered by `prepare` when missing).
 pub const ACCOUNT: &str = "trace";
+/// Event account a publishing workload (`WorkloadSpec::publish`) publishes to.
+pub const EVENT_ACCOUNT: &str = "trace-events";
+/// The topic it publishes on.
+pub const EVENT_TOPIC: &str = "capture";
 
 /// The shape of the workload.
 #[derive(Debug, Clone)]
@@ -37,11 +41,20 @@ pub struct WorkloadSpec {
     pub value_size: usize,
     /// Transactions per batch (one HTTP request / one submit call).
     pub batch_size: usize,
+    /// Each transaction also publishes its record as an event (`EVENT_ACCOUNT` /
+    /// `EVENT_TOPIC`): the workload of the subscription benchmark.
+    pub publish: bool,
 }
 
 impl Default for WorkloadSpec {
     fn default() -> Self {
-        WorkloadSpec { keys: 1_000_000, hot_share: 0.0, value_size: 200, batch_size: 200 }
+        WorkloadSpec {
+            keys: 1_000_000,
+            hot_share: 0.0,
+            value_size: 200,
+            batch_size: 200,
+            publish: false,
+        }
     }
 }
 
@@ -158,17 +171,26 @@ impl Workload {
             *next += 1;
             expected
         };
-        let content = TransactionContent {
+        let mut content = TransactionContent {
             ledger_id: self.ledgers[ledger].id,
             nonce: self.nonce_base.wrapping_add(((ledger as u64) << 40) + i),
             timestamp_ms: sdk::builder::now_ms(),
-            operations: vec![Operation::WriteKv {
-                account: ACCOUNT.into(),
-                key: key.clone().into_bytes(),
-                value: self.event(&key, i),
-                expected_version,
-            }],
+            operations: Vec::with_capacity(2),
         };
+        let record = self.event(&key, i);
+        if self.spec.publish {
+            content.operations.push(Operation::PublishEvent {
+                account: EVENT_ACCOUNT.into(),
+                topic: EVENT_TOPIC.into(),
+                payload: record.clone(),
+            });
+        }
+        content.operations.push(Operation::WriteKv {
+            account: ACCOUNT.into(),
+            key: key.clone().into_bytes(),
+            value: record,
+            expected_version,
+        });
         (k, content)
     }
 
@@ -409,18 +431,23 @@ pub async fn prepare_http(
 /// `prepare_http` for an in-process node.
 pub async fn prepare_embedded(handles: &[LedgerHandle], signer: &PrivateKey) -> Result<(), String> {
     for handle in handles {
-        let exists = handle
-            .reader()
-            .and_then(|ledger| ledger.data_account_owner(ACCOUNT))
-            .map_err(|e| format!("{}: {e}", handle.name()))?
-            .is_some();
-        if exists {
-            continue;
+        let reader = handle.reader().map_err(|e| format!("{}: {e}", handle.name()))?;
+        let has_account =
+            reader.data_account_owner(ACCOUNT).map_err(|e| format!("{}: {e}", handle.name()))?;
+        let has_events = reader
+            .event_account_owner(EVENT_ACCOUNT)
+            .map_err(|e| format!("{}: {e}", handle.name()))?;
+        let mut builder = sdk::TxBuilder::new(handle.id());
+        match (has_account.is_some(), has_events.is_some()) {
+            (true, true) => continue,
+            (false, true) => builder = builder.register_data_account(ACCOUNT),
+            (true, false) => builder = builder.register_event_account(EVENT_ACCOUNT),
+            (false, false) => {
+                builder =
+                    builder.register_data_account(ACCOUNT).register_event_account(EVENT_ACCOUNT)
+            }
         }
-        let tx = sdk::TxBuilder::new(handle.id())
-            .register_data_account(ACCOUNT)
-            .sign(&[signer])
-            .map_err(|e| e.to_string())?;
+        let tx = builder.sign(&[signer]).map_err(|e| e.to_string())?;
         let outcomes = handle
             .submit(vec![tx])
             .await

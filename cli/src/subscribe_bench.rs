@@ -1,0 +1,235 @@
+//! `polyledger demo --subscriptions`: what subscriptions cost and how fast they deliver.
+//!
+//! Every transaction of the workload also publishes its record as an event. Part 1:
+//! saturated closed-loop rounds, in-process, alternating (A-B-B-A) between no extra
+//! subscribers and 100 idle subscribers (SSE, on topics that receive nothing, so every
+//! commit wakes them) plus one stalled subscriber (it never reads the ledger's busy event
+//! stream): committed tx/s side by side. Part 2: an open-loop run at `--share` of the
+//! ceiling with the same subscribers attached and one live subscriber on ledger 0's event
+//! stream (SDK, over HTTP): delivery latency from the node's commit of a block to the
+//! subscriber receiving its first event (p50/p99), and events/s the subscriber received.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crypto_parallel::PrivateKey;
+use futures::StreamExt;
+use loadgen::ledger::{EVENT_ACCOUNT, EmbeddedTarget, LedgerTarget, Workload, WorkloadSource};
+use loadgen::{Cursor, Mode, Report};
+use parking_lot::Mutex;
+use sdk::Subscription;
+use sdk::wire::{EventFilter, StreamItem};
+
+use crate::load::{LoadArgs, Outcome, PLAN_RATE_MAX, probe_ceiling};
+use crate::{Failure, runtime};
+
+const IDLE: usize = 100;
+
+/// Idle subscribers and the stalled one, while attached.
+struct Attached {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _stalled: std::net::TcpStream,
+}
+
+fn attach(
+    client: &sdk::Client,
+    ledgers: &[LedgerTarget],
+    http: SocketAddr,
+) -> Result<Attached, Failure> {
+    let tasks = (0..IDLE)
+        .map(|i| {
+            let ledger = hex::encode(ledgers[i % ledgers.len()].id.0);
+            let topic = format!("idle-{i}");
+            let stream = client.subscribe(
+                &ledger,
+                Subscription::Topic { account: EVENT_ACCOUNT.into(), topic },
+                None,
+            );
+            tokio::spawn(async move {
+                futures::pin_mut!(stream);
+                while stream.next().await.is_some() {}
+            })
+        })
+        .collect();
+    use std::io::Write;
+    let mut stalled = std::net::TcpStream::connect(http).map_err(|e| runtime(e.to_string()))?;
+    let path = format!("/api/v1/ledgers/{}/stream/events?from=0", hex::encode(ledgers[0].id.0));
+    write!(stalled, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .map_err(|e| runtime(e.to_string()))?;
+    Ok(Attached { tasks, _stalled: stalled })
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs the measurement (the node runs in this process; its HTTP API on `http`).
+pub async fn measure(
+    args: &LoadArgs,
+    handles: Vec<actors::LedgerHandle>,
+    ledgers: Vec<LedgerTarget>,
+    signer: PrivateKey,
+    http: SocketAddr,
+) -> Result<Outcome, Failure> {
+    let ledger_count = ledgers.len();
+    let ceiling = probe_ceiling(args, &ledgers, &signer);
+    let rate = (ceiling * args.share).min(PLAN_RATE_MAX);
+    let rounds = 4;
+    let budget = ceiling.min(PLAN_RATE_MAX) * args.calibrate.as_secs_f64() * rounds as f64
+        + rate * args.duration.as_secs_f64();
+    let batches = (budget * 1.1 / ledger_count as f64 / args.batch as f64).ceil() as u64 + 2;
+    eprintln!(
+        "signing {} transactions before the run…",
+        batches * (args.batch * ledger_count) as u64
+    );
+    let spec = loadgen::ledger::WorkloadSpec { publish: true, ..args.spec() };
+    let (source, _) =
+        WorkloadSource::pre_signed(Workload::new(spec, ledgers.clone(), signer), batches);
+    let source = Arc::new(source);
+    let cursor = Cursor::new();
+    let target = Arc::new(EmbeddedTarget::new(handles.clone(), args.timeout));
+    let client = sdk::Client::new(&format!("http://{http}")).map_err(|e| runtime(e.to_string()))?;
+
+    // Part 1: saturated rounds, A-B-B-A.
+    let closed = Mode::Closed { concurrency: (3 * ledger_count).max(4), duration: args.calibrate };
+    let (mut without, mut with, mut reports) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let subscribed = round == 1 || round == 2;
+        let attached = if subscribed { Some(attach(&client, &ledgers, http)?) } else { None };
+        tokio::time::sleep(Duration::from_millis(300)).await; // connections established
+        let report = loadgen::run_with_cursor(
+            target.clone(),
+            source.clone(),
+            closed.clone(),
+            args.progress(),
+            &cursor,
+        )
+        .await
+        .with_name(if subscribed { "101 subscribers" } else { "no subscribers" });
+        drop(attached);
+        if subscribed { &mut with } else { &mut without }.push(report.throughput_tps);
+        reports.push(report);
+    }
+
+    // Part 2: open loop at --share of the ceiling; delivery latency and events/s.
+    let committed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let mut notices = handles[0].subscribe();
+    let recorder = {
+        let committed = committed.clone();
+        tokio::spawn(async move {
+            loop {
+                match notices.recv().await {
+                    Ok(notice) => {
+                        committed.lock().insert(notice.height, notice.committed_at);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        })
+    };
+    let received: Arc<Mutex<(HashMap<u64, Instant>, u64, Option<Instant>, Option<Instant>)>> =
+        Arc::new(Mutex::new((HashMap::new(), 0, None, None)));
+    let live = {
+        let received = received.clone();
+        let stream = client.subscribe(
+            &hex::encode(ledgers[0].id.0),
+            Subscription::Events(EventFilter {
+                account: Some(EVENT_ACCOUNT.into()),
+                ..Default::default()
+            }),
+            None,
+        );
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(Ok(message)) = stream.next().await {
+                if let StreamItem::Event(event) = message.item {
+                    let now = Instant::now();
+                    let mut received = received.lock();
+                    received.0.entry(event.height).or_insert(now);
+                    received.1 += 1;
+                    received.2.get_or_insert(now);
+                    received.3 = Some(now);
+                }
+            }
+        })
+    };
+    let attached = attach(&client, &ledgers, http)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let open = Mode::Open { rate, duration: args.duration, max_in_flight: 48 };
+    let report =
+        loadgen::run_with_cursor(target.clone(), source.clone(), open, args.progress(), &cursor)
+            .await
+            .with_name("open loop, 101 subscribers + 1 live");
+    tokio::time::sleep(Duration::from_secs(1)).await; // the last deliveries
+    drop(attached);
+    live.abort();
+    recorder.abort();
+    let (latencies, events, events_per_s) = {
+        let committed = committed.lock();
+        let received = received.lock();
+        let mut latencies: Vec<f64> = received
+            .0
+            .iter()
+            .filter_map(|(height, at)| {
+                committed.get(height).map(|c| at.saturating_duration_since(*c).as_secs_f64() * 1e3)
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let span = match (received.2, received.3) {
+            (Some(first), Some(last)) if last > first => (last - first).as_secs_f64(),
+            _ => 0.0,
+        };
+        let per_s = if span > 0.0 { received.1 as f64 / span } else { 0.0 };
+        (latencies, received.1, per_s)
+    };
+    reports.push(report);
+
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let (a, b) = (mean(&without), mean(&with));
+    let summary = format!(
+        "no subscribers:                   {} tx/s (mean {a:.0})\n\
+         100 idle + 1 stalled subscribers: {} tx/s (mean {b:.0})\n\
+         with / without = {:.1}% (saturated, in-process load, {} s per round, A-B-B-A)\n\
+         open loop at {rate:.0} tx/s offered with the same subscribers attached:\n\
+         delivery commit → live subscriber (first event of each block, {} blocks): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+         live subscriber received {events} events, {events_per_s:.0} events/s\n",
+        without.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
+        with.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
+        100.0 * b / a.max(1e-9),
+        args.calibrate.as_secs_f64(),
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0.0),
+    );
+    let text =
+        format!("{summary}\n{}", reports.iter().map(Report::text).collect::<Vec<_>>().join("\n"));
+    let markdown = format!(
+        "{}\n\n{}",
+        summary.replace('\n', "  \n"),
+        reports.iter().map(Report::markdown).collect::<Vec<_>>().join("\n\n")
+    );
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "without_tps": without, "with_tps": with, "with_over_without": b / a.max(1e-9),
+        "open_rate": rate, "delivery_p50_ms": percentile(&latencies, 0.5),
+        "delivery_p99_ms": percentile(&latencies, 0.99), "delivered_blocks": latencies.len(),
+        "events": events, "events_per_s": events_per_s,
+    }))
+    .unwrap_or_default();
+    let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;
+    Ok(Outcome { report, text, markdown, json })
+}
