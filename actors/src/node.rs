@@ -202,7 +202,7 @@ impl LedgerHandle {
 
     /// A read-only view of the ledger at its committed head (queries, proofs).
     pub fn reader(&self) -> Result<Ledger<Arc<dyn KvStore>>, EngineError> {
-        Ledger::open(self.store.clone(), self.id)
+        Ledger::open_with_settings(self.store.clone(), self.id, self.settings.clone())
     }
 
     /// Committed blocks as they happen (lagging receivers skip, never block the ledger).

@@ -8,6 +8,8 @@
 //! ceiling with the same subscribers attached and one live subscriber on ledger 0's event
 //! stream (SDK, over HTTP): delivery latency from the node's commit of a block to the
 //! subscriber receiving its first event (p50/p99), and events/s the subscriber received.
+//! Part 3: a new subscriber reads ledger 0's whole event stream from position 0: the
+//! events/s one subscriber can take.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -86,10 +88,9 @@ pub async fn measure(
 ) -> Result<Outcome, Failure> {
     let ledger_count = ledgers.len();
     let ceiling = probe_ceiling(args, &ledgers, &signer);
-    let rate = (ceiling * args.share).min(PLAN_RATE_MAX);
     let rounds = 4;
-    let budget = ceiling.min(PLAN_RATE_MAX) * args.calibrate.as_secs_f64() * rounds as f64
-        + rate * args.duration.as_secs_f64();
+    let budget = ceiling.min(PLAN_RATE_MAX)
+        * (args.calibrate.as_secs_f64() * rounds as f64 + args.share * args.duration.as_secs_f64());
     let batches = (budget * 1.1 / ledger_count as f64 / args.batch as f64).ceil() as u64 + 2;
     eprintln!(
         "signing {} transactions before the run…",
@@ -124,7 +125,9 @@ pub async fn measure(
         reports.push(report);
     }
 
-    // Part 2: open loop at --share of the ceiling; delivery latency and events/s.
+    // Part 2: open loop at --share of what the rounds without subscribers sustained.
+    let sustained = without.iter().sum::<f64>() / without.len().max(1) as f64;
+    let rate = (sustained * args.share).min(PLAN_RATE_MAX);
     let committed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let mut notices = handles[0].subscribe();
     let recorder = {
@@ -198,6 +201,35 @@ pub async fn measure(
     };
     reports.push(report);
 
+    // Part 3: a new subscriber reads ledger 0's whole event stream from position 0 (a
+    // catch-up): how many events/s one subscriber receives when it is not waiting for
+    // commits.
+    let total = {
+        let handle = handles[0].clone();
+        tokio::task::spawn_blocking(move || handle.reader().and_then(|r| r.event_count()))
+            .await
+            .map_err(|e| runtime(e.to_string()))?
+            .map_err(|e| runtime(e.to_string()))?
+    };
+    let catch_up = {
+        let stream = client.subscribe(
+            &hex::encode(ledgers[0].id.0),
+            Subscription::Events(EventFilter::default()),
+            Some(0),
+        );
+        futures::pin_mut!(stream);
+        let started = Instant::now();
+        let mut count = 0u64;
+        while count < total {
+            match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+                Ok(Some(Ok(_))) => count += 1,
+                _ => break,
+            }
+        }
+        (count, started.elapsed().as_secs_f64())
+    };
+    let catch_up_rate = catch_up.0 as f64 / catch_up.1.max(1e-9);
+
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let (a, b) = (mean(&without), mean(&with));
     let summary = format!(
@@ -206,7 +238,8 @@ pub async fn measure(
          with / without = {:.1}% (saturated, in-process load, {} s per round, A-B-B-A)\n\
          open loop at {rate:.0} tx/s offered with the same subscribers attached:\n\
          delivery commit → live subscriber (first event of each block, {} blocks): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
-         live subscriber received {events} events, {events_per_s:.0} events/s\n",
+         live subscriber received {events} events, {events_per_s:.0} events/s (what ledger 0 committed)\n\
+         catch-up: one subscriber read {} of ledger 0's events from position 0 in {:.1} s: {catch_up_rate:.0} events/s\n",
         without.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
         with.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "),
         100.0 * b / a.max(1e-9),
@@ -215,6 +248,8 @@ pub async fn measure(
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0.0),
+        catch_up.0,
+        catch_up.1,
     );
     let text =
         format!("{summary}\n{}", reports.iter().map(Report::text).collect::<Vec<_>>().join("\n"));
@@ -228,6 +263,7 @@ pub async fn measure(
         "open_rate": rate, "delivery_p50_ms": percentile(&latencies, 0.5),
         "delivery_p99_ms": percentile(&latencies, 0.99), "delivered_blocks": latencies.len(),
         "events": events, "events_per_s": events_per_s,
+        "catch_up_events": catch_up.0, "catch_up_s": catch_up.1, "catch_up_events_per_s": catch_up_rate,
     }))
     .unwrap_or_default();
     let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;

@@ -338,6 +338,21 @@ impl<S: KvStore> Ledger<S> {
         Ok(Ledger { store, id, settings, head })
     }
 
+    /// Opens a ledger whose settings the caller already holds (read at its first open):
+    /// reads only the head. Settings never change after genesis, and decoding them
+    /// parses every participant's key, which costs more than the read a query makes.
+    pub fn open_with_settings(
+        store: S,
+        id: LedgerId,
+        settings: LedgerSettings,
+    ) -> Result<Self, EngineError> {
+        let head_bytes = store
+            .get(&layout::meta_key(&id, META_HEAD))?
+            .ok_or_else(|| EngineError::UnknownLedger(hex(&id.0)))?;
+        let head = decode_head(&head_bytes).map_err(corrupt("head"))?;
+        Ok(Ledger { store, id, settings, head })
+    }
+
     /// The ledger id.
     pub fn id(&self) -> LedgerId {
         self.id
@@ -527,11 +542,16 @@ impl<S: KvStore> Ledger<S> {
 
     /// The owner of data account `name`, if registered.
     pub fn data_account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
-        match self.store.get(&layout::data_account_key(&self.id, name))? {
+        self.owner_record(&layout::data_account_key(&self.id, name), "data account")
+    }
+
+    /// The owner in an account record (`height u64 ‖ owner address`) at `key`.
+    fn owner_record(&self, key: &[u8], what: &'static str) -> Result<Option<Address>, EngineError> {
+        match self.store.get(key)? {
             Some(bytes) => {
                 let mut reader = Reader::new(&bytes);
-                reader.u64("height").map_err(corrupt("data account"))?;
-                let owner = reader.array("owner").map_err(corrupt("data account"))?;
+                reader.u64("height").map_err(corrupt(what))?;
+                let owner = reader.array("owner").map_err(corrupt(what))?;
                 Ok(Some(Address(owner)))
             }
             None => Ok(None),
@@ -540,15 +560,7 @@ impl<S: KvStore> Ledger<S> {
 
     /// The owner of event account `name`, if registered.
     pub fn event_account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
-        match self.store.get(&layout::event_account_key(&self.id, name))? {
-            Some(bytes) => {
-                let mut reader = Reader::new(&bytes);
-                reader.u64("height").map_err(corrupt("event account"))?;
-                let owner = reader.array("owner").map_err(corrupt("event account"))?;
-                Ok(Some(Address(owner)))
-            }
-            None => Ok(None),
-        }
+        self.owner_record(&layout::event_account_key(&self.id, name), "event account")
     }
 
     /// How many events the ledger holds: the number the next event gets.

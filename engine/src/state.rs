@@ -89,24 +89,10 @@ impl StateKey {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
             StateKey::DataAccount(name) => [&[0x02][..], name.as_bytes()].concat(),
-            StateKey::Data { account, key } => {
-                let mut bytes = Vec::with_capacity(5 + account.len() + key.len());
-                bytes.push(0x03);
-                bytes.extend_from_slice(&(account.len() as u16).to_be_bytes());
-                bytes.extend_from_slice(account.as_bytes());
-                bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
-                bytes.extend_from_slice(key);
-                bytes
-            }
+            StateKey::Data { account, key } => tagged_pair(0x03, account.as_bytes(), key),
             StateKey::EventAccount(name) => [&[0x04][..], name.as_bytes()].concat(),
             StateKey::EventTopic { account, topic } => {
-                let mut bytes = Vec::with_capacity(5 + account.len() + topic.len());
-                bytes.push(0x05);
-                bytes.extend_from_slice(&(account.len() as u16).to_be_bytes());
-                bytes.extend_from_slice(account.as_bytes());
-                bytes.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-                bytes.extend_from_slice(topic.as_bytes());
-                bytes
+                tagged_pair(0x05, account.as_bytes(), topic.as_bytes())
             }
         }
     }
@@ -115,6 +101,17 @@ impl StateKey {
     pub fn key_hash(&self, algorithm: HashAlgorithm) -> Hash32 {
         *crypto_parallel::hash(algorithm, &self.preimage()).as_bytes()
     }
+}
+
+/// `tag ‖ u16 len ‖ first ‖ u16 len ‖ second`.
+fn tagged_pair(tag: u8, first: &[u8], second: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(5 + first.len() + second.len());
+    bytes.push(tag);
+    bytes.extend_from_slice(&(first.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(first);
+    bytes.extend_from_slice(&(second.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(second);
+    bytes
 }
 
 /// The state leaf value of a data key: `version u64 ‖ H(value)`.

@@ -181,14 +181,18 @@ impl State {
             match body.next().await {
                 Some(Ok(chunk)) => {
                     self.buffer.extend_from_slice(&chunk);
+                    let mut broken = false;
                     for event in parse_events(&mut self.buffer) {
                         if self.take(event).is_err() {
                             // A stream ended by the node (shutdown) or garbled: resume.
-                            self.body = None;
+                            broken = true;
                             break;
                         }
                     }
-                    if !self.ready.is_empty() {
+                    if broken {
+                        self.body = None;
+                        self.pause().await;
+                    } else if !self.ready.is_empty() {
                         self.backoff = RECONNECT_MIN;
                     }
                 }
