@@ -1,7 +1,7 @@
 //! `polyledger demo --subscriptions`: what subscriptions cost and how fast they deliver.
 //!
 //! Every transaction of the workload also publishes its record as an event. Part 1:
-//! saturated closed-loop rounds, in-process, alternating (A-B-B-A) between no extra
+//! saturated closed-loop rounds, in-process, after a warm-up round, alternating (A-B-B-A) between no extra
 //! subscribers and 100 idle subscribers (SSE, on topics that receive nothing, so every
 //! commit wakes them) plus one stalled subscriber (it never reads the ledger's busy event
 //! stream): committed tx/s side by side. Part 2: an open-loop run at `--share` of the
@@ -88,7 +88,9 @@ pub async fn measure(
 ) -> Result<Outcome, Failure> {
     let ledger_count = ledgers.len();
     let ceiling = probe_ceiling(args, &ledgers, &signer);
-    let rounds = 4;
+    // A warm-up round (not counted: the first round on fresh memtables and caches runs
+    // faster than any later one), then A-B-B-A.
+    let rounds = 5;
     let budget = ceiling.min(PLAN_RATE_MAX)
         * (args.calibrate.as_secs_f64() * rounds as f64 + args.share * args.duration.as_secs_f64());
     let batches = (budget * 1.1 / ledger_count as f64 / args.batch as f64).ceil() as u64 + 2;
@@ -108,7 +110,7 @@ pub async fn measure(
     let closed = Mode::Closed { concurrency: (3 * ledger_count).max(4), duration: args.calibrate };
     let (mut without, mut with, mut reports) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let subscribed = round == 1 || round == 2;
+        let subscribed = round == 2 || round == 3;
         let attached = if subscribed { Some(attach(&client, &ledgers, http)?) } else { None };
         tokio::time::sleep(Duration::from_millis(300)).await; // connections established
         let report = loadgen::run_with_cursor(
@@ -119,9 +121,15 @@ pub async fn measure(
             &cursor,
         )
         .await
-        .with_name(if subscribed { "101 subscribers" } else { "no subscribers" });
+        .with_name(match (round, subscribed) {
+            (0, _) => "warm-up (not counted)",
+            (_, true) => "101 subscribers",
+            (_, false) => "no subscribers",
+        });
         drop(attached);
-        if subscribed { &mut with } else { &mut without }.push(report.throughput_tps);
+        if round > 0 {
+            if subscribed { &mut with } else { &mut without }.push(report.throughput_tps);
+        }
         reports.push(report);
     }
 
@@ -235,7 +243,7 @@ pub async fn measure(
     let summary = format!(
         "no subscribers:                   {} tx/s (mean {a:.0})\n\
          100 idle + 1 stalled subscribers: {} tx/s (mean {b:.0})\n\
-         with / without = {:.1}% (saturated, in-process load, {} s per round, A-B-B-A)\n\
+         with / without = {:.1}% (saturated, in-process load, {} s per round, warm-up, then A-B-B-A)\n\
          open loop at {rate:.0} tx/s offered with the same subscribers attached:\n\
          delivery commit → live subscriber (first event of each block, {} blocks): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
          live subscriber received {events} events, {events_per_s:.0} events/s (what ledger 0 committed)\n\
