@@ -71,6 +71,16 @@ impl Drop for Attached {
     }
 }
 
+/// What the live subscriber received.
+#[derive(Default)]
+struct Received {
+    /// When the first event of each block height arrived.
+    first_at_height: HashMap<u64, Instant>,
+    events: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -152,8 +162,7 @@ pub async fn measure(
             }
         })
     };
-    let received: Arc<Mutex<(HashMap<u64, Instant>, u64, Option<Instant>, Option<Instant>)>> =
-        Arc::new(Mutex::new((HashMap::new(), 0, None, None)));
+    let received: Arc<Mutex<Received>> = Arc::default();
     let live = {
         let received = received.clone();
         let stream = client.subscribe(
@@ -170,10 +179,10 @@ pub async fn measure(
                 if let StreamItem::Event(event) = message.item {
                     let now = Instant::now();
                     let mut received = received.lock();
-                    received.0.entry(event.height).or_insert(now);
-                    received.1 += 1;
-                    received.2.get_or_insert(now);
-                    received.3 = Some(now);
+                    received.first_at_height.entry(event.height).or_insert(now);
+                    received.events += 1;
+                    received.first.get_or_insert(now);
+                    received.last = Some(now);
                 }
             }
         })
@@ -193,19 +202,19 @@ pub async fn measure(
         let committed = committed.lock();
         let received = received.lock();
         let mut latencies: Vec<f64> = received
-            .0
+            .first_at_height
             .iter()
             .filter_map(|(height, at)| {
                 committed.get(height).map(|c| at.saturating_duration_since(*c).as_secs_f64() * 1e3)
             })
             .collect();
         latencies.sort_by(f64::total_cmp);
-        let span = match (received.2, received.3) {
+        let span = match (received.first, received.last) {
             (Some(first), Some(last)) if last > first => (last - first).as_secs_f64(),
             _ => 0.0,
         };
-        let per_s = if span > 0.0 { received.1 as f64 / span } else { 0.0 };
-        (latencies, received.1, per_s)
+        let per_s = if span > 0.0 { received.events as f64 / span } else { 0.0 };
+        (latencies, received.events, per_s)
     };
     reports.push(report);
 

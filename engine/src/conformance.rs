@@ -209,14 +209,6 @@ pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn memory_store_conforms() {
-        super::run_all(crate::store::MemoryStore::new);
-    }
-}
-
 /// A ledger on this store: event accounts, topics and ledger-wide event numbers are
 /// assigned deterministically, rejected transactions publish nothing, every event is
 /// readable by number and by topic, the topic's latest event is proven by the state
@@ -352,4 +344,12 @@ pub fn ledger_events(store: &dyn KvStore) {
         ),
         "a tampered event must fail verification"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_store_conforms() {
+        super::run_all(crate::store::MemoryStore::new);
+    }
 }
