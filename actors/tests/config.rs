@@ -574,3 +574,35 @@ fn settings_reject_a_node_key_that_is_also_a_peer_key() {
     assert_eq!(settings.initial_users, [key(100, SignatureAlgorithm::Sm2)]);
     assert_eq!(settings.created_ms, 1_767_225_600_000);
 }
+
+/// `[[webhooks]]`: defaults, and each rule names its field.
+#[test]
+fn webhooks_are_validated() {
+    let hook = |body: &str| format!("{}\n[[webhooks]]\n{body}\n", base());
+    let good = "name = \"erp\"\nledger = \"dairy-0\"\nurl = \"http://10.0.0.9:9000/hook\"";
+    let config = parse(&hook(good)).expect("a valid webhook");
+    let webhook = &config.webhooks[0];
+    assert_eq!(
+        (webhook.stream.as_str(), webhook.batch, webhook.timeout_ms, webhook.from),
+        ("events", 100, 5000, 0)
+    );
+    let cases = [
+        ("name = \"erp\"", "name = \"bad name\"", "webhooks[0].name"),
+        ("ledger = \"dairy-0\"", "ledger = \"nope\"", "webhooks[0].ledger"),
+        ("url = \"http://10.0.0.9:9000/hook\"", "url = \"ftp://x\"", "webhooks[0].url"),
+        ("name = \"erp\"", "name = \"erp\"\nstream = \"tx\"", "webhooks[0].stream"),
+        (
+            "name = \"erp\"",
+            "name = \"erp\"\nstream = \"blocks\"\naccount = \"a\"",
+            "webhooks[0].stream",
+        ),
+        ("name = \"erp\"", "name = \"erp\"\nbatch = 0", "webhooks[0].batch"),
+        ("name = \"erp\"", "name = \"erp\"\ntimeout_ms = 0", "webhooks[0].timeout_ms"),
+    ];
+    for (from, to, field) in cases {
+        let error = parse(&hook(&good.replace(from, to))).expect_err(to);
+        assert_eq!(error.field(), Some(field), "{to}: {error}");
+    }
+    let twice = format!("{}\n[[webhooks]]\n{good}\n", hook(good));
+    assert_eq!(parse(&twice).unwrap_err().field(), Some("webhooks[1].name"));
+}
