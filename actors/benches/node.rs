@@ -36,6 +36,7 @@ fn settings(index: usize, node: &PrivateKey, admin: &PrivateKey) -> LedgerSettin
         consensus: "solo".into(),
         participants: vec![node.public_key()],
         initial_users: vec![admin.public_key()],
+        regulators: Vec::new(),
         created_ms: 1_764_000_000_000,
     }
 }

@@ -56,6 +56,8 @@
 //! admins = ["4SpZa39cknW82ggqH18aGWuGrAmXY5H3FPiRMPecEgrE7hKhTG1jbpBm5nnP89zdCQHmJuFTgWqDhuvyg58GkP3gS3N"]
 //!                                 # required, at least one: base58 user keys registered at
 //!                                 # genesis, each of an algorithm in `signatures`
+//! regulators = []                # base58 keys that may record recalls (registered at
+//!                                 # genesis); default none; part of the genesis
 //! created_ms = 1767225600000      # genesis time, ms since the Unix epoch; default 0; REQUIRED
 //!                                 # (non-zero) when a raft ledger has other participants
 //!
@@ -343,6 +345,8 @@ pub struct LedgerSection {
     pub signatures: Vec<SignatureAlgorithm>,
     /// `admins`: users registered at genesis (base58 keys); at least one.
     pub admins: Vec<PublicKey>,
+    /// `regulators`: keys that may record recalls (base58); registered at genesis too.
+    pub regulators: Vec<PublicKey>,
     /// `created_ms`: genesis time, milliseconds since the Unix epoch; default 0. Required
     /// (non-zero) for a raft ledger with other participants, so that all nodes compute
     /// the same genesis.
@@ -533,6 +537,8 @@ struct RawLedger {
     signatures: Option<Vec<String>>,
     #[serde(default)]
     admins: Vec<String>,
+    #[serde(default)]
+    regulators: Vec<String>,
     created_ms: Option<u64>,
 }
 
@@ -660,6 +666,12 @@ impl RawLedger {
             .enumerate()
             .map(|(i, text)| parse_base58_key(&format!("{field}.admins[{i}]"), text))
             .collect::<Result<_, _>>()?;
+        let regulators = self
+            .regulators
+            .iter()
+            .enumerate()
+            .map(|(i, text)| parse_base58_key(&format!("{field}.regulators[{i}]"), text))
+            .collect::<Result<_, _>>()?;
         Ok(LedgerSection {
             name: self.name,
             consensus,
@@ -667,6 +679,7 @@ impl RawLedger {
             hash,
             signatures,
             admins,
+            regulators,
             created_ms: self.created_ms.unwrap_or(0),
         })
     }
@@ -999,6 +1012,27 @@ fn validate_algorithms(field: &str, ledger: &LedgerSection) -> Result<(), Config
             ));
         }
     }
+    if ledger.regulators.len() > PARTICIPANTS_MAX {
+        return Err(invalid(
+            format!("{field}.regulators"),
+            format!("more than {PARTICIPANTS_MAX}"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, regulator) in ledger.regulators.iter().enumerate() {
+        if !seen.insert(regulator) {
+            return Err(invalid(
+                format!("{field}.regulators[{i}]"),
+                "the key of an earlier regulator",
+            ));
+        }
+        if !ledger.signatures.contains(&regulator.algorithm()) {
+            return Err(invalid(
+                format!("{field}.regulators[{i}]"),
+                format!("a {} key, not in {field}.signatures", regulator.algorithm()),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -1046,6 +1080,7 @@ impl LedgerSection {
             consensus: self.consensus.name().to_owned(),
             participants,
             initial_users: self.admins.clone(),
+            regulators: self.regulators.clone(),
             created_ms: self.created_ms,
         };
         settings.check().map_err(|reason| invalid(field, reason))?;

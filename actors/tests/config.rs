@@ -606,3 +606,22 @@ fn webhooks_are_validated() {
     let twice = format!("{}\n[[webhooks]]\n{good}\n", hook(good));
     assert_eq!(parse(&twice).unwrap_err().field(), Some("webhooks[1].name"));
 }
+
+/// `regulators`: in the genesis settings; duplicates and algorithms the ledger does not
+/// accept name their field.
+#[test]
+fn regulators_are_validated() {
+    let regulator = sm2(101);
+    let with = |list: &str| {
+        base().replacen("created_ms", &format!("regulators = [{list}]\ncreated_ms"), 1)
+    };
+    let config = parse(&with(&format!("\"{regulator}\""))).expect("a regulator");
+    assert_eq!(config.ledgers[0].regulators.len(), 1);
+    let twice = parse(&with(&format!("\"{regulator}\", \"{regulator}\""))).unwrap_err();
+    assert_eq!(twice.field(), Some("ledgers[0].regulators[1]"));
+    let ed25519 = key(9, SignatureAlgorithm::Ed25519).to_base58();
+    let foreign = parse(&with(&format!("\"{ed25519}\""))).unwrap_err();
+    assert_eq!(foreign.field(), Some("ledgers[0].regulators[0]"));
+    let garbage = parse(&with("\"not-base58!\"")).unwrap_err();
+    assert_eq!(garbage.field(), Some("ledgers[0].regulators[0]"));
+}

@@ -238,6 +238,8 @@ pub enum WatchStream {
     Events,
     /// One topic: give --account and --topic (position: sequence).
     Topic,
+    /// The system events (recalls) of every ledger on the node (--ledger is ignored).
+    System,
 }
 
 /// `polyledger watch`.
@@ -246,8 +248,8 @@ pub struct WatchArgs {
     /// The gateway's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub gateway: String,
-    /// The ledger: its name or its id (hex).
-    #[arg(long)]
+    /// The ledger: its name or its id (hex); not needed for `system`.
+    #[arg(long, default_value = "")]
     pub ledger: String,
     /// What to follow.
     #[arg(value_enum, default_value = "events")]
@@ -278,6 +280,9 @@ pub struct WatchArgs {
 
 /// Prints each message as one JSON line; reconnects by itself.
 pub fn watch(args: WatchArgs) -> Result<(), Failure> {
+    if args.ledger.is_empty() && args.stream != WatchStream::System {
+        return Err(invalid("--ledger is required (except for `watch system`)"));
+    }
     let subscription = match args.stream {
         WatchStream::Blocks => Subscription::Blocks,
         WatchStream::Events => Subscription::Events(EventFilter {
@@ -293,6 +298,7 @@ pub fn watch(args: WatchArgs) -> Result<(), Failure> {
             }
             _ => return Err(invalid("watch topic needs --account and --topic")),
         },
+        WatchStream::System => Subscription::System,
     };
     let client = Client::new(&args.gateway).map_err(|e| invalid(format!("--gateway: {e}")))?;
     let runtime_ = tokio::runtime::Builder::new_current_thread()

@@ -365,6 +365,30 @@ pub enum TxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Record a recall of a GTIN's lot (the key must be one of the ledger's regulators).
+    Recall {
+        /// Gateway and ledger.
+        #[command(flatten)]
+        target: Target,
+        /// The regulator's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// GTIN-14 (check digit verified).
+        #[arg(long)]
+        gtin: String,
+        /// Lot/batch number.
+        #[arg(long)]
+        lot: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// How long to wait for the transaction to be final.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish an event on a topic of an event account the signer owns.
     Publish {
         /// Gateway and ledger.
@@ -460,6 +484,20 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                 let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
                 let transaction = TxBuilder::new(ledger)
                     .register_event_account(&name)
+                    .sign(&[&signer])
+                    .map_err(|e| invalid(e.to_string()))?;
+                submit(&client, &ledger, transaction, wait, json).await
+            })
+        }
+        TxCommand::Recall { target, key, gtin, lot, reason, wait, json } => {
+            let signer = read_private(&key)?;
+            engine::model::check_gtin(&gtin).map_err(|e| invalid(format!("--gtin: {e}")))?;
+            engine::model::check_lot(&lot).map_err(|e| invalid(format!("--lot: {e}")))?;
+            let client = connect(&target)?;
+            tokio_runtime()?.block_on(async {
+                let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
+                let transaction = TxBuilder::new(ledger)
+                    .recall(&gtin, &lot, &reason)
                     .sign(&[&signer])
                     .map_err(|e| invalid(e.to_string()))?;
                 submit(&client, &ledger, transaction, wait, json).await
@@ -818,6 +856,7 @@ fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
             )
         }
         OperationJson::RegisterEventAccount { name } => format!("register_event_account {name}"),
+        OperationJson::Recall { gtin, lot, reason } => format!("recall {gtin} lot {lot}: {reason}"),
         OperationJson::PublishEvent { account, topic, payload, payload_hex } => format!(
             "publish_event {account}/{topic}: {}",
             show_bytes(payload.as_deref(), payload_hex.as_deref().unwrap_or(""))

@@ -15,6 +15,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::Value;
 use support::*;
 
@@ -160,6 +161,18 @@ fn read_sse(
     last_event_id: Option<u64>,
     count: usize,
 ) -> (u16, Vec<(String, Value)>) {
+    let last = last_event_id.map(|id| id.to_string());
+    let (status, messages) = read_sse_ids(port, path, last.as_deref(), count);
+    (status, messages.into_iter().map(|(event, _, value)| (event, value)).collect())
+}
+
+/// `read_sse` with the resume id as text; also returns each message's SSE id.
+fn read_sse_ids(
+    port: u16,
+    path: &str,
+    last_event_id: Option<&str>,
+    count: usize,
+) -> (u16, Vec<(String, String, Value)>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
@@ -175,7 +188,7 @@ fn read_sse(
         return (status, Vec::new());
     }
     let mut messages = Vec::new();
-    let (mut event, mut data) = (String::new(), String::new());
+    let (mut event, mut data, mut id) = (String::new(), String::new(), String::new());
     while messages.len() < count {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 {
@@ -184,13 +197,15 @@ fn read_sse(
         let line = line.trim_end();
         if let Some(value) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
             event = value.to_owned();
+        } else if let Some(value) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+            id = value.to_owned();
         } else if let Some(value) =
             line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:"))
         {
             data = value.to_owned();
         } else if line.is_empty() && !data.is_empty() {
             if event != "start" {
-                messages.push((event.clone(), serde_json::from_str(&data).unwrap()));
+                messages.push((event.clone(), id.clone(), serde_json::from_str(&data).unwrap()));
             }
             data.clear();
         }
@@ -264,7 +279,6 @@ fn pages_filters_sse_resume_and_websocket() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let url = format!("ws://127.0.0.1:{}{base}/ws/events/shipments/t2?from=0", node.port);
     runtime.block_on(async {
-        use futures::StreamExt;
         let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
         let mut sequences = Vec::new();
         while sequences.len() < 4 {
@@ -547,4 +561,116 @@ fn backup_under_load_restores_to_a_verified_ledger_that_keeps_committing() {
     let (_, page) =
         get_json(node.port, &format!("/api/v1/ledgers/{}/events?from={count}", node.id));
     assert_eq!(page["events"][0]["number"].as_u64(), Some(count), "event numbering continues");
+}
+
+#[test]
+fn a_recall_reaches_the_ledgers_subscribers_and_the_system_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let regulator = fixed_key(5);
+    let ledger_extra = format!("regulators = [\"{}\"]", regulator.public_key().to_base58());
+    // A second ledger: the system stream covers every ledger of the node.
+    let extra = format!(
+        "[[ledgers]]\nname = \"meat-0\"\nsignatures = [\"ed25519\"]\nadmins = [\"{}\"]\n\
+         created_ms = 1767225600000\n",
+        admin_key().public_key().to_base58()
+    );
+    let node = NodeProcess::start_with(&dir.path().join("node"), &ledger_extra, &extra);
+    let (_, settings) = get_json(node.port, &format!("/api/v1/ledgers/{}/settings", node.id));
+    assert_eq!(settings["regulators"][0], hex::encode(regulator.public_key().to_bytes()));
+    let key_file = dir.path().join("regulator.pem");
+    std::fs::write(&key_file, regulator.to_pem().unwrap().as_bytes()).unwrap();
+    let admin_file = dir.path().join("admin.pem");
+    std::fs::write(&admin_file, admin_key().to_pem().unwrap().as_bytes()).unwrap();
+    let recall = |key: &std::path::Path, lot: &str| {
+        polyledger()
+            .args(["tx", "recall", "--gateway", &node.url(), "--ledger", "dairy-0", "--key"])
+            .arg(key)
+            .args(["--gtin", "09506000134352", "--lot", lot, "--reason", "Listeria", "--json"])
+            .output()
+            .unwrap()
+    };
+
+    // Two subscribers, on their own runtime: the ledger's event stream (system events)
+    // and the node's system stream; both open before the recall.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = sdk::Client::new(&node.url()).unwrap();
+    let subscriptions = [
+        client
+            .subscribe(
+                "dairy-0",
+                sdk::Subscription::Events(sdk::wire::EventFilter {
+                    account: Some("$system".into()),
+                    ..Default::default()
+                }),
+                None,
+            )
+            .boxed(),
+        client.subscribe("", sdk::Subscription::System, None).boxed(),
+    ];
+    let receivers: Vec<_> = subscriptions
+        .into_iter()
+        .map(|mut stream| {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(async move {
+                while let Some(message) = stream.next().await {
+                    if sender.send(message).is_err() {
+                        return;
+                    }
+                }
+            });
+            receiver
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let by_admin = recall(&admin_file, "LOT-7");
+    assert!(!by_admin.status.success(), "an admin is not a regulator");
+    assert!(String::from_utf8_lossy(&by_admin.stdout).contains("no_permission"), "{by_admin:?}");
+    let by_regulator = recall(&key_file, "LOT-7");
+    assert!(by_regulator.status.success(), "{}", String::from_utf8_lossy(&by_regulator.stderr));
+    let again = recall(&key_file, "LOT-7");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("account_exists"),
+        "recalled once: {again:?}"
+    );
+    for mut receiver in receivers {
+        let message = runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await
+            })
+            .expect("the recall is delivered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.ledger, node.id);
+        let sdk::wire::StreamItem::Event(event) = message.item else { panic!("an event") };
+        assert_eq!((event.account.as_str(), event.topic.as_str()), ("$system", "recall"));
+        let payload: Value = serde_json::from_str(event.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (payload["gtin"].as_str(), payload["lot"].as_str()),
+            (Some("09506000134352"), Some("LOT-7"))
+        );
+    }
+    drop(runtime);
+
+    // The system stream resumes from a cursor (its SSE id): only what came after.
+    let (_, first) =
+        read_sse_ids(node.port, "/api/v1/stream/system?from=dairy-0=0,meat-0=0", None, 1);
+    let cursor = first[0].1.clone();
+    assert!(cursor.contains("dairy-0=1") && cursor.contains("meat-0=0"), "{cursor}");
+    let output = recall(&key_file, "LOT-8");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (_, resumed) = read_sse_ids(node.port, "/api/v1/stream/system", Some(&cursor), 1);
+    let payload: Value = serde_json::from_str(resumed[0].2["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["lot"], "LOT-8");
+    let (status, _) = read_sse_ids(node.port, "/api/v1/stream/system?from=nope=1", None, 0);
+    assert_eq!(status, 404);
+    // A bad GTIN never leaves the client.
+    let output = polyledger()
+        .args(["tx", "recall", "--gateway", &node.url(), "--ledger", "dairy-0", "--key"])
+        .arg(&key_file)
+        .args(["--gtin", "09506000134353", "--lot", "LOT-9", "--reason", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("check digit"));
 }

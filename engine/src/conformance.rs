@@ -20,6 +20,7 @@ pub fn run_all<S: KvStore>(mut fresh: impl FnMut() -> S) {
     random_operations_match_model(&fresh(), 0x5eed_0001);
     random_operations_match_model(&fresh(), 0x5eed_0002);
     ledger_events(&fresh());
+    ledger_recalls(&fresh());
 }
 
 fn put(store: &dyn KvStore, key: &[u8], value: &[u8]) {
@@ -236,6 +237,7 @@ pub fn ledger_events(store: &dyn KvStore) {
         consensus: "solo".into(),
         participants: vec![],
         initial_users: vec![admin.public_key(), other.public_key()],
+        regulators: Vec::new(),
         created_ms: 1_764_000_000_000,
     };
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
@@ -344,6 +346,127 @@ pub fn ledger_events(store: &dyn KvStore) {
         ),
         "a tampered event must fail verification"
     );
+}
+
+/// A ledger on this store with a regulator: only the regulator records a recall; a lot
+/// is recalled once; the recall is a record, a provable state leaf and a system event
+/// (`$system`/`recall`) that nobody else can publish; settings with regulators round-trip.
+pub fn ledger_recalls(store: &dyn KvStore) {
+    use crate::ledger::{Ledger, RECALL_TOPIC, SYSTEM_ACCOUNT, SignatureCheck};
+    use crate::model::{
+        Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
+    };
+    use crate::state::{StateKey, data_leaf_value};
+    use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+
+    let signer = |seed: u8| {
+        let mut raw = [seed; 32];
+        raw[0] = 1;
+        PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &raw).expect("fixed key")
+    };
+    let (admin, regulator) = (signer(1), signer(3));
+    let settings = LedgerSettings {
+        name: "recalls".into(),
+        hash_algorithm: HashAlgorithm::Sm3,
+        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: vec![admin.public_key()],
+        regulators: vec![regulator.public_key()],
+        created_ms: 1_764_000_000_000,
+    };
+    let decoded = LedgerSettings::decode(&settings.encode()).expect("settings decode");
+    assert_eq!(decoded, settings, "settings with regulators round-trip");
+    let without = LedgerSettings { regulators: vec![], ..settings.clone() };
+    assert_eq!(
+        LedgerSettings::decode(&without.encode()).expect("decode").regulators,
+        vec![],
+        "no regulators: the encoding of before"
+    );
+    let mut ledger = Ledger::create(store, settings).expect("create ledger");
+    let id = ledger.id();
+    let mut nonce = 0;
+    let mut tx = |key: &PrivateKey, operation: Operation| {
+        nonce += 1;
+        let content = TransactionContent {
+            ledger_id: id,
+            nonce,
+            timestamp_ms: nonce,
+            operations: vec![operation],
+        };
+        Transaction::sign(content, &[key]).expect("sign")
+    };
+    let recall = |gtin: &str, lot: &str| Operation::Recall {
+        gtin: gtin.into(),
+        lot: lot.into(),
+        reason: "Listeria \"monocytogenes\"".into(),
+    };
+    let block = ledger
+        .append_block(
+            vec![
+                tx(&admin, recall("09506000134352", "LOT-7")),
+                tx(&regulator, recall("09506000134352", "LOT-7")),
+                tx(&regulator, recall("09506000134352", "LOT-7")),
+                tx(
+                    &admin,
+                    Operation::PublishEvent {
+                        account: SYSTEM_ACCOUNT.into(),
+                        topic: RECALL_TOPIC.into(),
+                        payload: b"forged".to_vec(),
+                    },
+                ),
+            ],
+            SignatureCheck::Verify,
+            1,
+            Address([9; 32]),
+        )
+        .expect("append");
+    let results: Vec<ResultCode> = block.transactions.iter().map(|(_, r)| *r).collect();
+    assert_eq!(
+        results,
+        [
+            ResultCode::NoPermission,
+            ResultCode::Committed,
+            ResultCode::AccountExists,
+            ResultCode::UnknownAccount
+        ],
+        "only the regulator recalls, once; nobody publishes as the system"
+    );
+    let record = ledger.recall("09506000134352", "LOT-7").expect("read").expect("recorded");
+    assert_eq!((record.height, record.tx_hash), (1, block.transactions[1].0));
+    assert_eq!(record.regulator, Address::of(HashAlgorithm::Sm3, &regulator.public_key()));
+    assert_eq!(ledger.recall("09506000134352", "LOT-8").expect("read"), None);
+    let events = ledger.topic_events(SYSTEM_ACCOUNT, RECALL_TOPIC, 0, 10).expect("events");
+    assert_eq!(events.len(), 1, "one system event");
+    let payload: &str = std::str::from_utf8(&events[0].payload).expect("UTF-8");
+    assert!(
+        payload.starts_with("{\"type\":\"recall\",\"gtin\":\"09506000134352\",\"lot\":\"LOT-7\""),
+        "{payload}"
+    );
+    assert!(payload.contains("\\\"monocytogenes\\\""), "quotes escaped: {payload}");
+    let key = StateKey::Recall { gtin: "09506000134352".into(), lot: "LOT-7".into() };
+    let proof = ledger.prove_state(&key, 1).expect("prove");
+    assert_eq!(
+        proof.leaf_value,
+        Some(data_leaf_value(HashAlgorithm::Sm3, 0, b"Listeria \"monocytogenes\""))
+    );
+    crate::proof::verify_state_proof(HashAlgorithm::Sm3, &proof).expect("recall proof verifies");
+    // A malformed GTIN or lot never makes a transaction.
+    for (gtin, lot) in
+        [("09506000134353", "LOT-7"), ("9506000134352", "LOT-7"), ("09506000134352", "")]
+    {
+        let content = TransactionContent {
+            ledger_id: id,
+            nonce: 99,
+            timestamp_ms: 0,
+            operations: vec![recall(gtin, lot)],
+        };
+        assert!(Transaction::sign(content, &[&regulator]).is_err(), "{gtin}/{lot} refused");
+    }
+    match crate::verify::verify_ledger(ledger.store(), id).expect("verify") {
+        crate::verify::Verdict::Valid { height, .. } => assert_eq!(height, 1),
+        invalid => panic!("ledger with a recall does not verify: {invalid:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub enum Table {
     EventTopic = 0x0d,
     /// `EVENT_ACCOUNT | name` → registration height u64, owner address.
     EventAccount = 0x0e,
+    /// `RECALL | u16 len gtin | gtin | u16 len lot | lot` → height u64, tx hash,
+    /// regulator address, reason.
+    Recall = 0x0f,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -167,5 +170,15 @@ pub fn event_topic_key(ledger: &LedgerId, account: &str, topic: &str, sequence: 
 pub fn event_account_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::EventAccount);
     key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The recall record of a GTIN's lot.
+pub fn recall_key(ledger: &LedgerId, gtin: &str, lot: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Recall);
+    key.extend_from_slice(&(gtin.len() as u16).to_be_bytes());
+    key.extend_from_slice(gtin.as_bytes());
+    key.extend_from_slice(&(lot.len() as u16).to_be_bytes());
+    key.extend_from_slice(lot.as_bytes());
     key
 }

@@ -194,6 +194,53 @@ impl EventRecord {
     }
 }
 
+/// A recall of a GTIN's lot, as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecallRecord {
+    /// Height of the block that recorded it.
+    pub height: u64,
+    /// The transaction that recorded it.
+    pub tx_hash: Hash32,
+    /// The regulator's address.
+    pub regulator: Address,
+    /// Why.
+    pub reason: String,
+}
+
+/// The account of the events the engine writes itself.
+pub const SYSTEM_ACCOUNT: &str = "$system";
+/// The system topic of recalls.
+pub const RECALL_TOPIC: &str = "recall";
+
+/// Minimal JSON string quoting (the engine has no JSON library; the output is part of
+/// the ledger's data, so it must not depend on one).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The payload of the system event of a recall (`docs/FORMAT.md` §7).
+pub fn recall_event_payload(gtin: &str, lot: &str, reason: &str, regulator: &Address) -> Vec<u8> {
+    format!(
+        "{{\"type\":\"recall\",\"gtin\":{},\"lot\":{},\"reason\":{},\"regulator\":\"{}\"}}",
+        json_string(gtin),
+        json_string(lot),
+        json_string(reason),
+        hex(&regulator.0)
+    )
+    .into_bytes()
+}
+
 fn key_u64(key: &[u8], prefix_len: usize, what: &'static str) -> Result<u64, EngineError> {
     key.get(prefix_len..)
         .and_then(|rest| rest.try_into().ok())
@@ -263,7 +310,8 @@ impl<S: KvStore> Ledger<S> {
     pub fn create(store: S, settings: LedgerSettings) -> Result<Self, EngineError> {
         settings.check().map_err(EngineError::InvalidInput)?;
         let algorithm = settings.hash_algorithm;
-        for user in &settings.initial_users {
+        let genesis_users = settings.genesis_users();
+        for user in &genesis_users {
             if !settings.signature_algorithms.contains(&user.algorithm()) {
                 return Err(EngineError::InvalidInput(format!(
                     "initial user key uses {}, not allowed by the settings",
@@ -275,7 +323,7 @@ impl<S: KvStore> Ledger<S> {
         // The genesis state root does not depend on the ledger id (tree nodes are keyed
         // under it, but hashed without it): compute it on an empty scratch store first.
         let mut updates = BTreeMap::new();
-        for user in &settings.initial_users {
+        for user in &genesis_users {
             let address = Address::of(algorithm, user);
             updates.insert(StateKey::User(address).key_hash(algorithm), Some(user.to_bytes()));
         }
@@ -311,7 +359,7 @@ impl<S: KvStore> Ledger<S> {
         let root = state::apply_updates(algorithm, &reader, 0, updates, &mut batch)
             .map_err(EngineError::State)?;
         assert_eq!(root, state_root, "genesis state root must not depend on the ledger id");
-        for user in &settings.initial_users {
+        for user in &genesis_users {
             let address = Address::of(algorithm, user);
             batch.put(layout::user_key(&id, &address.0), user_record(0, &user.to_bytes()));
         }
@@ -563,6 +611,23 @@ impl<S: KvStore> Ledger<S> {
         self.owner_record(&layout::event_account_key(&self.id, name), "event account")
     }
 
+    /// The recall of `gtin`'s `lot`, if one was recorded.
+    pub fn recall(&self, gtin: &str, lot: &str) -> Result<Option<RecallRecord>, EngineError> {
+        let Some(bytes) = self.store.get(&layout::recall_key(&self.id, gtin, lot))? else {
+            return Ok(None);
+        };
+        let mut reader = Reader::new(&bytes);
+        let height = reader.u64("height").map_err(corrupt("recall"))?;
+        let tx_hash = reader.array("tx hash").map_err(corrupt("recall"))?;
+        let regulator = Address(reader.array("regulator").map_err(corrupt("recall"))?);
+        let reason = reader.raw(reader.remaining(), "reason").map_err(corrupt("recall"))?;
+        let reason = String::from_utf8(reason.to_vec()).map_err(|_| EngineError::Corrupt {
+            what: "recall",
+            detail: "reason not UTF-8".into(),
+        })?;
+        Ok(Some(RecallRecord { height, tx_hash, regulator, reason }))
+    }
+
     /// How many events the ledger holds: the number the next event gets.
     pub fn event_count(&self) -> Result<u64, EngineError> {
         let prefix = layout::table_prefix(&self.id, layout::Table::Event);
@@ -792,7 +857,12 @@ struct Staged {
     event_accounts: Vec<(String, Address)>,
     /// (account, topic) → (sequence, payload).
     events: Vec<(TopicKey, u64, Vec<u8>)>,
+    /// (gtin, lot) → (regulator, reason).
+    recalls: Vec<(RecallKey, Address, String)>,
 }
+
+/// A recalled lot: (GTIN, lot).
+type RecallKey = (String, String);
 
 /// An event topic: (event account name, topic).
 type TopicKey = (String, String);
@@ -811,6 +881,10 @@ struct BlockExecution<'a, S: KvStore> {
     topic_lengths: HashMap<TopicKey, u64>,
     /// Number of the next event; read from the store at the block's first event.
     next_event: Option<u64>,
+    /// Addresses of the ledger's regulators.
+    regulators: HashSet<Address>,
+    /// Lots this block recalled.
+    recalled: HashSet<RecallKey>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
     tx_hashes_committed: HashSet<Hash32>,
     tx_hashes: HashSet<Hash32>,
@@ -831,6 +905,13 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             event_accounts: HashMap::new(),
             topic_lengths: HashMap::new(),
             next_event: None,
+            regulators: ledger
+                .settings
+                .regulators
+                .iter()
+                .map(|key| Address::of(ledger.hash_algorithm(), key))
+                .collect(),
+            recalled: HashSet::new(),
             tx_hashes_committed: HashSet::new(),
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
@@ -1043,6 +1124,28 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     };
                     staged.events.push((id, sequence, payload.clone()));
                 }
+                Operation::Recall { gtin, lot, reason } => {
+                    if !self.regulators.contains(&actor) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    let id = (gtin.clone(), lot.clone());
+                    if self.recalled.contains(&id)
+                        || staged.recalls.iter().any(|(k, _, _)| *k == id)
+                        || ledger.store.get(&layout::recall_key(&ledger.id, gtin, lot))?.is_some()
+                    {
+                        return Ok(Err(ResultCode::AccountExists));
+                    }
+                    // The recall is also a system event, so every subscriber of the
+                    // ledger (and of the node's system stream) learns of it.
+                    let topic = (SYSTEM_ACCOUNT.to_owned(), RECALL_TOPIC.to_owned());
+                    let sequence = match staged.events.iter().rev().find(|(k, _, _)| *k == topic) {
+                        Some((_, sequence, _)) => sequence + 1,
+                        None => self.topic_length(&topic)?,
+                    };
+                    let payload = recall_event_payload(gtin, lot, reason, &actor);
+                    staged.events.push((topic, sequence, payload));
+                    staged.recalls.push((id, actor, reason.clone()));
+                }
             }
         }
         if !staged.events.is_empty() && self.next_event.is_none() {
@@ -1085,6 +1188,16 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             record.u64(self.height).raw(&owner.0);
             self.batch.put(layout::event_account_key(&id, &name), record.into_bytes());
             self.event_accounts.insert(name, owner);
+        }
+        for ((gtin, lot), regulator, reason) in staged.recalls {
+            let state_key = StateKey::Recall { gtin, lot };
+            let leaf = data_leaf_value(self.algorithm, 0, reason.as_bytes());
+            self.state_updates.insert(state_key.key_hash(self.algorithm), Some(leaf));
+            let StateKey::Recall { gtin, lot } = state_key else { unreachable!() };
+            let mut record = Writer::with_capacity(72 + reason.len());
+            record.u64(self.height).raw(tx_hash).raw(&regulator.0).raw(reason.as_bytes());
+            self.batch.put(layout::recall_key(&id, &gtin, &lot), record.into_bytes());
+            self.recalled.insert((gtin, lot));
         }
         for ((account, topic), sequence, payload) in staged.events {
             let next = self.next_event.as_mut().expect("loaded by stage for a block with events");

@@ -103,6 +103,49 @@ pub enum Operation {
         /// The event body (opaque bytes; JSON by convention).
         payload: Vec<u8>,
     },
+    /// Record a recall of a trade item's lot/batch. Only a regulator of the ledger
+    /// (`LedgerSettings::regulators`) may; it becomes a recall record (provable by its
+    /// state leaf) and a system event on `$system` / `recall`.
+    Recall {
+        /// The GTIN, 14 digits with a valid GS1 check digit (shorter GTINs padded with
+        /// leading zeros).
+        gtin: String,
+        /// The lot/batch number (GS1 AI 10): 1 to 20 characters of GS1's CSet 82.
+        lot: String,
+        /// Why (free text, up to 1,024 bytes of UTF-8).
+        reason: String,
+    },
+}
+
+/// Longest recall reason in bytes.
+pub const RECALL_REASON_LEN_MAX: usize = 1024;
+
+/// Checks a GTIN-14: 14 digits whose last is the GS1 mod-10 check digit of the others.
+pub fn check_gtin(gtin: &str) -> Result<(), String> {
+    let digits: Vec<u32> = gtin.chars().filter_map(|c| c.to_digit(10)).collect();
+    if gtin.len() != 14 || digits.len() != 14 {
+        return Err(format!("GTIN `{gtin}` must be 14 digits (pad shorter GTINs with zeros)"));
+    }
+    let sum: u32 = digits[..13]
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    if check != digits[13] {
+        return Err(format!("GTIN `{gtin}`: check digit {} should be {check}", digits[13]));
+    }
+    Ok(())
+}
+
+/// Checks a lot/batch number: 1 to 20 characters of GS1's CSet 82.
+pub fn check_lot(lot: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!\"%&'()*+,-./:;<=>?_".contains(c);
+    if lot.is_empty() || lot.len() > 20 || !lot.chars().all(allowed) {
+        return Err(format!("lot `{lot}` must be 1 to 20 characters of GS1 CSet 82"));
+    }
+    Ok(())
 }
 
 /// Prefix of event account names the engine keeps for itself (`$system`).
@@ -114,6 +157,7 @@ impl Operation {
     const TAG_WRITE_KV: u8 = 3;
     const TAG_REGISTER_EVENT_ACCOUNT: u8 = 4;
     const TAG_PUBLISH_EVENT: u8 = 5;
+    const TAG_RECALL: u8 = 6;
 
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -141,6 +185,13 @@ impl Operation {
                     .bytes16(account.as_bytes())
                     .bytes16(topic.as_bytes())
                     .bytes32(payload);
+            }
+            Operation::Recall { gtin, lot, reason } => {
+                writer
+                    .u8(Self::TAG_RECALL)
+                    .bytes16(gtin.as_bytes())
+                    .bytes16(lot.as_bytes())
+                    .bytes16(reason.as_bytes());
             }
         }
     }
@@ -175,6 +226,19 @@ impl Operation {
                 let payload = reader.bytes32(VALUE_LEN_MAX, "payload")?.to_vec();
                 Ok(Operation::PublishEvent { account, topic, payload })
             }
+            Self::TAG_RECALL => {
+                let text = |bytes: &[u8], what| {
+                    String::from_utf8(bytes.to_vec())
+                        .map_err(|_| DecodeError::Invalid { what, reason: "not UTF-8".into() })
+                };
+                let gtin = text(reader.bytes16(14, "gtin")?, "gtin")?;
+                let lot = text(reader.bytes16(20, "lot")?, "lot")?;
+                let reason = text(reader.bytes16(RECALL_REASON_LEN_MAX, "reason")?, "reason")?;
+                check_gtin(&gtin)
+                    .map_err(|reason| DecodeError::Invalid { what: "gtin", reason })?;
+                check_lot(&lot).map_err(|reason| DecodeError::Invalid { what: "lot", reason })?;
+                Ok(Operation::Recall { gtin, lot, reason })
+            }
             tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
         }
     }
@@ -203,6 +267,14 @@ impl Operation {
                 check_name(topic).map_err(|e| format!("topic {e}"))?;
                 if payload.len() > VALUE_LEN_MAX {
                     return Err(format!("payload longer than {VALUE_LEN_MAX} bytes"));
+                }
+                Ok(())
+            }
+            Operation::Recall { gtin, lot, reason } => {
+                check_gtin(gtin)?;
+                check_lot(lot)?;
+                if reason.len() > RECALL_REASON_LEN_MAX {
+                    return Err(format!("recall reason longer than {RECALL_REASON_LEN_MAX} bytes"));
                 }
                 Ok(())
             }
@@ -504,6 +576,8 @@ pub struct LedgerSettings {
     pub participants: Vec<PublicKey>,
     /// Users registered at genesis (administrators, the first writers).
     pub initial_users: Vec<PublicKey>,
+    /// Regulators: keys that may record recalls; registered as users at genesis too.
+    pub regulators: Vec<PublicKey>,
     /// Genesis time, milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
@@ -511,7 +585,9 @@ pub struct LedgerSettings {
 impl LedgerSettings {
     /// Canonical bytes: `version | name bytes16 | hash code u16 | count u32 + sig codes
     /// u16* | consensus bytes16 | count u32 + participant keys bytes16* | count u32 +
-    /// user keys bytes16* | created_ms u64`.
+    /// user keys bytes16* | created_ms u64`, then — only when there are regulators —
+    /// `count u32 (≥ 1) + regulator keys bytes16*` (so settings without regulators, and
+    /// the ids of ledgers created before regulators existed, are unchanged).
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::with_capacity(256);
         writer
@@ -530,6 +606,12 @@ impl LedgerSettings {
             }
         }
         writer.u64(self.created_ms);
+        if !self.regulators.is_empty() {
+            writer.u32(self.regulators.len() as u32);
+            for key in &self.regulators {
+                encode_public_key(&mut writer, key);
+            }
+        }
         writer.into_bytes()
     }
 
@@ -560,6 +642,19 @@ impl LedgerSettings {
             }
         }
         let created_ms = reader.u64("created")?;
+        let mut regulators = Vec::new();
+        if reader.remaining() > 0 {
+            let count = reader.count(PARTICIPANTS_MAX, "regulators")?;
+            if count == 0 {
+                return Err(DecodeError::Invalid {
+                    what: "regulators",
+                    reason: "an empty list is encoded by its absence".into(),
+                });
+            }
+            for _ in 0..count {
+                regulators.push(decode_public_key(&mut reader)?);
+            }
+        }
         reader.finish("ledger settings")?;
         let [participants, initial_users] = key_lists;
         Ok(LedgerSettings {
@@ -569,8 +664,21 @@ impl LedgerSettings {
             consensus,
             participants,
             initial_users,
+            regulators,
             created_ms,
         })
+    }
+
+    /// Everyone registered as a user at genesis: the initial users, then the
+    /// regulators that are not among them.
+    pub fn genesis_users(&self) -> Vec<PublicKey> {
+        let mut users = self.initial_users.clone();
+        for regulator in &self.regulators {
+            if !users.contains(regulator) {
+                users.push(regulator.clone());
+            }
+        }
+        users
     }
 
     /// Checks limits and names.
@@ -580,7 +688,9 @@ impl LedgerSettings {
         if self.signature_algorithms.is_empty() {
             return Err("at least one signature algorithm".into());
         }
-        if self.participants.len() > PARTICIPANTS_MAX || self.initial_users.len() > PARTICIPANTS_MAX
+        if self.participants.len() > PARTICIPANTS_MAX
+            || self.initial_users.len() > PARTICIPANTS_MAX
+            || self.regulators.len() > PARTICIPANTS_MAX
         {
             return Err(format!("at most {PARTICIPANTS_MAX} participants and initial users"));
         }

@@ -80,11 +80,19 @@ pub enum StateKey {
         /// Topic.
         topic: String,
     },
+    /// A recall of a GTIN's lot (value: `0u64 ‖ H(reason)`).
+    Recall {
+        /// GTIN-14.
+        gtin: String,
+        /// Lot/batch.
+        lot: String,
+    },
 }
 
 impl StateKey {
     /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
-    /// key`, `0x04 ‖ name` or `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic`.
+    /// key`, `0x04 ‖ name`, `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic` or `0x06 ‖ u16 len ‖ gtin ‖ u16
+    /// len ‖ lot`.
     pub fn preimage(&self) -> Vec<u8> {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
@@ -94,6 +102,7 @@ impl StateKey {
             StateKey::EventTopic { account, topic } => {
                 tagged_pair(0x05, account.as_bytes(), topic.as_bytes())
             }
+            StateKey::Recall { gtin, lot } => tagged_pair(0x06, gtin.as_bytes(), lot.as_bytes()),
         }
     }
 

@@ -20,6 +20,7 @@
 //! | `GET /api/v1/ledgers/{id}/events?from&limit&account&topic&type&bizStep&epc` · `/events/{account}/{topic}?from&limit` | a page of events (commit order); of one topic (sequence order) |
 //! | `GET /api/v1/ledgers/{id}/stream/blocks\|/stream/events\|/stream/events/{account}/{topic}` | Server-Sent Events, resumable (`from`, `Last-Event-ID`) |
 //! | `GET /api/v1/ledgers/{id}/ws/blocks\|/ws/events\|/ws/events/{account}/{topic}` | the same streams over WebSocket |
+//! | `GET /api/v1/stream/system?from=LEDGER=N,…` | SSE: the system events (`$system`: recalls) of every ledger on the node; each id is the whole cursor |
 //!
 //! Keys in paths are UTF-8, percent-encoded; `?key_encoding=hex` takes them as hex.
 //! Errors are RFC 7807 `application/problem+json` with a stable `code`.
@@ -125,6 +126,7 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(streams::stream_blocks))
         .routes(routes!(streams::stream_events))
         .routes(routes!(streams::stream_topic))
+        .routes(routes!(streams::stream_system))
         .routes(routes!(admin::backup))
 }
 

@@ -463,3 +463,131 @@ pub async fn ws_topic(
     let from = start(&handle, &spec, query(position)?.from, &HeaderMap::new()).await?;
     Ok(upgrade.on_upgrade(move |socket| websocket(socket, handle, spec, from)))
 }
+
+/// A position in the system stream: for each ledger (by name), the event number it
+/// resumes at. Written `name=N,name=N,…` (the SSE `id` of every message).
+fn parse_cursor(
+    state: &AppState,
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, u64>, ApiError> {
+    let mut cursor = std::collections::BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        let (name, position) = part.split_once('=').ok_or_else(|| {
+            ApiError::bad_parameter("cursor", format!("`{part}` is not ledger=position"))
+        })?;
+        let position = position
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_parameter("cursor", format!("`{part}`: not a position")))?;
+        let handle = state.ledger(name)?;
+        cursor.insert(handle.name().to_owned(), position);
+    }
+    Ok(cursor)
+}
+
+fn format_cursor(cursor: &std::collections::BTreeMap<String, u64>) -> String {
+    cursor.iter().map(|(name, position)| format!("{name}={position}")).collect::<Vec<_>>().join(",")
+}
+
+/// Query of the system stream.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SystemQuery {
+    /// Where to start: `ledger=position,…` (event numbers; a ledger left out starts at
+    /// what commits next).
+    from: Option<String>,
+}
+
+/// Streams the system events (`$system`: recalls, …) of every ledger on this node
+/// (SSE). Each message's `id` is the whole cursor (`ledger=next position,…`), so
+/// `Last-Event-ID` resumes every ledger at once.
+#[utoipa::path(get, path = "/api/v1/stream/system", tag = "events",
+    params(SystemQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume at this cursor")),
+    responses((status = 200, description = "text/event-stream of StreamMessage (event `event`), ids are cursors", body = StreamMessage, content_type = "text/event-stream"),
+        (status = 400, description = "BAD_PARAMETER", body = Problem),
+        (status = 404, description = "UNKNOWN_LEDGER (named in the cursor)", body = Problem)))]
+pub async fn stream_system(
+    State(state): State<Arc<AppState>>,
+    system_query: Result<Query<SystemQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let system_query = query(system_query)?;
+    let given = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::bad_parameter("Last-Event-ID", "not text"))?
+                .to_owned(),
+        ),
+        None => system_query.from,
+    };
+    let mut cursor = match &given {
+        Some(text) => parse_cursor(&state, text)?,
+        None => Default::default(),
+    };
+    let filter = EventFilter {
+        account: Some(engine::ledger::SYSTEM_ACCOUNT.to_owned()),
+        ..EventFilter::default()
+    };
+    let mut streams = Vec::new();
+    for handle in &state.ledgers {
+        let spec = Spec::Events(filter.clone());
+        let from = match cursor.get(handle.name()) {
+            Some(from) => *from,
+            None => spec.now(handle).await?,
+        };
+        cursor.insert(handle.name().to_owned(), from);
+        let name = handle.name().to_owned();
+        let ledger = hex::encode(handle.id().0);
+        let follower = Follower::new(handle.clone(), from);
+        let stream = futures::stream::unfold(
+            (follower, spec, ledger, name),
+            |(mut follower, spec, ledger, name)| async move {
+                let result = next_messages(&mut follower, &spec, &ledger).await;
+                let items: Vec<(String, Result<StreamMessage, Problem>)> = match result {
+                    Ok(messages) => messages.into_iter().map(|m| (name.clone(), Ok(m))).collect(),
+                    Err(error) => vec![(name.clone(), Err(stream_problem(&error)))],
+                };
+                // After an error the merged stream ends (the system stream stops at the
+                // first `error` event it sends).
+                Some((futures::stream::iter(items), (follower, spec, ledger, name)))
+            },
+        );
+        streams.push(Box::pin(futures::StreamExt::flatten(stream)));
+    }
+    let open = Open::new("*", "system", "sse");
+    let delivered = DELIVERED.with_label_values(&["*", "system"]);
+    let start = Event::default()
+        .event("start")
+        .data(serde_json::json!({ "from": format_cursor(&cursor) }).to_string());
+    let merged = futures::stream::select_all(streams);
+    let events = futures::stream::unfold(
+        (merged, cursor, false, open),
+        move |(mut merged, mut cursor, done, open)| {
+            let delivered = delivered.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                let (name, item) = futures::StreamExt::next(&mut merged).await?;
+                match item {
+                    Ok(message) => {
+                        cursor.insert(name, message.position + 1);
+                        delivered.inc();
+                        let event = Event::default()
+                            .id(format_cursor(&cursor))
+                            .event("event")
+                            .json_data(&message)
+                            .ok()?;
+                        Some((Ok::<_, Infallible>(event), (merged, cursor, false, open)))
+                    }
+                    Err(problem) => {
+                        let event = Event::default().event("error").json_data(problem).ok()?;
+                        Some((Ok(event), (merged, cursor, true, open)))
+                    }
+                }
+            }
+        },
+    );
+    let start = futures::stream::once(async move { Ok::<_, Infallible>(start) });
+    Ok(sse_response(futures::StreamExt::chain(start, events)))
+}

@@ -99,6 +99,20 @@ impl TxBuilder {
         })
     }
 
+    /// Records a recall of `gtin`'s `lot` (the signer must be a regulator of the ledger).
+    pub fn recall(
+        self,
+        gtin: impl Into<String>,
+        lot: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.operation(Operation::Recall {
+            gtin: gtin.into(),
+            lot: lot.into(),
+            reason: reason.into(),
+        })
+    }
+
     /// The unsigned content (for signing elsewhere, e.g. by several parties).
     pub fn content(self) -> Result<TransactionContent, BuildError> {
         let content = TransactionContent {

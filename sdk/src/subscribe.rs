@@ -31,12 +31,20 @@ pub enum Subscription {
         /// Topic.
         topic: String,
     },
+    /// The system events (`$system`: recalls, …) of every ledger on the node; resumed
+    /// by the cursor the gateway sends as each message's SSE id (the `ledger` argument
+    /// of `subscribe` is ignored; `from` too — a new subscription starts at what
+    /// commits next).
+    System,
 }
 
 /// Backoff between reconnects: doubles from `RECONNECT_MIN` to `RECONNECT_MAX`.
 pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between reconnects.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The node-wide system stream.
+const SYSTEM_PATH: &str = "/api/v1/stream/system";
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -48,6 +56,11 @@ struct State {
     /// next").
     next: Option<u64>,
     body: Option<Body>,
+    /// The system stream's cursor: the last SSE id (or the start event's cursor).
+    cursor: Option<String>,
+    system: bool,
+    /// The system stream's next position per ledger (hex id), for de-duplication.
+    system_next: std::collections::HashMap<String, u64>,
     buffer: Vec<u8>,
     backoff: Duration,
     ready: VecDeque<StreamMessage>,
@@ -58,6 +71,7 @@ struct State {
 struct SseEvent {
     event: String,
     data: String,
+    id: Option<String>,
 }
 
 /// Takes complete events (ended by a blank line) off the front of `buffer`.
@@ -76,7 +90,7 @@ fn parse_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
         let consumed = text[..end + skip].len();
         drop(text);
         buffer.drain(..consumed);
-        let (mut event, mut data) = (String::from("message"), Vec::new());
+        let (mut event, mut data, mut id) = (String::from("message"), Vec::new(), None);
         for line in block.lines() {
             if line.starts_with(':') {
                 continue;
@@ -86,11 +100,12 @@ fn parse_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
             match field {
                 "event" => event = value.to_owned(),
                 "data" => data.push(value.to_owned()),
+                "id" => id = Some(value.to_owned()),
                 _ => {}
             }
         }
         if !data.is_empty() {
-            events.push(SseEvent { event, data: data.join("\n") });
+            events.push(SseEvent { event, data: data.join("\n"), id });
         }
     }
 }
@@ -98,19 +113,16 @@ fn parse_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
 impl State {
     async fn connect(&mut self) -> Result<(), ClientError> {
         let mut query = self.filter.clone();
-        if let Some(next) = self.next {
+        if let Some(next) = self.next.filter(|_| !self.system) {
             query.push(("from".into(), next.to_string()));
         }
         let url = format!("{}{}", self.client.base_url(), self.path);
-        let response = self
-            .client
-            .http()
-            .get(url)
-            .query(&query)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let mut request =
+            self.client.http().get(url).query(&query).header("accept", "text/event-stream");
+        if let Some(cursor) = self.cursor.as_ref().filter(|_| self.system) {
+            request = request.header("last-event-id", cursor);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
@@ -133,6 +145,13 @@ impl State {
 
     fn take(&mut self, event: SseEvent) -> Result<(), ClientError> {
         match event.event.as_str() {
+            "start" if self.system => {
+                if self.cursor.is_none() {
+                    let start: serde_json::Value = serde_json::from_str(&event.data)
+                        .map_err(|e| ClientError::Decode(format!("start event: {e}")))?;
+                    self.cursor = start.get("from").and_then(|v| v.as_str()).map(str::to_owned);
+                }
+            }
             "start" => {
                 if self.next.is_none() {
                     let start: serde_json::Value = serde_json::from_str(&event.data)
@@ -148,7 +167,16 @@ impl State {
             _ => {
                 let message: StreamMessage = serde_json::from_str(&event.data)
                     .map_err(|e| ClientError::Decode(format!("stream message: {e}")))?;
-                if self.next.is_none_or(|next| message.position >= next) {
+                if self.system {
+                    let next = self.system_next.entry(message.ledger.clone()).or_insert(0);
+                    if message.position >= *next {
+                        *next = message.position + 1;
+                        self.ready.push_back(message);
+                    }
+                    if event.id.is_some() {
+                        self.cursor = event.id;
+                    }
+                } else if self.next.is_none_or(|next| message.position >= next) {
                     self.next = Some(message.position + 1);
                     self.ready.push_back(message);
                 }
@@ -235,13 +263,18 @@ impl Client {
                 format!("{base}/events/{}/{}", segment_str(&account), segment_str(&topic)),
                 Vec::new(),
             ),
+            Subscription::System => (SYSTEM_PATH.to_owned(), Vec::new()),
         };
+        let system = path == SYSTEM_PATH;
         let state = State {
             client: self.clone(),
             path,
             filter,
             next: from,
             body: None,
+            cursor: None,
+            system,
+            system_next: Default::default(),
             buffer: Vec::new(),
             backoff: RECONNECT_MIN,
             ready: VecDeque::new(),

@@ -120,6 +120,15 @@ pub enum OperationJson {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payload_hex: Option<String>,
     },
+    /// Record a recall of a GTIN's lot (a regulator of the ledger only).
+    Recall {
+        /// GTIN-14 with its check digit.
+        gtin: String,
+        /// Lot/batch number (1 to 20 characters of GS1 CSet 82).
+        lot: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl OperationJson {
@@ -150,6 +159,11 @@ impl OperationJson {
                 topic: topic.clone(),
                 payload: utf8_copy(payload),
                 payload_hex: Some(hex::encode(payload)),
+            },
+            Operation::Recall { gtin, lot, reason } => OperationJson::Recall {
+                gtin: gtin.clone(),
+                lot: lot.clone(),
+                reason: reason.clone(),
             },
         }
     }
@@ -190,6 +204,11 @@ impl OperationJson {
                     topic: topic.clone(),
                     payload: bytes_field("payload", payload, payload_hex)?,
                 }
+            }
+            OperationJson::Recall { gtin, lot, reason } => {
+                engine::model::check_gtin(gtin).map_err(|e| FieldError::new("gtin", e))?;
+                engine::model::check_lot(lot).map_err(|e| FieldError::new("lot", e))?;
+                Operation::Recall { gtin: gtin.clone(), lot: lot.clone(), reason: reason.clone() }
             }
         })
     }
@@ -419,6 +438,8 @@ pub struct SettingsView {
     pub participants: Vec<ParticipantView>,
     /// Users registered at genesis (public keys, hex).
     pub initial_users: Vec<String>,
+    /// Regulators: keys that may record recalls (public keys, hex).
+    pub regulators: Vec<String>,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
 }
@@ -464,6 +485,7 @@ impl SettingsView {
                 .iter()
                 .map(|key| hex::encode(key.to_bytes()))
                 .collect(),
+            regulators: settings.regulators.iter().map(|key| hex::encode(key.to_bytes())).collect(),
             created_ms: settings.created_ms,
         }
     }

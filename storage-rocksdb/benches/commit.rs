@@ -49,6 +49,7 @@ impl Bench {
             consensus: "solo".into(),
             participants: vec![],
             initial_users: vec![key.public_key()],
+            regulators: Vec::new(),
             created_ms: 0,
         };
         let mut ledger = Ledger::create(store, settings).unwrap();

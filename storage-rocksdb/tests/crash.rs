@@ -37,6 +37,7 @@ fn open_or_create(dir: &Path) -> Ledger<RocksStore> {
                 consensus: "solo".into(),
                 participants: vec![],
                 initial_users: vec![admin_key().public_key()],
+                regulators: Vec::new(),
                 created_ms: 0,
             };
             let ledger = Ledger::create(store, settings).expect("create ledger");

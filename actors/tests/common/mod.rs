@@ -29,6 +29,7 @@ pub fn settings(name: &str, consensus: &str, participants: Vec<PublicKey>) -> Le
         consensus: consensus.into(),
         participants,
         initial_users: vec![admin().public_key()],
+        regulators: Vec::new(),
         created_ms: 1_764_000_000_000,
     }
 }

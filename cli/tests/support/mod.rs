@@ -47,7 +47,12 @@ pub fn get_json(port: u16, path: &str) -> (u16, Value) {
 
 /// The user key every test ledger admits (Ed25519: fast to sign in debug builds).
 pub fn admin_key() -> PrivateKey {
-    let mut raw = [9u8; 32];
+    fixed_key(9)
+}
+
+/// A fixed Ed25519 key from `seed`.
+pub fn fixed_key(seed: u8) -> PrivateKey {
+    let mut raw = [seed; 32];
     raw[0] = 1;
     PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &raw).unwrap()
 }
@@ -66,6 +71,11 @@ impl NodeProcess {
     /// Writes the configuration into `dir` (data in `dir/data`), with `extra` appended,
     /// and starts the node.
     pub fn start(dir: &Path, extra: &str) -> NodeProcess {
+        Self::start_with(dir, "", extra)
+    }
+
+    /// `start`, with `ledger_extra` lines in the `dairy-0` ledger's table.
+    pub fn start_with(dir: &Path, ledger_extra: &str, extra: &str) -> NodeProcess {
         std::fs::create_dir_all(dir).unwrap();
         let node_key = PrivateKey::generate(SignatureAlgorithm::Sm2);
         std::fs::write(dir.join("node.key.pem"), node_key.to_pem().unwrap().as_bytes()).unwrap();
@@ -74,7 +84,7 @@ impl NodeProcess {
             "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\n\
              p2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\n\
              [[ledgers]]\nname = \"dairy-0\"\nsignatures = [\"ed25519\"]\nadmins = [\"{}\"]\n\
-             created_ms = 1767225600000\n\n{extra}",
+             created_ms = 1767225600000\n{ledger_extra}\n\n{extra}",
             free_port(),
             admin_key().public_key().to_base58()
         );
