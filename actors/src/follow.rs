@@ -44,6 +44,7 @@ pub enum FollowError {
 pub struct Follower {
     handle: LedgerHandle,
     notices: broadcast::Receiver<BlockNotice>,
+    stopping: tokio::sync::watch::Receiver<bool>,
     position: u64,
 }
 
@@ -52,7 +53,8 @@ impl Follower {
     pub fn new(handle: LedgerHandle, from: u64) -> Self {
         // Subscribe before the first read, so no commit falls between the two.
         let notices = handle.subscribe();
-        Follower { handle, notices, position: from }
+        let stopping = handle.stopping();
+        Follower { handle, notices, stopping, position: from }
     }
 
     /// Where the next read starts.
@@ -92,9 +94,15 @@ impl Follower {
                 }
                 continue; // everything read was filtered out: read on
             }
-            match self.notices.recv().await {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return Err(FollowError::Stopped),
+            if *self.stopping.borrow() {
+                return Err(FollowError::Stopped);
+            }
+            tokio::select! {
+                notice = self.notices.recv() => match notice {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Err(FollowError::Stopped),
+                },
+                _ = self.stopping.wait_for(|stopping| *stopping) => return Err(FollowError::Stopped),
             }
         }
     }

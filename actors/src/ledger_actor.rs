@@ -259,6 +259,8 @@ pub(crate) struct Shared {
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
+    /// Set when the node begins to stop: followers (subscriptions, webhooks) end.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Everything an actor is started with.

@@ -205,6 +205,11 @@ impl LedgerHandle {
         Ledger::open_with_settings(self.store.clone(), self.id, self.settings.clone())
     }
 
+    /// Becomes `true` when the node begins to stop.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shared.stopping.subscribe()
+    }
+
     /// Committed blocks as they happen (lagging receivers skip, never block the ledger).
     pub fn subscribe(&self) -> broadcast::Receiver<BlockNotice> {
         self.blocks.subscribe()
@@ -455,6 +460,11 @@ impl Node {
     /// flight (up to `grace`), and stops; then the transport closes. Every commit is
     /// durable when it is acknowledged, so nothing needs flushing beyond that.
     pub async fn shutdown(self, grace: Duration) {
+        // Subscriptions and webhooks end first, so the HTTP server can close its
+        // connections.
+        for handle in &self.handles {
+            handle.shared.stopping.send_replace(true);
+        }
         let stops: Vec<_> =
             self.handles.iter().map(|handle| handle.addr.send(Shutdown { grace })).collect();
         for stop in stops {

@@ -216,7 +216,7 @@ fn read_sse_ids(
 #[test]
 fn pages_filters_sse_resume_and_websocket() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeProcess::start(&dir.path().join("node"), "");
+    let mut node = NodeProcess::start(&dir.path().join("node"), "");
     node.commit(&node.transactions(1, vec![register_events("shipments")]));
     publish_events(&node, 100, 0, 12, 12, Duration::ZERO);
     let epcis = r#"{"type":"ObjectEvent","bizStep":"urn:epcglobal:cbv:bizstep:shipping","epcList":["urn:epc:id:sgtin:0614141.107346.2017"]}"#;
@@ -308,8 +308,18 @@ fn pages_filters_sse_resume_and_websocket() {
             (Some(4), Some("{\"n\":99}"))
         );
     });
-}
 
+    // Open subscriptions do not hold up a graceful stop: they end (SSE `error` STOPPED).
+    let mut open_stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    let head = format!("GET {base}/stream/blocks HTTP/1.1\r\nHost: x\r\n\r\n");
+    open_stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    node.stop();
+    open_stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tail = String::new();
+    let _ = open_stream.read_to_string(&mut tail);
+    assert!(tail.contains("event: error") && tail.contains("STOPPED"), "{tail}");
+}
 #[test]
 fn stalled_subscribers_keep_memory_bounded_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -472,7 +472,26 @@ fn a_member_restored_from_a_backup_catches_up() {
         if mine["height"] == theirs["height"] && mine["block_hash"] == theirs["block_hash"] {
             break;
         }
-        assert!(Instant::now() < deadline, "restored node at {mine}, others at {theirs}");
+        if Instant::now() > deadline {
+            let mut logs: Vec<_> = std::fs::read_dir(&node_dir)
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("log-"))
+                .collect();
+            logs.sort();
+            let log = std::fs::read_to_string(logs.last().unwrap()).unwrap_or_default();
+            let interesting: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    !l.trim_start().starts_with("at ") && !l.contains(": <") && !l.contains("::")
+                })
+                .collect();
+            let start = interesting.len().saturating_sub(25);
+            panic!(
+                "restored node at {mine}, others at {theirs}; its log ends:\n{}",
+                interesting[start..].join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     // It serves what was committed while it was down, and the group keeps committing.

@@ -48,6 +48,49 @@ pub struct RaftGroup {
     options: RaftOptions,
 }
 
+impl RaftGroup {
+    /// A member restored from a backup has lost log entries it had acknowledged. Its
+    /// leader still counts them as matched: it would announce a commit index beyond the
+    /// member's log (raft-rs panics on that) and discard the member's rejections as
+    /// stale, so the member would never catch up. Here the member clamps such a commit
+    /// to its log, and the leader, seeing a rejection whose hint lies below what it
+    /// believed matched, takes the member's word and probes it again from there (log
+    /// entries, or a snapshot and block sync if they were compacted). Commit indexes
+    /// never move back; the lost acknowledgement is a fault Raft tolerates in a
+    /// minority of members, as for a lost disk (docs/OPERATIONS.md, restore).
+    fn tolerate_lost_entries(&mut self, message: &mut Message) {
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat => {
+                let last = self.node.raft.raft_log.last_index();
+                if message.commit > last {
+                    // Answer as a follower whose log does not reach `commit` would
+                    // answer an append there: a rejection hinting at its last entry.
+                    let mut reject = Message::default();
+                    reject.set_msg_type(MessageType::MsgAppendResponse);
+                    reject.to = message.from;
+                    reject.from = self.node.raft.id;
+                    reject.term = message.term;
+                    reject.index = message.commit;
+                    reject.reject = true;
+                    reject.reject_hint = last;
+                    self.node.raft.msgs.push(reject);
+                    message.commit = last;
+                }
+            }
+            MessageType::MsgAppendResponse if message.reject => {
+                let from = message.from;
+                if let Some(progress) = self.node.raft.mut_prs().get_mut(from) {
+                    if message.reject_hint < progress.matched {
+                        progress.matched = message.reject_hint;
+                        progress.become_probe();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn raft_error(error: raft::Error) -> ConsensusError {
     match error {
         raft::Error::ProposalDropped => ConsensusError::NotLeader { leader: None },
@@ -172,7 +215,7 @@ impl ConsensusGroup for RaftGroup {
     }
 
     fn receive(&mut self, from: MemberId, message: &[u8]) -> Result<(), ConsensusError> {
-        let message = Message::parse_from_bytes(message)
+        let mut message = Message::parse_from_bytes(message)
             .map_err(|e| ConsensusError::Rejected(format!("malformed raft message: {e}")))?;
         if message.from != from || from == 0 || from > self.members {
             return Err(ConsensusError::Rejected(format!(
@@ -191,6 +234,7 @@ impl ConsensusGroup for RaftGroup {
         if local {
             return Err(ConsensusError::Rejected("local raft message from the network".into()));
         }
+        self.tolerate_lost_entries(&mut message);
         match self.node.step(message) {
             Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
             Err(error) => Err(raft_error(error)),
