@@ -19,7 +19,10 @@
 //!
 //! [node]
 //! id = 1                          # required; >= 1 and unique among the nodes
-//! key_file = "node1.key.pem"      # required; this node's PKCS#8 PEM private key
+//! key_file = "node1.key.pem"      # required; this node's PKCS#8 PEM private key, or an
+//!                                 # encrypted one (`polyledger keygen --encrypt`)
+//! key_password_file = "node1.pw"  # optional; the encrypted key's password (first line);
+//!                                 # without it, POLYLEDGER_KEY_PASSWORD
 //! data = "rocksdb://data/node1"   # required; where ledgers are stored:
 //!                                 #   "memory://"                  nothing survives a restart
 //!                                 #   "rocksdb:///absolute/path"   or "rocksdb://relative/path"
@@ -231,6 +234,9 @@ pub struct NodeSection {
     /// directory. Its public key is not in the config: pass it to
     /// [`LedgerSection::settings`].
     pub key_file: PathBuf,
+    /// `key_password_file`: the password of an encrypted `key_file` (else the
+    /// `POLYLEDGER_KEY_PASSWORD` environment variable), resolved like `key_file`.
+    pub key_password_file: Option<PathBuf>,
     /// `data`: where the ledgers are stored.
     pub data: StorageUri,
     /// `p2p_listen`: the node-to-node transport's address.
@@ -512,6 +518,7 @@ struct RawConfig {
 struct RawNode {
     id: u64,
     key_file: String,
+    key_password_file: Option<String>,
     data: String,
     p2p_listen: String,
     http_listen: Option<String>,
@@ -578,6 +585,10 @@ impl RawNode {
         Ok(NodeSection {
             id: self.id,
             key_file: resolve(base_dir, Path::new(&self.key_file)),
+            key_password_file: self
+                .key_password_file
+                .as_deref()
+                .map(|f| resolve(base_dir, Path::new(f))),
             backup_dir,
             data,
             p2p_listen: parse_address("node.p2p_listen", &self.p2p_listen)?,

@@ -6,6 +6,7 @@
 //! signature or a ledger that does not verify). `docs/OPERATIONS.md` ("The polyledger
 //! command") documents every command.
 
+mod keys;
 mod ledger_cmd;
 mod load;
 mod node;
@@ -13,13 +14,12 @@ mod ops;
 mod subscribe_bench;
 mod tools;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use crypto_parallel::SignatureAlgorithm;
-use engine::model::Address;
 
 /// mimalloc: the node allocates per transaction on every core (decode, mempool, blocks);
 /// glibc's malloc/free took ~7% of a saturated node's CPU in a profile.
@@ -61,7 +61,17 @@ enum Command {
         /// Also write the public key here (SPKI PEM, what `openssl pkey -pubout` writes).
         #[arg(long)]
         pub_out: Option<PathBuf>,
+        /// Encrypt the key file (scrypt + AES-256-GCM); the password comes from
+        /// --password-file or POLYLEDGER_KEY_PASSWORD.
+        #[arg(long)]
+        encrypt: bool,
+        /// The password file for --encrypt (its first line).
+        #[arg(long, requires = "encrypt")]
+        password_file: Option<PathBuf>,
     },
+    /// Split a key into shares (any M of N recover it), and recover it.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// Hash, sign and verify files (SM3/SHA-256; SM2, Ed25519, ECDSA P-256), compatible
     /// with OpenSSL.
     #[command(subcommand)]
@@ -136,7 +146,10 @@ fn main() -> ExitCode {
         Command::Node { config, grace } => node::run_node(&config, grace),
         Command::Demo(args) => load::demo(args),
         Command::Loadgen(args) => load::loadgen(args),
-        Command::Keygen { out, algorithm, pub_out } => keygen(&out, &algorithm, pub_out.as_deref()),
+        Command::Keygen { out, algorithm, pub_out, encrypt, password_file } => {
+            keys::keygen(&out, &algorithm, pub_out.as_deref(), encrypt, password_file.as_deref())
+        }
+        Command::Key(command) => keys::run(command),
         Command::Crypto(command) => tools::crypto(command),
         Command::Tx(command) => tools::tx(command),
         Command::Query(command) => tools::query(command),
@@ -162,34 +175,6 @@ fn algorithm_by_name(name: &str) -> Option<SignatureAlgorithm> {
         "ecdsa-p256" => Some(SignatureAlgorithm::EcdsaP256),
         _ => None,
     }
-}
-
-fn keygen(out: &Path, algorithm: &str, pub_out: Option<&Path>) -> Result<(), Failure> {
-    let algorithm = algorithm_by_name(algorithm).ok_or_else(|| {
-        invalid(format!("unknown algorithm `{algorithm}` (sm2, ed25519, ecdsa-p256)"))
-    })?;
-    if pub_out == Some(out) {
-        return Err(invalid("--pub-out must differ from --out"));
-    }
-    let key = sdk::keys::generate(algorithm);
-    sdk::keys::write_private_key(out, &key).map_err(|error| match &error {
-        sdk::keys::KeyError::Io { source, .. }
-            if source.kind() == std::io::ErrorKind::AlreadyExists =>
-        {
-            invalid(format!("{} exists; not overwriting a key", out.display()))
-        }
-        _ => runtime(error.to_string()),
-    })?;
-    let public = key.public_key();
-    if let Some(path) = pub_out {
-        sdk::keys::write_public_key(path, &public).map_err(|e| runtime(e.to_string()))?;
-    }
-    println!("public key: {}", public.to_base58());
-    println!(
-        "address (sm3): {}",
-        hex_string(&Address::of(crypto_parallel::HashAlgorithm::Sm3, &public).0)
-    );
-    Ok(())
 }
 
 fn hex_string(bytes: &[u8]) -> String {

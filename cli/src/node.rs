@@ -33,10 +33,12 @@ pub fn open_store(uri: &StorageUri) -> Result<Arc<dyn KvStore>, Failure> {
 pub fn load(config_path: &Path) -> Result<(NodeConfig, PrivateKey), Failure> {
     let config = NodeConfig::load(config_path)
         .map_err(|e| invalid(format!("{}: {e}", config_path.display())))?;
-    let pem = std::fs::read_to_string(&config.node.key_file)
-        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
-    let key = PrivateKey::from_pem(&pem)
-        .map_err(|e| invalid(format!("node.key_file {}: {e}", config.node.key_file.display())))?;
+    // Unlocked before anything starts: a wrong password stops here, with nothing opened.
+    let key =
+        crate::keys::read_key(&config.node.key_file, config.node.key_password_file.as_deref())
+            .map_err(|e| {
+                invalid(format!("node.key_file {}: {e}", config.node.key_file.display()))
+            })?;
     Ok((config, key))
 }
 

@@ -83,8 +83,9 @@ fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
+/// A signing key: plain PEM, or encrypted (password from `POLYLEDGER_KEY_PASSWORD`).
 fn read_private(path: &Path) -> Result<PrivateKey, Failure> {
-    sdk::keys::read_private_key(path).map_err(|e| invalid(format!("--key {e}")))
+    crate::keys::read_key(path, None).map_err(|e| invalid(format!("--key {}: {e}", path.display())))
 }
 
 fn read_public(path: &Path) -> Result<PublicKey, Failure> {

@@ -29,6 +29,7 @@ id = 1
 key_file = "node.key.pem"
 data = "rocksdb://data"
 p2p_listen = "127.0.0.1:{}"
+http_listen = "127.0.0.1:{}"
 
 [[ledgers]]
 name = "dairy-0"
@@ -39,6 +40,7 @@ name = "liquor-0"
 admins = ["{admin}"]
 {extra}
 "#,
+        free_port(),
         free_port()
     );
     let path = dir.join("node.toml");
@@ -154,4 +156,106 @@ fn invalid_config_names_the_field_and_exits_2() {
     let output = polyledger().args(["node", "--config"]).arg(&config).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("node.key_file"));
+}
+
+/// Keys at rest: a node whose key file is encrypted starts with the right password
+/// (password file), refuses a wrong one with a clear error before opening anything, and
+/// no password or key material appears in its output.
+#[cfg(unix)]
+#[test]
+fn an_encrypted_node_key_needs_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "tr0ub4dor&3-not-in-logs";
+    std::fs::write(dir.path().join("node.pw"), format!("{password}\n")).unwrap();
+    std::fs::write(dir.path().join("wrong.pw"), "wrong\n").unwrap();
+    let output = polyledger()
+        .args(["keygen", "--encrypt", "--password-file"])
+        .arg(dir.path().join("node.pw"))
+        .arg("--out")
+        .arg(dir.path().join("node.key.pem"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sealed = std::fs::read_to_string(dir.path().join("node.key.pem")).unwrap();
+    assert!(sealed.starts_with("-----BEGIN POLYLEDGER ENCRYPTED PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("node.key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "key files are private");
+    }
+    let admin = keygen(&dir.path().join("admin.key.pem"));
+
+    // Wrong password: exit 2 naming the key file, and nothing started (no data dir).
+    let config = write_config(dir.path(), &admin, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "key_file = \"node.key.pem\"",
+            "key_file = \"node.key.pem\"\nkey_password_file = \"wrong.pw\"",
+        ),
+    )
+    .unwrap();
+    let output = polyledger().args(["node", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("node.key_file") && stderr.contains("wrong password"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "no partial start");
+    // No password at all: says how to give one.
+    std::fs::write(&config, &text).unwrap();
+    let output = polyledger()
+        .args(["node", "--config"])
+        .arg(&config)
+        .env_remove("POLYLEDGER_KEY_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("POLYLEDGER_KEY_PASSWORD"));
+
+    // The right password (password file): the node runs; nothing secret in its log.
+    std::fs::write(
+        &config,
+        text.replace(
+            "key_file = \"node.key.pem\"",
+            "key_file = \"node.key.pem\"\nkey_password_file = \"node.pw\"",
+        ),
+    )
+    .unwrap();
+    let log = run_until_sigterm(&config);
+    assert!(log.contains("node running"), "{log}");
+    assert!(!log.contains(password), "the password is not logged");
+    let body: String = sealed.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!log.contains(&body[..40]), "no key material in the log");
+}
+
+/// A key split 3-of-5 is recovered from any 3 share files, and not from 2.
+#[test]
+fn key_split_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = keygen(&dir.path().join("k.pem"));
+    let shares = dir.path().join("shares");
+    let output = polyledger()
+        .args(["key", "split", "--threshold", "3", "--shares", "5", "--key"])
+        .arg(dir.path().join("k.pem"))
+        .arg("--out-dir")
+        .arg(&shares)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let recover = |picked: &[usize], out: &str| {
+        let mut command = polyledger();
+        command.args(["key", "recover", "--out"]).arg(dir.path().join(out));
+        for i in picked {
+            command.arg("--share").arg(shares.join(format!("share-{i}.pem")));
+        }
+        command.output().unwrap()
+    };
+    let output = recover(&[5, 2, 4], "r1.pem");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&public), "the same key");
+    let output = recover(&[1, 3], "r2.pem");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs 3"));
+    assert!(!dir.path().join("r2.pem").exists());
 }

@@ -52,13 +52,20 @@ pub fn read_public_key(path: impl AsRef<Path>) -> Result<PublicKey, KeyError> {
 /// Writes `key` as PKCS#8 PEM, readable only by its owner (mode 0600 on Unix); refuses
 /// to overwrite an existing file.
 pub fn write_private_key(path: impl AsRef<Path>, key: &PrivateKey) -> Result<(), KeyError> {
-    use std::io::Write as _;
     let path = path.as_ref();
-    let io = |source| KeyError::Io { path: path.display().to_string(), source };
     let pem = key.to_pem().map_err(|e| KeyError::Format {
         path: path.display().to_string(),
         detail: e.to_string(),
     })?;
+    write_secret_file(path, &pem)
+}
+
+/// Writes secret text (a key, an encrypted key, a key share) to a new file readable only
+/// by its owner (mode 0600 on Unix); refuses to overwrite an existing file.
+pub fn write_secret_file(path: impl AsRef<Path>, text: &str) -> Result<(), KeyError> {
+    use std::io::Write as _;
+    let path = path.as_ref();
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -67,7 +74,7 @@ pub fn write_private_key(path: impl AsRef<Path>, key: &PrivateKey) -> Result<(),
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io)?;
-    file.write_all(pem.as_bytes()).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
 }
 

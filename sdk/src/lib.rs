@@ -8,6 +8,8 @@
 //! - `subscribe` — a ledger's blocks, events or one topic as a stream that resumes
 //!   after disconnects, without loss or duplicates (`Client::subscribe`);
 //! - `proof` — verify a proof document offline (`proof::verify`);
+//! - `vault` — keys at rest: password-encrypted key files (scrypt, AES-256-GCM) and
+//!   Shamir shares of a key (any M of N recover it);
 //! - `webhook` — check a webhook delivery's signature (`webhook::verify`);
 //! - `wire` — the JSON forms of `/api/v1`, shared with the gateway.
 //!
@@ -20,6 +22,7 @@ pub mod keys;
 pub mod proof;
 #[cfg(feature = "client")]
 pub mod subscribe;
+pub mod vault;
 pub mod webhook;
 pub mod wire;
 
