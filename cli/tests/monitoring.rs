@@ -55,9 +55,12 @@ fn dashboards_and_alerts_use_only_metrics_a_live_node_exposes() {
     let config = format!(
         "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\n\
          p2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{port}\"\n\n\
-         [[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n",
+         [[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n\n\
+         [[webhooks]]\nname = \"erp\"\nledger = \"dairy-0\"\nurl = \"http://127.0.0.1:{}/hook\"\n\
+         account = \"recalls\"\n",
         free_port(),
-        admin.public_key().to_base58()
+        admin.public_key().to_base58(),
+        free_port()
     );
     std::fs::write(dir.path().join("node.toml"), config).unwrap();
     let _node = Killed(

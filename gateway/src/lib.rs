@@ -142,6 +142,7 @@ pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
 
 /// The routes over the node's ledgers, with `options`.
 pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Router {
+    streams::register_metrics(&ledgers);
     let (routes, document) = api_router().split_for_parts();
     let document = Arc::new(document);
     routes

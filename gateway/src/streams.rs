@@ -53,6 +53,21 @@ static DELIVERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Creates every stream series of `ledgers` at 0, so dashboards and alerts see them
+/// before the first subscriber (and `rate()` sees the first message).
+pub fn register_metrics(ledgers: &[LedgerHandle]) {
+    for handle in ledgers {
+        for stream in ["blocks", "events", "topic"] {
+            for transport in ["sse", "websocket"] {
+                SUBSCRIBERS.with_label_values(&[handle.name(), stream, transport]);
+            }
+            DELIVERED.with_label_values(&[handle.name(), stream]);
+        }
+    }
+    SUBSCRIBERS.with_label_values(&["*", "system", "sse"]);
+    DELIVERED.with_label_values(&["*", "system"]);
+}
+
 /// Counts an open stream while it lives.
 struct Open(prometheus::IntGauge);
 

@@ -120,6 +120,10 @@ impl Webhook {
                 .unwrap_or(section.from),
             None => section.from,
         };
+        for outcome in ["ok", "error", "timeout"] {
+            ATTEMPTS.with_label_values(&[&section.name, outcome]);
+        }
+        POSITION.with_label_values(&[&section.name]).set(from as i64);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(section.timeout_ms))
             .build()
