@@ -61,6 +61,10 @@
 //!                                 # genesis, each of an algorithm in `signatures`
 //! regulators = []                # base58 keys that may record recalls (registered at
 //!                                 # genesis); default none; part of the genesis
+//! roles = [{ name = "brand", permissions = ["register_data_account", "write_data"] }]
+//!                                 # default none; any role makes the ledger permissioned
+//!                                 # (permissions enforced; the admins hold every role);
+//!                                 # part of the genesis
 //! created_ms = 1767225600000      # genesis time, ms since the Unix epoch; default 0; REQUIRED
 //!                                 # (non-zero) when a raft ledger has other participants
 //!
@@ -353,6 +357,9 @@ pub struct LedgerSection {
     pub admins: Vec<PublicKey>,
     /// `regulators`: keys that may record recalls (base58); registered at genesis too.
     pub regulators: Vec<PublicKey>,
+    /// `roles`: roles defined at genesis, `{ name, permissions = [...] }`; any makes the
+    /// ledger permissioned (the admins hold them all).
+    pub roles: Vec<(String, u32)>,
     /// `created_ms`: genesis time, milliseconds since the Unix epoch; default 0. Required
     /// (non-zero) for a raft ledger with other participants, so that all nodes compute
     /// the same genesis.
@@ -546,7 +553,17 @@ struct RawLedger {
     admins: Vec<String>,
     #[serde(default)]
     regulators: Vec<String>,
+    #[serde(default)]
+    roles: Vec<RawRole>,
     created_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: String,
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 /// `path` if absolute, else `base_dir/path`.
@@ -683,6 +700,32 @@ impl RawLedger {
             .enumerate()
             .map(|(i, text)| parse_base58_key(&format!("{field}.regulators[{i}]"), text))
             .collect::<Result<_, _>>()?;
+        let roles = self
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let mut bits = 0u32;
+                for (j, name) in role.permissions.iter().enumerate() {
+                    bits |= engine::model::permission::by_name(name).ok_or_else(|| {
+                        invalid(
+                            format!("{field}.roles[{i}].permissions[{j}]"),
+                            format!(
+                                "`{name}`: one of {}",
+                                engine::model::permission::NAMES
+                                    .iter()
+                                    .map(|(n, _)| *n)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    })?;
+                }
+                check_name(&role.name)
+                    .map_err(|reason| invalid(format!("{field}.roles[{i}].name"), reason))?;
+                Ok((role.name.clone(), bits))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(LedgerSection {
             name: self.name,
             consensus,
@@ -691,6 +734,7 @@ impl RawLedger {
             signatures,
             admins,
             regulators,
+            roles,
             created_ms: self.created_ms.unwrap_or(0),
         })
     }
@@ -1092,6 +1136,7 @@ impl LedgerSection {
             participants,
             initial_users: self.admins.clone(),
             regulators: self.regulators.clone(),
+            roles: self.roles.clone(),
             created_ms: self.created_ms,
         };
         settings.check().map_err(|reason| invalid(field, reason))?;

@@ -625,3 +625,21 @@ fn regulators_are_validated() {
     let garbage = parse(&with("\"not-base58!\"")).unwrap_err();
     assert_eq!(garbage.field(), Some("ledgers[0].regulators[0]"));
 }
+
+/// `roles`: permission names are checked and name their field; the genesis carries them.
+#[test]
+fn roles_are_validated() {
+    let with =
+        |roles: &str| base().replacen("created_ms", &format!("roles = [{roles}]\ncreated_ms"), 1);
+    let config = parse(&with(
+        r#"{ name = "brand", permissions = ["register_data_account", "write_data"] }"#,
+    ))
+    .expect("a role");
+    let bits =
+        engine::model::permission::REGISTER_DATA_ACCOUNT | engine::model::permission::WRITE_DATA;
+    assert_eq!(config.ledgers[0].roles, vec![("brand".to_owned(), bits)]);
+    let error = parse(&with(r#"{ name = "brand", permissions = ["fly"] }"#)).unwrap_err();
+    assert_eq!(error.field(), Some("ledgers[0].roles[0].permissions[0]"));
+    let error = parse(&with(r#"{ name = "bad name", permissions = [] }"#)).unwrap_err();
+    assert_eq!(error.field(), Some("ledgers[0].roles[0].name"));
+}

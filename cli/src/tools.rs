@@ -858,6 +858,15 @@ fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
         }
         OperationJson::RegisterEventAccount { name } => format!("register_event_account {name}"),
         OperationJson::Recall { gtin, lot, reason } => format!("recall {gtin} lot {lot}: {reason}"),
+        OperationJson::DefineRole { name, permissions } => {
+            format!("define_role {name} = {}", permissions.join(", "))
+        }
+        OperationJson::AssignRoles { user, roles, policy } => {
+            format!("assign_roles {user}: {} ({policy})", roles.join(", "))
+        }
+        OperationJson::GrantWrite { account, grantee, allowed } => {
+            format!("grant_write {account} to {grantee}: {allowed}")
+        }
         OperationJson::PublishEvent { account, topic, payload, payload_hex } => format!(
             "publish_event {account}/{topic}: {}",
             show_bytes(payload.as_deref(), payload_hex.as_deref().unwrap_or(""))

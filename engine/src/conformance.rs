@@ -238,6 +238,7 @@ pub fn ledger_events(store: &dyn KvStore) {
         participants: vec![],
         initial_users: vec![admin.public_key(), other.public_key()],
         regulators: Vec::new(),
+        roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
@@ -373,6 +374,7 @@ pub fn ledger_recalls(store: &dyn KvStore) {
         participants: vec![],
         initial_users: vec![admin.public_key()],
         regulators: vec![regulator.public_key()],
+        roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };
     let decoded = LedgerSettings::decode(&settings.encode()).expect("settings decode");

@@ -48,6 +48,12 @@ pub enum Table {
     /// `RECALL | u16 len gtin | gtin | u16 len lot | lot` → height u64, tx hash,
     /// regulator address, reason.
     Recall = 0x0f,
+    /// `ROLE | name` → permissions u32.
+    Role = 0x10,
+    /// `USER_ROLES | address` → policy u8, count u16, role names bytes16*.
+    UserRoles = 0x11,
+    /// `DATA_ACCESS | u16 len account | account | grantee address` → `0x01`.
+    DataAccess = 0x12,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -180,5 +186,28 @@ pub fn recall_key(ledger: &LedgerId, gtin: &str, lot: &str) -> Vec<u8> {
     key.extend_from_slice(gtin.as_bytes());
     key.extend_from_slice(&(lot.len() as u16).to_be_bytes());
     key.extend_from_slice(lot.as_bytes());
+    key
+}
+
+/// A role's record.
+pub fn role_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Role);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// A user's roles.
+pub fn user_roles_key(ledger: &LedgerId, address: &Hash32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::UserRoles);
+    key.extend_from_slice(address);
+    key
+}
+
+/// A write grant on a data account.
+pub fn data_access_key(ledger: &LedgerId, account: &str, grantee: &Hash32) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::DataAccess);
+    key.extend_from_slice(&(account.len() as u16).to_be_bytes());
+    key.extend_from_slice(account.as_bytes());
+    key.extend_from_slice(grantee);
     key
 }

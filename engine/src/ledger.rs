@@ -17,7 +17,8 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::layout;
 use crate::limits::BLOCK_TXS_MAX;
 use crate::model::{
-    Address, BlockHeader, Hash32, LedgerId, LedgerSettings, Operation, ResultCode, Transaction,
+    Address, BlockHeader, Hash32, LedgerId, LedgerSettings, Operation, ResultCode, RolePolicy,
+    Transaction, permission,
 };
 use crate::proof::{StateProof, TxProof};
 use crate::state::{self, StateKey, StateReader, data_leaf_value};
@@ -241,11 +242,50 @@ pub fn recall_event_payload(gtin: &str, lot: &str, reason: &str, regulator: &Add
     .into_bytes()
 }
 
+/// The `USER_ROLES` record: `policy u8 | count u16 | role names bytes16*`.
+fn encode_user_roles(policy: RolePolicy, roles: &[String]) -> Vec<u8> {
+    let mut writer = Writer::with_capacity(3 + roles.iter().map(|r| 2 + r.len()).sum::<usize>());
+    writer.u8(policy as u8).u16(roles.len() as u16);
+    for role in roles {
+        writer.bytes16(role.as_bytes());
+    }
+    writer.into_bytes()
+}
+
+fn decode_user_roles(bytes: &[u8]) -> Result<(RolePolicy, Vec<String>), DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let policy = match reader.u8("role policy")? {
+        0 => RolePolicy::Union,
+        1 => RolePolicy::Intersect,
+        tag => return Err(DecodeError::UnknownTag { what: "role policy", tag: tag.into() }),
+    };
+    let count = reader.u16("roles")? as usize;
+    let mut roles = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = reader.bytes16(crate::limits::NAME_LEN_MAX, "role name")?;
+        roles.push(
+            String::from_utf8(name.to_vec()).map_err(|_| DecodeError::Invalid {
+                what: "role name",
+                reason: "not UTF-8".into(),
+            })?,
+        );
+    }
+    reader.finish("user roles")?;
+    Ok((policy, roles))
+}
+
 fn key_u64(key: &[u8], prefix_len: usize, what: &'static str) -> Result<u64, EngineError> {
     key.get(prefix_len..)
         .and_then(|rest| rest.try_into().ok())
         .map(u64::from_be_bytes)
         .ok_or(EngineError::Corrupt { what, detail: "key is not prefix ‖ u64".into() })
+}
+
+fn value_u64_4(value: &[u8]) -> Result<u32, EngineError> {
+    value
+        .try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| EngineError::Corrupt { what: "role", detail: "not 4 bytes".into() })
 }
 
 fn value_u64(value: &[u8], what: &'static str) -> Result<u64, EngineError> {
@@ -327,6 +367,20 @@ impl<S: KvStore> Ledger<S> {
             let address = Address::of(algorithm, user);
             updates.insert(StateKey::User(address).key_hash(algorithm), Some(user.to_bytes()));
         }
+        // A permissioned ledger: its roles, and the initial users holding them all.
+        let role_names: Vec<String> = settings.roles.iter().map(|(name, _)| name.clone()).collect();
+        let admin_roles = encode_user_roles(RolePolicy::Union, &role_names);
+        for (name, permissions) in &settings.roles {
+            let key = StateKey::Role(name.clone()).key_hash(algorithm);
+            updates.insert(key, Some(permissions.to_be_bytes().to_vec()));
+        }
+        if settings.permissioned() {
+            for user in &settings.initial_users {
+                let address = Address::of(algorithm, user);
+                let key = StateKey::UserRoles(address).key_hash(algorithm);
+                updates.insert(key, Some(admin_roles.clone()));
+            }
+        }
         let scratch = crate::store::MemoryStore::new();
         let scratch_reader = StateReader { store: &scratch, ledger: LedgerId([0; 32]) };
         let mut scratch_batch = WriteBatch::new();
@@ -362,6 +416,15 @@ impl<S: KvStore> Ledger<S> {
         for user in &genesis_users {
             let address = Address::of(algorithm, user);
             batch.put(layout::user_key(&id, &address.0), user_record(0, &user.to_bytes()));
+        }
+        for (name, permissions) in &settings.roles {
+            batch.put(layout::role_key(&id, name), permissions.to_be_bytes().to_vec());
+        }
+        if settings.permissioned() {
+            for user in &settings.initial_users {
+                let address = Address::of(algorithm, user);
+                batch.put(layout::user_roles_key(&id, &address.0), admin_roles.clone());
+            }
         }
         batch.put(layout::meta_key(&id, META_SETTINGS), settings_bytes);
         let block = StoredBlock { header, hash, transactions: Vec::new() };
@@ -609,6 +672,49 @@ impl<S: KvStore> Ledger<S> {
     /// The owner of event account `name`, if registered.
     pub fn event_account_owner(&self, name: &str) -> Result<Option<Address>, EngineError> {
         self.owner_record(&layout::event_account_key(&self.id, name), "event account")
+    }
+
+    /// A role's permissions, if the role exists.
+    pub fn role(&self, name: &str) -> Result<Option<u32>, EngineError> {
+        match self.store.get(&layout::role_key(&self.id, name))? {
+            Some(bytes) => Ok(Some(value_u64_4(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A user's roles and their policy, if any were assigned.
+    pub fn user_roles(
+        &self,
+        user: &Address,
+    ) -> Result<Option<(RolePolicy, Vec<String>)>, EngineError> {
+        match self.store.get(&layout::user_roles_key(&self.id, &user.0))? {
+            Some(bytes) => Ok(Some(decode_user_roles(&bytes).map_err(corrupt("user roles"))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// What `user` may do on this ledger as committed (`permission::*` bits): on a
+    /// permissioned ledger, its roles combined by its policy; otherwise everything but
+    /// configuring roles.
+    pub fn permissions(&self, user: &Address) -> Result<u32, EngineError> {
+        if !self.settings.permissioned() {
+            return Ok(permission::ALL & !permission::CONFIGURE_ROLES);
+        }
+        let Some((policy, roles)) = self.user_roles(user)? else { return Ok(0) };
+        let mut sets = Vec::with_capacity(roles.len());
+        for role in &roles {
+            sets.push(self.role(role)?.unwrap_or(0));
+        }
+        Ok(match policy {
+            RolePolicy::Union => sets.iter().fold(0, |all, set| all | set),
+            RolePolicy::Intersect if sets.is_empty() => 0,
+            RolePolicy::Intersect => sets.iter().fold(permission::ALL, |all, set| all & set),
+        })
+    }
+
+    /// Whether the owner of `account` allowed `grantee` to write it.
+    pub fn may_write(&self, account: &str, grantee: &Address) -> Result<bool, EngineError> {
+        Ok(self.store.get(&layout::data_access_key(&self.id, account, &grantee.0))?.is_some())
     }
 
     /// The recall of `gtin`'s `lot`, if one was recorded.
@@ -859,6 +965,9 @@ struct Staged {
     events: Vec<(TopicKey, u64, Vec<u8>)>,
     /// (gtin, lot) → (regulator, reason).
     recalls: Vec<(RecallKey, Address, String)>,
+    roles: Vec<(String, u32)>,
+    assignments: Vec<(Address, RolePolicy, Vec<String>)>,
+    grants: Vec<(String, Address, bool)>,
 }
 
 /// A recalled lot: (GTIN, lot).
@@ -885,6 +994,13 @@ struct BlockExecution<'a, S: KvStore> {
     regulators: HashSet<Address>,
     /// Lots this block recalled.
     recalled: HashSet<RecallKey>,
+    /// Permissions of actors, as committed before this block (changes to roles and
+    /// grants take effect from the next block).
+    permissions: HashMap<Address, u32>,
+    /// Write grants, as committed before this block.
+    grants: HashMap<(String, Address), bool>,
+    /// Write grants changed by this block's earlier transactions.
+    block_grants: HashMap<(String, Address), bool>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
     tx_hashes_committed: HashSet<Hash32>,
     tx_hashes: HashSet<Hash32>,
@@ -912,6 +1028,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 .map(|key| Address::of(ledger.hash_algorithm(), key))
                 .collect(),
             recalled: HashSet::new(),
+            permissions: HashMap::new(),
+            grants: HashMap::new(),
+            block_grants: HashMap::new(),
             tx_hashes_committed: HashSet::new(),
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
@@ -955,6 +1074,36 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             self.event_accounts.insert(name.to_owned(), owner);
         }
         Ok(owner)
+    }
+
+    /// What `actor` may do, as committed before this block.
+    fn permissions_of(&mut self, actor: &Address) -> Result<u32, EngineError> {
+        if let Some(bits) = self.permissions.get(actor) {
+            return Ok(*bits);
+        }
+        let bits = self.ledger.permissions(actor)?;
+        self.permissions.insert(*actor, bits);
+        Ok(bits)
+    }
+
+    /// Whether any of `signers` was granted writing `account`, as committed before this
+    /// block.
+    fn granted(&mut self, account: &str, signers: &[Address]) -> Result<bool, EngineError> {
+        for signer in signers {
+            let key = (account.to_owned(), *signer);
+            let allowed = match self.grants.get(&key) {
+                Some(allowed) => *allowed,
+                None => {
+                    let allowed = self.ledger.may_write(account, signer)?;
+                    self.grants.insert(key, allowed);
+                    allowed
+                }
+            };
+            if allowed {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The sequence the next event of a topic gets (before this transaction).
@@ -1055,8 +1204,29 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             signers.push(address);
         }
         let actor = signers[0];
+        let permissions = self.permissions_of(&actor)?;
+        let lacks = |bit: u32| permissions & bit != bit;
         let mut staged = Staged::default();
         for operation in &transaction.content.operations {
+            let needed = match operation {
+                Operation::RegisterUser { .. } => permission::REGISTER_USER,
+                Operation::RegisterDataAccount { .. } => permission::REGISTER_DATA_ACCOUNT,
+                Operation::WriteKv { .. } => permission::WRITE_DATA,
+                Operation::RegisterEventAccount { .. } => permission::REGISTER_EVENT_ACCOUNT,
+                Operation::PublishEvent { .. } => permission::PUBLISH_EVENT,
+                Operation::DefineRole { .. } | Operation::AssignRoles { .. } => {
+                    permission::CONFIGURE_ROLES
+                }
+                // A regulator recalls by the settings; others need the permission.
+                Operation::Recall { .. } if self.regulators.contains(&actor) => 0,
+                Operation::Recall { .. } if !ledger.settings.permissioned() => u32::MAX,
+                Operation::Recall { .. } => permission::RECALL,
+                // An owner's own decision.
+                Operation::GrantWrite { .. } => 0,
+            };
+            if lacks(needed) {
+                return Ok(Err(ResultCode::NoPermission));
+            }
             match operation {
                 Operation::RegisterUser { public_key } => {
                     if !allowed.contains(&public_key.algorithm()) {
@@ -1084,7 +1254,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                         None => self.account_owner(account)?,
                     };
                     let Some(owner) = owner else { return Ok(Err(ResultCode::UnknownAccount)) };
-                    if !signers.contains(&owner) {
+                    if !signers.contains(&owner) && !self.granted(account, &signers)? {
                         return Ok(Err(ResultCode::NoPermission));
                     }
                     let id = (account.clone(), key.clone());
@@ -1125,9 +1295,6 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     staged.events.push((id, sequence, payload.clone()));
                 }
                 Operation::Recall { gtin, lot, reason } => {
-                    if !self.regulators.contains(&actor) {
-                        return Ok(Err(ResultCode::NoPermission));
-                    }
                     let id = (gtin.clone(), lot.clone());
                     if self.recalled.contains(&id)
                         || staged.recalls.iter().any(|(k, _, _)| *k == id)
@@ -1145,6 +1312,43 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     let payload = recall_event_payload(gtin, lot, reason, &actor);
                     staged.events.push((topic, sequence, payload));
                     staged.recalls.push((id, actor, reason.clone()));
+                }
+                Operation::DefineRole { name, permissions } => {
+                    staged.roles.push((name.clone(), *permissions));
+                }
+                Operation::AssignRoles { user, roles, policy } => {
+                    if !self.user_exists(user)? && !staged.users.iter().any(|(a, _)| a == user) {
+                        return Ok(Err(ResultCode::UnknownAccount));
+                    }
+                    staged.assignments.push((*user, *policy, roles.clone()));
+                }
+                Operation::GrantWrite { account, grantee, allowed } => {
+                    let owner = match staged.accounts.iter().find(|(n, _)| n == account) {
+                        Some((_, owner)) => Some(*owner),
+                        None => self.account_owner(account)?,
+                    };
+                    let Some(owner) = owner else { return Ok(Err(ResultCode::UnknownAccount)) };
+                    if !signers.contains(&owner) {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    // Revoking what was never granted changes nothing (the state tree
+                    // has no leaf to delete).
+                    let key = (account.clone(), *grantee);
+                    let granted = match staged
+                        .grants
+                        .iter()
+                        .rev()
+                        .find(|(a, g, _)| *a == key.0 && *g == key.1)
+                    {
+                        Some((_, _, allowed)) => *allowed,
+                        None => match self.block_grants.get(&key) {
+                            Some(allowed) => *allowed,
+                            None => ledger.may_write(account, grantee)?,
+                        },
+                    };
+                    if *allowed != granted {
+                        staged.grants.push((account.clone(), *grantee, *allowed));
+                    }
                 }
             }
         }
@@ -1188,6 +1392,29 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             record.u64(self.height).raw(&owner.0);
             self.batch.put(layout::event_account_key(&id, &name), record.into_bytes());
             self.event_accounts.insert(name, owner);
+        }
+        for (name, permissions) in staged.roles {
+            let key_hash = StateKey::Role(name.clone()).key_hash(self.algorithm);
+            self.state_updates.insert(key_hash, Some(permissions.to_be_bytes().to_vec()));
+            self.batch.put(layout::role_key(&id, &name), permissions.to_be_bytes().to_vec());
+        }
+        for (user, policy, roles) in staged.assignments {
+            let record = encode_user_roles(policy, &roles);
+            let key_hash = StateKey::UserRoles(user).key_hash(self.algorithm);
+            self.state_updates.insert(key_hash, Some(record.clone()));
+            self.batch.put(layout::user_roles_key(&id, &user.0), record);
+        }
+        for (account, grantee, allowed) in staged.grants {
+            self.block_grants.insert((account.clone(), grantee), allowed);
+            let key = layout::data_access_key(&id, &account, &grantee.0);
+            let state_key = StateKey::DataAccess { account, grantee };
+            if allowed {
+                self.state_updates.insert(state_key.key_hash(self.algorithm), Some(vec![1]));
+                self.batch.put(key, vec![1]);
+            } else {
+                self.state_updates.insert(state_key.key_hash(self.algorithm), None);
+                self.batch.delete(key);
+            }
         }
         for ((gtin, lot), regulator, reason) in staged.recalls {
             let state_key = StateKey::Recall { gtin, lot };

@@ -115,7 +115,93 @@ pub enum Operation {
         /// Why (free text, up to 1,024 bytes of UTF-8).
         reason: String,
     },
+    /// Create or change a role (needs `configure_roles`; permissioned ledgers only).
+    DefineRole {
+        /// Role name.
+        name: String,
+        /// Its permissions (`permission::*` bits).
+        permissions: u32,
+    },
+    /// Set a user's roles and how they combine (needs `configure_roles`).
+    AssignRoles {
+        /// The user's address.
+        user: Address,
+        /// Role names (at most `USER_ROLES_MAX`); unknown roles grant nothing.
+        roles: Vec<String>,
+        /// Union or intersection of the roles' permissions.
+        policy: RolePolicy,
+    },
+    /// Allow (or stop allowing) `grantee` to write data account `account`; only its
+    /// owner may.
+    GrantWrite {
+        /// Data account.
+        account: String,
+        /// The user allowed.
+        grantee: Address,
+        /// `false` revokes.
+        allowed: bool,
+    },
 }
+
+/// Ledger permissions: a bit set held through roles (`LedgerSettings::roles`,
+/// `Operation::DefineRole`, `Operation::AssignRoles`). Enforced only on a ledger whose
+/// genesis defines roles (a *permissioned* ledger); on others every registered user may
+/// do everything but configure roles.
+pub mod permission {
+    /// Define roles and assign them to users.
+    pub const CONFIGURE_ROLES: u32 = 1 << 0;
+    /// Approve transactions (reserved: no operation needs it yet).
+    pub const APPROVE_TRANSACTIONS: u32 = 1 << 1;
+    /// Register users.
+    pub const REGISTER_USER: u32 = 1 << 2;
+    /// Register data accounts.
+    pub const REGISTER_DATA_ACCOUNT: u32 = 1 << 3;
+    /// Write data (into accounts the signers own or were granted).
+    pub const WRITE_DATA: u32 = 1 << 4;
+    /// Register event accounts.
+    pub const REGISTER_EVENT_ACCOUNT: u32 = 1 << 5;
+    /// Publish events (on accounts the signers own).
+    pub const PUBLISH_EVENT: u32 = 1 << 6;
+    /// Register participants (reserved: for run-time membership).
+    pub const REGISTER_PARTICIPANT: u32 = 1 << 7;
+    /// Record recalls (besides the settings' regulators).
+    pub const RECALL: u32 = 1 << 8;
+    /// Every permission.
+    pub const ALL: u32 = (1 << 9) - 1;
+    /// Names, for configuration and APIs.
+    pub const NAMES: [(&str, u32); 9] = [
+        ("configure_roles", CONFIGURE_ROLES),
+        ("approve_transactions", APPROVE_TRANSACTIONS),
+        ("register_user", REGISTER_USER),
+        ("register_data_account", REGISTER_DATA_ACCOUNT),
+        ("write_data", WRITE_DATA),
+        ("register_event_account", REGISTER_EVENT_ACCOUNT),
+        ("publish_event", PUBLISH_EVENT),
+        ("register_participant", REGISTER_PARTICIPANT),
+        ("recall", RECALL),
+    ];
+
+    /// The bit of a permission name.
+    pub fn by_name(name: &str) -> Option<u32> {
+        NAMES.iter().find(|(n, _)| *n == name).map(|(_, bit)| *bit)
+    }
+}
+
+/// How a user's roles combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RolePolicy {
+    /// A permission of any of the roles.
+    Union = 0,
+    /// Only permissions every role has.
+    Intersect = 1,
+}
+
+/// Most roles defined at genesis.
+pub const ROLES_MAX: usize = 256;
+
+/// Most roles one user holds.
+pub const USER_ROLES_MAX: usize = 32;
 
 /// Longest recall reason in bytes.
 pub const RECALL_REASON_LEN_MAX: usize = 1024;
@@ -158,6 +244,9 @@ impl Operation {
     const TAG_REGISTER_EVENT_ACCOUNT: u8 = 4;
     const TAG_PUBLISH_EVENT: u8 = 5;
     const TAG_RECALL: u8 = 6;
+    const TAG_DEFINE_ROLE: u8 = 7;
+    const TAG_ASSIGN_ROLES: u8 = 8;
+    const TAG_GRANT_WRITE: u8 = 9;
 
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -192,6 +281,26 @@ impl Operation {
                     .bytes16(gtin.as_bytes())
                     .bytes16(lot.as_bytes())
                     .bytes16(reason.as_bytes());
+            }
+            Operation::DefineRole { name, permissions } => {
+                writer.u8(Self::TAG_DEFINE_ROLE).bytes16(name.as_bytes()).u32(*permissions);
+            }
+            Operation::AssignRoles { user, roles, policy } => {
+                writer
+                    .u8(Self::TAG_ASSIGN_ROLES)
+                    .raw(&user.0)
+                    .u8(*policy as u8)
+                    .u32(roles.len() as u32);
+                for role in roles {
+                    writer.bytes16(role.as_bytes());
+                }
+            }
+            Operation::GrantWrite { account, grantee, allowed } => {
+                writer
+                    .u8(Self::TAG_GRANT_WRITE)
+                    .bytes16(account.as_bytes())
+                    .raw(&grantee.0)
+                    .u8(u8::from(*allowed));
             }
         }
     }
@@ -239,6 +348,48 @@ impl Operation {
                 check_lot(&lot).map_err(|reason| DecodeError::Invalid { what: "lot", reason })?;
                 Ok(Operation::Recall { gtin, lot, reason })
             }
+            Self::TAG_DEFINE_ROLE => {
+                let name = decode_name(reader, "role name")?;
+                let permissions = reader.u32("permissions")?;
+                if permissions & !permission::ALL != 0 {
+                    return Err(DecodeError::Invalid {
+                        what: "permissions",
+                        reason: "unknown permission bits".into(),
+                    });
+                }
+                Ok(Operation::DefineRole { name, permissions })
+            }
+            Self::TAG_ASSIGN_ROLES => {
+                let user = Address(reader.array("user")?);
+                let policy = match reader.u8("role policy")? {
+                    0 => RolePolicy::Union,
+                    1 => RolePolicy::Intersect,
+                    tag => {
+                        return Err(DecodeError::UnknownTag {
+                            what: "role policy",
+                            tag: tag.into(),
+                        });
+                    }
+                };
+                let count = reader.count(USER_ROLES_MAX, "roles")?;
+                let mut roles = Vec::with_capacity(count);
+                for _ in 0..count {
+                    roles.push(decode_name(reader, "role name")?);
+                }
+                Ok(Operation::AssignRoles { user, roles, policy })
+            }
+            Self::TAG_GRANT_WRITE => {
+                let account = decode_name(reader, "account name")?;
+                let grantee = Address(reader.array("grantee")?);
+                let allowed = match reader.u8("allowed")? {
+                    0 => false,
+                    1 => true,
+                    tag => {
+                        return Err(DecodeError::UnknownTag { what: "allowed", tag: tag.into() });
+                    }
+                };
+                Ok(Operation::GrantWrite { account, grantee, allowed })
+            }
             tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
         }
     }
@@ -278,6 +429,22 @@ impl Operation {
                 }
                 Ok(())
             }
+            Operation::DefineRole { name, permissions } => {
+                check_name(name).map_err(|e| format!("role name {e}"))?;
+                if permissions & !permission::ALL != 0 {
+                    return Err("unknown permission bits".into());
+                }
+                Ok(())
+            }
+            Operation::AssignRoles { roles, .. } => {
+                if roles.len() > USER_ROLES_MAX {
+                    return Err(format!("at most {USER_ROLES_MAX} roles per user"));
+                }
+                roles
+                    .iter()
+                    .try_for_each(|role| check_name(role).map_err(|e| format!("role name {e}")))
+            }
+            Operation::GrantWrite { account, .. } => check_name(account).map_err(str::to_owned),
         }
     }
 }
@@ -578,6 +745,10 @@ pub struct LedgerSettings {
     pub initial_users: Vec<PublicKey>,
     /// Regulators: keys that may record recalls; registered as users at genesis too.
     pub regulators: Vec<PublicKey>,
+    /// Roles defined at genesis (name, `permission::*` bits). Non-empty makes the ledger
+    /// *permissioned*: permissions are enforced, and every initial user holds all of
+    /// these roles (union).
+    pub roles: Vec<(String, u32)>,
     /// Genesis time, milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
@@ -585,9 +756,10 @@ pub struct LedgerSettings {
 impl LedgerSettings {
     /// Canonical bytes: `version | name bytes16 | hash code u16 | count u32 + sig codes
     /// u16* | consensus bytes16 | count u32 + participant keys bytes16* | count u32 +
-    /// user keys bytes16* | created_ms u64`, then — only when there are regulators —
-    /// `count u32 (≥ 1) + regulator keys bytes16*` (so settings without regulators, and
-    /// the ids of ledgers created before regulators existed, are unchanged).
+    /// user keys bytes16* | created_ms u64`, then extensions, each only when non-empty,
+    /// tags increasing: `0x01 | count u32 + regulator keys bytes16*`, `0x02 | count u32 +
+    /// (role name bytes16 | permissions u32)*` (so settings using none, and the ids of
+    /// ledgers created before extensions existed, are unchanged).
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::with_capacity(256);
         writer
@@ -606,10 +778,18 @@ impl LedgerSettings {
             }
         }
         writer.u64(self.created_ms);
+        // Extensions, each present only when non-empty, in increasing tag order: the
+        // settings (and ids) of ledgers that use none are those of before.
         if !self.regulators.is_empty() {
-            writer.u32(self.regulators.len() as u32);
+            writer.u8(Self::EXTENSION_REGULATORS).u32(self.regulators.len() as u32);
             for key in &self.regulators {
                 encode_public_key(&mut writer, key);
+            }
+        }
+        if !self.roles.is_empty() {
+            writer.u8(Self::EXTENSION_ROLES).u32(self.roles.len() as u32);
+            for (name, permissions) in &self.roles {
+                writer.bytes16(name.as_bytes()).u32(*permissions);
             }
         }
         writer.into_bytes()
@@ -642,17 +822,54 @@ impl LedgerSettings {
             }
         }
         let created_ms = reader.u64("created")?;
-        let mut regulators = Vec::new();
-        if reader.remaining() > 0 {
-            let count = reader.count(PARTICIPANTS_MAX, "regulators")?;
-            if count == 0 {
+        let (mut regulators, mut roles) = (Vec::new(), Vec::new());
+        let mut last_tag = 0u8;
+        while reader.remaining() > 0 {
+            let tag = reader.u8("settings extension")?;
+            if tag <= last_tag {
                 return Err(DecodeError::Invalid {
-                    what: "regulators",
-                    reason: "an empty list is encoded by its absence".into(),
+                    what: "settings extension",
+                    reason: "extensions come once each, in increasing tag order".into(),
                 });
             }
-            for _ in 0..count {
-                regulators.push(decode_public_key(&mut reader)?);
+            last_tag = tag;
+            let empty = || DecodeError::Invalid {
+                what: "settings extension",
+                reason: "an empty list is encoded by its absence".into(),
+            };
+            match tag {
+                Self::EXTENSION_REGULATORS => {
+                    let count = reader.count(PARTICIPANTS_MAX, "regulators")?;
+                    if count == 0 {
+                        return Err(empty());
+                    }
+                    for _ in 0..count {
+                        regulators.push(decode_public_key(&mut reader)?);
+                    }
+                }
+                Self::EXTENSION_ROLES => {
+                    let count = reader.count(ROLES_MAX, "roles")?;
+                    if count == 0 {
+                        return Err(empty());
+                    }
+                    for _ in 0..count {
+                        let name = decode_name(&mut reader, "role name")?;
+                        let permissions = reader.u32("permissions")?;
+                        if permissions & !permission::ALL != 0 {
+                            return Err(DecodeError::Invalid {
+                                what: "permissions",
+                                reason: "unknown permission bits".into(),
+                            });
+                        }
+                        roles.push((name, permissions));
+                    }
+                }
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "settings extension",
+                        tag: tag.into(),
+                    });
+                }
             }
         }
         reader.finish("ledger settings")?;
@@ -665,8 +882,19 @@ impl LedgerSettings {
             participants,
             initial_users,
             regulators,
+            roles,
             created_ms,
         })
+    }
+
+    /// Settings extension tag: regulators.
+    pub const EXTENSION_REGULATORS: u8 = 1;
+    /// Settings extension tag: roles.
+    pub const EXTENSION_ROLES: u8 = 2;
+
+    /// Whether permissions are enforced (the genesis defines roles).
+    pub fn permissioned(&self) -> bool {
+        !self.roles.is_empty()
     }
 
     /// Everyone registered as a user at genesis: the initial users, then the
@@ -691,11 +919,22 @@ impl LedgerSettings {
         if self.participants.len() > PARTICIPANTS_MAX
             || self.initial_users.len() > PARTICIPANTS_MAX
             || self.regulators.len() > PARTICIPANTS_MAX
+            || self.roles.len() > ROLES_MAX
         {
             return Err(format!("at most {PARTICIPANTS_MAX} participants and initial users"));
         }
         if self.initial_users.is_empty() {
             return Err("at least one initial user (nobody could write otherwise)".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (name, permissions) in &self.roles {
+            check_name(name).map_err(|e| format!("role name {e}"))?;
+            if !names.insert(name) {
+                return Err(format!("role {name} defined twice"));
+            }
+            if permissions & !permission::ALL != 0 {
+                return Err(format!("role {name}: unknown permission bits"));
+            }
         }
         Ok(())
     }

@@ -80,6 +80,17 @@ pub enum StateKey {
         /// Topic.
         topic: String,
     },
+    /// A role (value: permissions u32).
+    Role(String),
+    /// A user's roles (value: the `USER_ROLES` record).
+    UserRoles(Address),
+    /// A write grant (value: `0x01`).
+    DataAccess {
+        /// Data account.
+        account: String,
+        /// The user allowed to write it.
+        grantee: Address,
+    },
     /// A recall of a GTIN's lot (value: `0u64 ‖ H(reason)`).
     Recall {
         /// GTIN-14.
@@ -92,7 +103,8 @@ pub enum StateKey {
 impl StateKey {
     /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
     /// key`, `0x04 ‖ name`, `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic` or `0x06 ‖ u16 len ‖ gtin ‖ u16
-    /// len ‖ lot`.
+    /// len ‖ lot`, `0x07 ‖ role name`, `0x08 ‖ address` or `0x09 ‖ u16 len ‖ account ‖ u16
+    /// len (32) ‖ grantee`.
     pub fn preimage(&self) -> Vec<u8> {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
@@ -103,6 +115,11 @@ impl StateKey {
                 tagged_pair(0x05, account.as_bytes(), topic.as_bytes())
             }
             StateKey::Recall { gtin, lot } => tagged_pair(0x06, gtin.as_bytes(), lot.as_bytes()),
+            StateKey::Role(name) => [&[0x07][..], name.as_bytes()].concat(),
+            StateKey::UserRoles(address) => [&[0x08][..], &address.0].concat(),
+            StateKey::DataAccess { account, grantee } => {
+                tagged_pair(0x09, account.as_bytes(), &grantee.0)
+            }
         }
     }
 

@@ -129,6 +129,52 @@ pub enum OperationJson {
         /// Why.
         reason: String,
     },
+    /// Create or change a role (permissioned ledgers; needs `configure_roles`).
+    DefineRole {
+        /// Role name.
+        name: String,
+        /// Permission names (`configure_roles`, `register_user`, `write_data`, …).
+        permissions: Vec<String>,
+    },
+    /// Set a user's roles (needs `configure_roles`).
+    AssignRoles {
+        /// The user's address (hex).
+        user: String,
+        /// Role names.
+        roles: Vec<String>,
+        /// `union` or `intersect`.
+        policy: String,
+    },
+    /// Allow (or stop allowing) a user to write a data account (its owner only).
+    GrantWrite {
+        /// Data account.
+        account: String,
+        /// The user's address (hex).
+        grantee: String,
+        /// `false` revokes.
+        allowed: bool,
+    },
+}
+
+/// Permission names of a bit set, in `permission::NAMES` order.
+pub fn permission_names(bits: u32) -> Vec<String> {
+    engine::model::permission::NAMES
+        .iter()
+        .filter(|(_, bit)| bits & bit == *bit)
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+fn parse_permissions(names: &[String]) -> Result<u32, FieldError> {
+    names.iter().try_fold(0u32, |bits, name| {
+        engine::model::permission::by_name(name)
+            .map(|bit| bits | bit)
+            .ok_or_else(|| FieldError::new("permissions", format!("unknown permission `{name}`")))
+    })
+}
+
+fn parse_address(field: &str, text: &str) -> Result<engine::model::Address, FieldError> {
+    parse_hash(field, text).map(engine::model::Address)
 }
 
 impl OperationJson {
@@ -164,6 +210,23 @@ impl OperationJson {
                 gtin: gtin.clone(),
                 lot: lot.clone(),
                 reason: reason.clone(),
+            },
+            Operation::DefineRole { name, permissions } => OperationJson::DefineRole {
+                name: name.clone(),
+                permissions: permission_names(*permissions),
+            },
+            Operation::AssignRoles { user, roles, policy } => OperationJson::AssignRoles {
+                user: hex::encode(user.0),
+                roles: roles.clone(),
+                policy: match policy {
+                    engine::model::RolePolicy::Union => "union".into(),
+                    engine::model::RolePolicy::Intersect => "intersect".into(),
+                },
+            },
+            Operation::GrantWrite { account, grantee, allowed } => OperationJson::GrantWrite {
+                account: account.clone(),
+                grantee: hex::encode(grantee.0),
+                allowed: *allowed,
             },
         }
     }
@@ -210,6 +273,29 @@ impl OperationJson {
                 engine::model::check_lot(lot).map_err(|e| FieldError::new("lot", e))?;
                 Operation::Recall { gtin: gtin.clone(), lot: lot.clone(), reason: reason.clone() }
             }
+            OperationJson::DefineRole { name, permissions } => Operation::DefineRole {
+                name: name.clone(),
+                permissions: parse_permissions(permissions)?,
+            },
+            OperationJson::AssignRoles { user, roles, policy } => Operation::AssignRoles {
+                user: parse_address("user", user)?,
+                roles: roles.clone(),
+                policy: match policy.as_str() {
+                    "union" => engine::model::RolePolicy::Union,
+                    "intersect" => engine::model::RolePolicy::Intersect,
+                    other => {
+                        return Err(FieldError::new(
+                            "policy",
+                            format!("`{other}`: union or intersect"),
+                        ));
+                    }
+                },
+            },
+            OperationJson::GrantWrite { account, grantee, allowed } => Operation::GrantWrite {
+                account: account.clone(),
+                grantee: parse_address("grantee", grantee)?,
+                allowed: *allowed,
+            },
         })
     }
 }
@@ -440,8 +526,21 @@ pub struct SettingsView {
     pub initial_users: Vec<String>,
     /// Regulators: keys that may record recalls (public keys, hex).
     pub regulators: Vec<String>,
+    /// Roles defined at genesis (name → permission names); non-empty: the ledger is
+    /// permissioned.
+    pub roles: Vec<RoleView>,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
+}
+
+/// A role and its permissions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RoleView {
+    /// Role name.
+    pub name: String,
+    /// Permission names.
+    pub permissions: Vec<String>,
 }
 
 /// A consensus member.
@@ -486,6 +585,14 @@ impl SettingsView {
                 .map(|key| hex::encode(key.to_bytes()))
                 .collect(),
             regulators: settings.regulators.iter().map(|key| hex::encode(key.to_bytes())).collect(),
+            roles: settings
+                .roles
+                .iter()
+                .map(|(name, bits)| RoleView {
+                    name: name.clone(),
+                    permissions: permission_names(*bits),
+                })
+                .collect(),
             created_ms: settings.created_ms,
         }
     }

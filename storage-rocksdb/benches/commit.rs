@@ -50,6 +50,7 @@ impl Bench {
             participants: vec![],
             initial_users: vec![key.public_key()],
             regulators: Vec::new(),
+            roles: Vec::new(),
             created_ms: 0,
         };
         let mut ledger = Ledger::create(store, settings).unwrap();
