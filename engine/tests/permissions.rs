@@ -2,7 +2,8 @@
 //! it succeeds and a user holding every other permission gets `no_permission` with no
 //! state change; UNION and INTERSECT policies differ; role changes and write grants take
 //! effect from the next block; a ledger without roles behaves as before (and nobody can
-//! configure roles on it). Every ledger verifies by replay afterwards.
+//! configure roles on it). Every ledger verifies by replay afterwards. Each test runs on
+//! the in-memory store and on RocksDB.
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::*;
 use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
 use engine::ledger::Ledger;
 use engine::model::{Address, Operation, ResultCode, RolePolicy, permission};
-use engine::store::MemoryStore;
+use engine::store::{KvStore, MemoryStore};
 use engine::verify::{Verdict, verify_ledger};
 
 fn address(key: &PrivateKey) -> Address {
@@ -21,10 +22,17 @@ fn results(block: &engine::ledger::StoredBlock) -> Vec<ResultCode> {
     block.transactions.iter().map(|(_, result)| *result).collect()
 }
 
-fn permissioned(admin: &PrivateKey) -> Ledger<MemoryStore> {
+fn permissioned<S: KvStore>(store: S, admin: &PrivateKey) -> Ledger<S> {
     let mut settings = settings(admin, HashAlgorithm::Sm3);
     settings.roles = vec![("admin".into(), permission::ALL)];
-    Ledger::create(MemoryStore::new(), settings).unwrap()
+    Ledger::create(store, settings).unwrap()
+}
+
+/// Runs `check` on the in-memory store and on RocksDB.
+fn on_both_stores(check: fn(&dyn KvStore)) {
+    check(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    check(&storage_rocksdb::RocksStore::open(dir.path()).unwrap());
 }
 
 fn role(name: &str, permissions: u32) -> Operation {
@@ -41,8 +49,12 @@ fn assign(user: &PrivateKey, roles: &[&str], policy: RolePolicy) -> Operation {
 
 #[test]
 fn every_permission_is_needed_and_sufficient() {
+    on_both_stores(permission_matrix);
+}
+
+fn permission_matrix(store: &dyn KvStore) {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
-    let mut ledger = permissioned(&admin_key);
+    let mut ledger = permissioned(store, &admin_key);
     let id = ledger.id();
     let mut admin = Client { key: &admin_key, nonce: 0 };
     // (permission, what the user needs besides it, a prerequisite op, the op tested)
@@ -156,8 +168,12 @@ fn every_permission_is_needed_and_sufficient() {
 
 #[test]
 fn union_and_intersect_differ_and_changes_apply_from_the_next_block() {
+    on_both_stores(policies_and_timing);
+}
+
+fn policies_and_timing(store: &dyn KvStore) {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
-    let mut ledger = permissioned(&admin_key);
+    let mut ledger = permissioned(store, &admin_key);
     let id = ledger.id();
     let mut admin = Client { key: &admin_key, nonce: 0 };
     let (u_key, i_key) =
