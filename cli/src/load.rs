@@ -190,6 +190,34 @@ pub(crate) struct Outcome {
     pub(crate) json: String,
 }
 
+impl Outcome {
+    /// A measurement of several runs: `summary` first, then each run's report; the last
+    /// run is the outcome's report.
+    pub(crate) fn of_runs(
+        summary: &str,
+        mut reports: Vec<Report>,
+        json: serde_json::Value,
+    ) -> Result<Outcome, Failure> {
+        let text = format!(
+            "{summary}\n{}",
+            reports.iter().map(Report::text).collect::<Vec<_>>().join("\n")
+        );
+        let markdown = format!(
+            "{}\n\n{}",
+            summary.replace('\n', "  \n"),
+            reports.iter().map(Report::markdown).collect::<Vec<_>>().join("\n\n")
+        );
+        let json = serde_json::to_string_pretty(&json).unwrap_or_default();
+        let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;
+        Ok(Outcome { report, text, markdown, json })
+    }
+}
+
+/// The mean of `values` (0 for none).
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
 /// Runs the configured load against `ledgers` (already prepared), on the current tokio
 /// runtime.
 async fn drive(
@@ -763,24 +791,14 @@ async fn measure_overhead(
         at_half.latency.p99_ms,
         at_half.latency.p999_ms,
     );
-    let text =
-        format!("{summary}\n{}\n{}\n{}", in_process.text(), over_http.text(), at_half.text());
-    let markdown = format!(
-        "{}\n\n{}\n\n{}\n\n{}",
-        summary.replace('\n', "  \n"),
-        in_process.markdown(),
-        over_http.markdown(),
-        at_half.markdown()
-    );
-    let json = serde_json::to_string_pretty(&serde_json::json!({
+    let json = serde_json::json!({
         "verify_ceiling": ceiling,
         "in_process": in_process,
         "http": over_http,
         "http_at_half": at_half,
         "http_over_in_process": ratio,
-    }))
-    .unwrap_or_default();
-    Ok(Outcome { report: at_half, text, markdown, json })
+    });
+    Outcome::of_runs(&summary, vec![in_process, over_http, at_half], json)
 }
 
 /// What recording metrics costs: the same saturated in-process load with metrics on and
@@ -825,7 +843,6 @@ async fn measure_metrics_overhead(
         reports.push(report);
     }
     actors::metrics::set_enabled(true);
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let (with, without) = (mean(&on), mean(&off));
     let summary = format!(
         "metrics on:  {} tx/s (mean {with:.0})\nmetrics off: {} tx/s (mean {without:.0})\n\
@@ -835,19 +852,10 @@ async fn measure_metrics_overhead(
         100.0 * with / without.max(1e-9),
         args.calibrate.as_secs_f64()
     );
-    let text =
-        format!("{summary}\n{}", reports.iter().map(Report::text).collect::<Vec<_>>().join("\n"));
-    let markdown = format!(
-        "{}\n\n{}",
-        summary.replace('\n', "  \n"),
-        reports.iter().map(Report::markdown).collect::<Vec<_>>().join("\n\n")
-    );
-    let json = serde_json::to_string_pretty(&serde_json::json!({
+    let json = serde_json::json!({
         "on_tps": on, "off_tps": off, "on_over_off": with / without.max(1e-9),
-    }))
-    .unwrap_or_default();
-    let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;
-    Ok(Outcome { report, text, markdown, json })
+    });
+    Outcome::of_runs(&summary, reports, json)
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) of a Unix time in ms.

@@ -79,10 +79,7 @@ pub struct BackupArgs {
 
 /// Asks the node for an online backup and prints its manifest.
 pub fn backup(args: BackupArgs) -> Result<(), Failure> {
-    let runtime_ = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| runtime(format!("starting the async runtime: {e}")))?;
+    let runtime_ = crate::tools::tokio_runtime()?;
     let manifest = runtime_.block_on(async {
         let response = reqwest::Client::new()
             .post(format!("{}/api/v1/admin/backup", args.gateway.trim_end_matches('/')))
@@ -301,10 +298,7 @@ pub fn watch(args: WatchArgs) -> Result<(), Failure> {
         WatchStream::System => Subscription::System,
     };
     let client = Client::new(&args.gateway).map_err(|e| invalid(format!("--gateway: {e}")))?;
-    let runtime_ = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| runtime(format!("starting the async runtime: {e}")))?;
+    let runtime_ = crate::tools::tokio_runtime()?;
     runtime_.block_on(async {
         let stream = client.subscribe(&args.ledger, subscription, args.from);
         futures::pin_mut!(stream);

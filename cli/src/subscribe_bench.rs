@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use crypto_parallel::PrivateKey;
 use futures::StreamExt;
 use loadgen::ledger::{EVENT_ACCOUNT, EmbeddedTarget, LedgerTarget, Workload, WorkloadSource};
-use loadgen::{Cursor, Mode, Report};
+use loadgen::{Cursor, Mode};
 use parking_lot::Mutex;
 use sdk::Subscription;
 use sdk::wire::{EventFilter, StreamItem};
 
-use crate::load::{LoadArgs, Outcome, PLAN_RATE_MAX, probe_ceiling};
+use crate::load::{LoadArgs, Outcome, PLAN_RATE_MAX, mean, probe_ceiling};
 use crate::{Failure, runtime};
 
 const IDLE: usize = 100;
@@ -144,7 +144,7 @@ pub async fn measure(
     }
 
     // Part 2: open loop at --share of what the rounds without subscribers sustained.
-    let sustained = without.iter().sum::<f64>() / without.len().max(1) as f64;
+    let sustained = mean(&without);
     let rate = (sustained * args.share).min(PLAN_RATE_MAX);
     let committed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let mut notices = handles[0].subscribe();
@@ -247,7 +247,6 @@ pub async fn measure(
     };
     let catch_up_rate = catch_up.0 as f64 / catch_up.1.max(1e-9);
 
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let (a, b) = (mean(&without), mean(&with));
     let summary = format!(
         "no subscribers:                   {} tx/s (mean {a:.0})\n\
@@ -268,21 +267,12 @@ pub async fn measure(
         catch_up.0,
         catch_up.1,
     );
-    let text =
-        format!("{summary}\n{}", reports.iter().map(Report::text).collect::<Vec<_>>().join("\n"));
-    let markdown = format!(
-        "{}\n\n{}",
-        summary.replace('\n', "  \n"),
-        reports.iter().map(Report::markdown).collect::<Vec<_>>().join("\n\n")
-    );
-    let json = serde_json::to_string_pretty(&serde_json::json!({
+    let json = serde_json::json!({
         "without_tps": without, "with_tps": with, "with_over_without": b / a.max(1e-9),
         "open_rate": rate, "delivery_p50_ms": percentile(&latencies, 0.5),
         "delivery_p99_ms": percentile(&latencies, 0.99), "delivered_blocks": latencies.len(),
         "events": events, "events_per_s": events_per_s,
         "catch_up_events": catch_up.0, "catch_up_s": catch_up.1, "catch_up_events_per_s": catch_up_rate,
-    }))
-    .unwrap_or_default();
-    let report = reports.pop().ok_or_else(|| runtime("no rounds ran"))?;
-    Ok(Outcome { report, text, markdown, json })
+    });
+    Outcome::of_runs(&summary, reports, json)
 }

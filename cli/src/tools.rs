@@ -229,7 +229,8 @@ pub struct Target {
     pub ledger: String,
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+/// A current-thread runtime for one command's calls.
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

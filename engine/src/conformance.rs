@@ -210,6 +210,14 @@ pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
     }
 }
 
+/// A fixed Ed25519 key (the ledger checks sign fast and reproducibly).
+fn fixed_key(seed: u8) -> crypto_parallel::PrivateKey {
+    let mut raw = [seed; 32];
+    raw[0] = 1;
+    crypto_parallel::PrivateKey::from_raw(crypto_parallel::SignatureAlgorithm::Ed25519, &raw)
+        .expect("fixed key")
+}
+
 /// A ledger on this store: event accounts, topics and ledger-wide event numbers are
 /// assigned deterministically, rejected transactions publish nothing, every event is
 /// readable by number and by topic, the topic's latest event is proven by the state
@@ -224,12 +232,7 @@ pub fn ledger_events(store: &dyn KvStore) {
     use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
 
     let algorithm = HashAlgorithm::Sm3;
-    let signer = |seed: u8| {
-        let mut raw = [seed; 32];
-        raw[0] = 1;
-        PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &raw).expect("fixed key")
-    };
-    let (admin, other) = (signer(1), signer(2));
+    let (admin, other) = (fixed_key(1), fixed_key(2));
     let settings = LedgerSettings {
         name: "events".into(),
         hash_algorithm: algorithm,
@@ -360,12 +363,7 @@ pub fn ledger_recalls(store: &dyn KvStore) {
     use crate::state::{StateKey, data_leaf_value};
     use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
 
-    let signer = |seed: u8| {
-        let mut raw = [seed; 32];
-        raw[0] = 1;
-        PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &raw).expect("fixed key")
-    };
-    let (admin, regulator) = (signer(1), signer(3));
+    let (admin, regulator) = (fixed_key(1), fixed_key(3));
     let settings = LedgerSettings {
         name: "recalls".into(),
         hash_algorithm: HashAlgorithm::Sm3,

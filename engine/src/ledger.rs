@@ -281,7 +281,7 @@ fn key_u64(key: &[u8], prefix_len: usize, what: &'static str) -> Result<u64, Eng
         .ok_or(EngineError::Corrupt { what, detail: "key is not prefix ‖ u64".into() })
 }
 
-fn value_u64_4(value: &[u8]) -> Result<u32, EngineError> {
+fn role_bits(value: &[u8]) -> Result<u32, EngineError> {
     value
         .try_into()
         .map(u32::from_be_bytes)
@@ -677,7 +677,7 @@ impl<S: KvStore> Ledger<S> {
     /// A role's permissions, if the role exists.
     pub fn role(&self, name: &str) -> Result<Option<u32>, EngineError> {
         match self.store.get(&layout::role_key(&self.id, name))? {
-            Some(bytes) => Ok(Some(value_u64_4(&bytes)?)),
+            Some(bytes) => Ok(Some(role_bits(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -695,10 +695,10 @@ impl<S: KvStore> Ledger<S> {
 
     /// What `user` may do on this ledger as committed (`permission::*` bits): on a
     /// permissioned ledger, its roles combined by its policy; otherwise everything but
-    /// configuring roles.
+    /// configuring roles and recalling (there only the settings' regulators recall).
     pub fn permissions(&self, user: &Address) -> Result<u32, EngineError> {
         if !self.settings.permissioned() {
-            return Ok(permission::ALL & !permission::CONFIGURE_ROLES);
+            return Ok(permission::ALL & !permission::CONFIGURE_ROLES & !permission::RECALL);
         }
         let Some((policy, roles)) = self.user_roles(user)? else { return Ok(0) };
         let mut sets = Vec::with_capacity(roles.len());
@@ -1219,7 +1219,6 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 }
                 // A regulator recalls by the settings; others need the permission.
                 Operation::Recall { .. } if self.regulators.contains(&actor) => 0,
-                Operation::Recall { .. } if !ledger.settings.permissioned() => u32::MAX,
                 Operation::Recall { .. } => permission::RECALL,
                 // An owner's own decision.
                 Operation::GrantWrite { .. } => 0,

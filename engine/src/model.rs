@@ -146,7 +146,7 @@ pub enum Operation {
 /// Ledger permissions: a bit set held through roles (`LedgerSettings::roles`,
 /// `Operation::DefineRole`, `Operation::AssignRoles`). Enforced only on a ledger whose
 /// genesis defines roles (a *permissioned* ledger); on others every registered user may
-/// do everything but configure roles.
+/// do everything but configure roles and recall (only regulators recall there).
 pub mod permission {
     /// Define roles and assign them to users.
     pub const CONFIGURE_ROLES: u32 = 1 << 0;

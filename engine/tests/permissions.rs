@@ -307,6 +307,6 @@ fn a_ledger_without_roles_keeps_its_rules() {
     );
     assert_eq!(
         ledger.permissions(&address(&admin_key)).unwrap(),
-        permission::ALL & !permission::CONFIGURE_ROLES
+        permission::ALL & !permission::CONFIGURE_ROLES & !permission::RECALL
     );
 }
