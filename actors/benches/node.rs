@@ -95,6 +95,7 @@ fn node_options(node_key: &PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOpti
         id: 1,
         key: node_key.clone(),
         p2p_listen: None,
+        p2p_tls: true,
         peers: Vec::new(),
         ledgers,
         ledger_options: LedgerOptions {

@@ -28,6 +28,8 @@
 //!                                 #   "rocksdb:///absolute/path"   or "rocksdb://relative/path"
 //!                                 #   "tikv://pd1:2379,pd2:2379"   TiKV placement drivers
 //! p2p_listen = "0.0.0.0:7101"     # required; node-to-node transport
+//! p2p_tls = true                  # default true; TLS 1.3 between nodes, bound to the node
+//!                                 # keys (all nodes of a deployment must agree)
 //! http_listen = "127.0.0.1:8080"  # default "127.0.0.1:8080"; client API
 //! backup_dir = "backups/node1"    # default: the rocksdb data path + "-backups"; where
 //!                                 # `polyledger backup` (POST /api/v1/admin/backup) writes
@@ -99,6 +101,21 @@
 //! from = 0                        # default 0: the first position when no cursor exists
 //! batch = 100                     # default 100; messages per POST, 1..=1000
 //! timeout_ms = 5000               # default 5000; per POST
+//!
+//! # The client API's protection. Off by default (plain HTTP, no tokens: right for a
+//! # gateway on 127.0.0.1); the deploy examples turn both on.
+//! [gateway]
+//! tls_cert_file = "gateway.crt.pem"  # with tls_key_file: HTTPS (TLS 1.3/1.2, rustls)
+//! tls_key_file = "gateway.key.pem"   # PEM private key (PKCS#8, SEC1 or PKCS#1)
+//! [[gateway.tokens]]              # any token: every request but /, /healthz, /readyz and
+//!                                 # /metrics needs `Authorization: Bearer <token>`
+//! name = "acme-erp"               # required; unique; what logs name (never the token)
+//! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//!                                 # required; hex SHA-256 of the token: no secret here
+//! user = "4SpZa39cknW82ggqH18aGWuGrAmXY5H3FPiRMPecEgrE7hKhTG1jbpBm5nnP89zdCQHmJuFTgWqDhuvyg58GkP3gS3N"
+//!                                 # optional; a user's public key (base58): then every
+//!                                 # transaction submitted with this token must be signed
+//!                                 # first by that user
 //! ```
 
 use std::collections::HashSet;
@@ -179,6 +196,39 @@ pub struct NodeConfig {
     pub pools: PoolsSection,
     /// `[[webhooks]]`: receivers of a ledger's blocks or events.
     pub webhooks: Vec<WebhookSection>,
+    /// `[gateway]`: TLS and bearer tokens of the client API.
+    pub gateway: GatewaySection,
+}
+
+/// `[gateway]`: the client API's TLS and bearer tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewaySection {
+    /// `tls_cert_file` and `tls_key_file`, resolved against the config's directory:
+    /// serve HTTPS. Both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `[[gateway.tokens]]`: when any, every API request needs one of them.
+    pub tokens: Vec<TokenSection>,
+}
+
+/// `[[gateway.tokens]]`: one bearer token, by its hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSection {
+    /// `name`: what logs and errors call the token.
+    pub name: String,
+    /// `sha256`: SHA-256 of the token's UTF-8 bytes.
+    pub sha256: [u8; 32],
+    /// `user`: submissions with this token must be signed first by this key.
+    pub user: Option<PublicKey>,
+}
+
+impl fmt::Debug for TokenSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The hash is not the secret, but there is no reason to print it either.
+        f.debug_struct("TokenSection")
+            .field("name", &self.name)
+            .field("user", &self.user.as_ref().map(PublicKey::to_base58))
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[[webhooks]]`: one receiver.
@@ -245,6 +295,8 @@ pub struct NodeSection {
     pub data: StorageUri,
     /// `p2p_listen`: the node-to-node transport's address.
     pub p2p_listen: SocketAddr,
+    /// `p2p_tls`: TLS on node-to-node connections; default `true`.
+    pub p2p_tls: bool,
     /// `http_listen`: the client API's address; default `127.0.0.1:8080`.
     pub http_listen: SocketAddr,
     /// `backup_dir`: where online backups go; default: the RocksDB path + `-backups`
@@ -518,6 +570,70 @@ struct RawConfig {
     pools: PoolsSection,
     #[serde(default)]
     webhooks: Vec<WebhookSection>,
+    #[serde(default)]
+    gateway: RawGateway,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: String,
+    sha256: String,
+    user: Option<String>,
+}
+
+impl RawGateway {
+    fn convert(self, base_dir: &Path) -> Result<GatewaySection, ConfigError> {
+        let tls = match (self.tls_cert_file, self.tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                Some((resolve(base_dir, Path::new(&cert)), resolve(base_dir, Path::new(&key))))
+            }
+            (Some(_), None) => {
+                return Err(invalid("gateway.tls_key_file", "required with tls_cert_file"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("gateway.tls_cert_file", "required with tls_key_file"));
+            }
+        };
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        let mut tokens = Vec::with_capacity(self.tokens.len());
+        for (i, token) in self.tokens.into_iter().enumerate() {
+            let field = format!("gateway.tokens[{i}]");
+            if token.name.trim().is_empty() || !names.insert(token.name.clone()) {
+                return Err(invalid(format!("{field}.name"), "empty or not unique"));
+            }
+            let sha256: [u8; 32] = hex::decode(token.sha256.trim())
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{field}.sha256"),
+                        "not 64 hex digits (the SHA-256 of the token, e.g. from \
+                         `polyledger token`)",
+                    )
+                })?;
+            if !hashes.insert(sha256) {
+                return Err(invalid(format!("{field}.sha256"), "the same token is listed twice"));
+            }
+            let user = token
+                .user
+                .map(|text| parse_base58_key(&format!("{field}.user"), &text))
+                .transpose()?;
+            tokens.push(TokenSection { name: token.name, sha256, user });
+        }
+        Ok(GatewaySection { tls, tokens })
+    }
 }
 
 #[derive(Deserialize)]
@@ -528,6 +644,7 @@ struct RawNode {
     key_password_file: Option<String>,
     data: String,
     p2p_listen: String,
+    p2p_tls: Option<bool>,
     http_listen: Option<String>,
     backup_dir: Option<String>,
 }
@@ -609,6 +726,7 @@ impl RawNode {
             backup_dir,
             data,
             p2p_listen: parse_address("node.p2p_listen", &self.p2p_listen)?,
+            p2p_tls: self.p2p_tls.unwrap_or(true),
             http_listen: parse_address("node.http_listen", http_listen)?,
         })
     }
@@ -782,6 +900,7 @@ impl NodeConfig {
             raft: raw.raft,
             pools: raw.pools,
             webhooks: raw.webhooks,
+            gateway: raw.gateway.convert(base_dir)?,
         };
         config.validate()?;
         Ok(config)

@@ -9,6 +9,7 @@ pub mod follow;
 pub mod ledger_actor;
 pub mod metrics;
 pub mod node;
+pub mod p2p_tls;
 pub mod proposal;
 pub mod transport;
 

@@ -66,6 +66,8 @@ pub struct NodeOptions {
     pub key: PrivateKey,
     /// Node-to-node listen address (needed when any ledger has other participants).
     pub p2p_listen: Option<SocketAddr>,
+    /// TLS on node-to-node connections.
+    pub p2p_tls: bool,
     /// The other nodes.
     pub peers: Vec<PeerConfig>,
     /// Hosted ledgers, by their genesis settings.
@@ -328,6 +330,7 @@ impl Node {
                 options.peers.clone(),
             );
             config.worker_threads = options.transport_threads.max(1);
+            config.tls = options.p2p_tls;
             let registry = registry.clone();
             let inbound = Arc::new(move |envelope: Envelope| {
                 if let Some(addr) = registry.read().get(&envelope.ledger) {
@@ -524,6 +527,7 @@ impl NodeOptions {
             id: config.node.id,
             key,
             p2p_listen: Some(config.node.p2p_listen),
+            p2p_tls: config.node.p2p_tls,
             peers,
             ledgers,
             ledger_options: LedgerOptions {

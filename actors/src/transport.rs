@@ -37,8 +37,17 @@
 //!   function that works inside or outside another runtime; it binds the listener before
 //!   returning, so "address in use" is reported at once.
 //!
+//! - **TLS** ([`TransportConfig::tls`], on by default; `[node] p2p_tls`): every
+//!   connection runs TLS 1.3 (rustls) first, and the handshake below runs inside it with
+//!   the session's exporter value appended to the signed message, which binds the node
+//!   keys to that TLS session ([`crate::p2p_tls`] explains the binding). A plaintext
+//!   client on a TLS port fails the TLS handshake and is closed; a frame altered on the
+//!   way fails its record's authentication tag and the connection is closed.
+//!
 //! # Wire format
 //!
+//! With TLS on, everything below is the TLS application data; the TLS layer is standard
+//! (TLS 1.3, any certificate, server name `polyledger-node`, no client certificate).
 //! All integers are big-endian. Every message on a connection, handshake included, is a
 //! frame: `length: u32 | body [length]` (the length counts the body only; tokio-util's
 //! `LengthDelimitedCodec` with its defaults). Handshake frames are at most
@@ -74,6 +83,7 @@
 //! | 33     | 32   | dialer's challenge                                             |
 //! | 65     | 32   | acceptor's challenge                                           |
 //! | 97     | 1    | signer's role: `0x01` dialer, `0x02` acceptor                  |
+//! | 98     | 32   | TLS only: exporter, label `EXPORTER-polyledger-p2p`, no context |
 //!
 //! Each side verifies the other's auth against the configured public key with the other
 //! side's role byte. Only then is the connection live. Both sides' fresh challenges make
@@ -104,13 +114,18 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crypto_parallel::{PrivateKey, PublicKey, Signature};
 use futures::{SinkExt, StreamExt};
 use parking_lot::{Mutex, RwLock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::codec::{Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::either::Either;
 use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::p2p_tls::{EXPORTER_LABEL, EXPORTER_LEN, P2pTls, SERVER_NAME};
+
+/// A connection: plain TCP, or TLS over TCP.
+type Stream = Either<TcpStream, tokio_rustls::TlsStream<TcpStream>>;
 
 /// A node's id, unique among the nodes of a deployment.
 pub type NodeId = u64;
@@ -196,6 +211,9 @@ pub struct TransportConfig {
     pub idle_timeout: Duration,
     /// Worker threads of the transport's tokio runtime.
     pub worker_threads: usize,
+    /// TLS on every connection (both sides must agree; see [`crate::p2p_tls`]). On by
+    /// default.
+    pub tls: bool,
 }
 
 impl TransportConfig {
@@ -212,6 +230,7 @@ impl TransportConfig {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             worker_threads: DEFAULT_WORKER_THREADS,
+            tls: true,
         }
     }
 
@@ -331,6 +350,8 @@ struct State {
     cancel: CancellationToken,
     next_generation: AtomicU64,
     pending_handshakes: Arc<Semaphore>,
+    /// TLS acceptor and connector, when TLS is on.
+    tls: Option<P2pTls>,
 }
 
 /// A configured peer and its live connection, if any.
@@ -380,6 +401,7 @@ impl Transport {
             socket.listen(1024)?
         };
         let local_addr = listener.local_addr()?;
+        let tls = if config.tls { Some(P2pTls::new()?) } else { None };
 
         let peers = config
             .peers
@@ -412,13 +434,14 @@ impl Transport {
             cancel: CancellationToken::new(),
             next_generation: AtomicU64::new(0),
             pending_handshakes: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
+            tls,
         });
 
         runtime.spawn(accept_loop(state.clone(), listener));
         for peer in state.peers.values().filter(|p| p.id > state.id) {
             runtime.spawn(dial_loop(state.clone(), peer.clone()));
         }
-        tracing::info!(node = state.id, %local_addr, "p2p transport listening");
+        tracing::info!(node = state.id, %local_addr, tls = config.tls, "p2p transport listening");
         Ok(Transport {
             inner: Arc::new(Inner { state, local_addr, runtime: Mutex::new(Some(runtime)) }),
         })
@@ -526,6 +549,8 @@ enum HandshakeError {
     WrongKey(NodeId),
     #[error("bad handshake signature from node {0}")]
     BadSignature(NodeId),
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
 }
 
 /// The side of the connection this node is on.
@@ -577,33 +602,72 @@ fn decode_hello(bytes: &[u8]) -> Result<Hello, HandshakeError> {
     Ok(Hello { id, challenge, public_key: bytes[52..].to_vec() })
 }
 
-/// The message a handshake signature covers (see the module docs).
+/// The message a handshake signature covers (see the module docs); `exporter` is the TLS
+/// session's exporter value when the connection runs over TLS, `None` on plain TCP.
 pub fn handshake_signed_message(
     dialer: NodeId,
     acceptor: NodeId,
     dialer_challenge: &[u8; CHALLENGE_LEN],
     acceptor_challenge: &[u8; CHALLENGE_LEN],
     signer_role: u8,
+    exporter: Option<&[u8; EXPORTER_LEN]>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + 16 + 2 * CHALLENGE_LEN + 1);
+    let mut out =
+        Vec::with_capacity(SIGNING_DOMAIN.len() + 16 + 2 * CHALLENGE_LEN + 1 + EXPORTER_LEN);
     out.extend_from_slice(SIGNING_DOMAIN);
     out.extend_from_slice(&dialer.to_be_bytes());
     out.extend_from_slice(&acceptor.to_be_bytes());
     out.extend_from_slice(dialer_challenge);
     out.extend_from_slice(acceptor_challenge);
     out.push(signer_role);
+    if let Some(exporter) = exporter {
+        out.extend_from_slice(exporter);
+    }
     out
 }
 
-async fn write_handshake_frame(stream: &mut TcpStream, body: &[u8]) -> io::Result<()> {
+/// Opens TLS on a fresh TCP connection when the transport uses it; returns the stream
+/// and the session's exporter value (what the handshake signatures bind to).
+async fn open_stream(
+    state: &State,
+    tcp: TcpStream,
+    dialing: bool,
+) -> Result<(Stream, Option<[u8; EXPORTER_LEN]>), HandshakeError> {
+    let Some(tls) = &state.tls else {
+        return Ok((Either::Left(tcp), None));
+    };
+    let mut exporter = [0u8; EXPORTER_LEN];
+    let stream = if dialing {
+        let name = rustls::pki_types::ServerName::try_from(SERVER_NAME).expect("valid name");
+        let stream = tls.connector.connect(name, tcp).await.map_err(HandshakeError::Tls)?;
+        stream
+            .get_ref()
+            .1
+            .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+            .map_err(|e| HandshakeError::Tls(io::Error::other(e)))?;
+        tokio_rustls::TlsStream::Client(stream)
+    } else {
+        let stream = tls.acceptor.accept(tcp).await.map_err(HandshakeError::Tls)?;
+        stream
+            .get_ref()
+            .1
+            .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+            .map_err(|e| HandshakeError::Tls(io::Error::other(e)))?;
+        tokio_rustls::TlsStream::Server(stream)
+    };
+    Ok((Either::Right(stream), Some(exporter)))
+}
+
+async fn write_handshake_frame(stream: &mut Stream, body: &[u8]) -> io::Result<()> {
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    stream.flush().await
 }
 
 /// Reads exactly one frame, so no byte after it is consumed.
-async fn read_handshake_frame(stream: &mut TcpStream) -> Result<Vec<u8>, HandshakeError> {
+async fn read_handshake_frame(stream: &mut Stream) -> Result<Vec<u8>, HandshakeError> {
     let len = stream.read_u32().await? as usize;
     if len > HANDSHAKE_MAX_FRAME {
         return Err(HandshakeError::FrameTooLong(len));
@@ -616,7 +680,8 @@ async fn read_handshake_frame(stream: &mut TcpStream) -> Result<Vec<u8>, Handsha
 /// Runs the handshake; returns the authenticated peer.
 async fn handshake(
     state: &State,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
+    exporter: Option<&[u8; EXPORTER_LEN]>,
     role: Role,
 ) -> Result<Arc<Peer>, HandshakeError> {
     let challenge: [u8; CHALLENGE_LEN] = rand::random();
@@ -645,7 +710,14 @@ async fn handshake(
         }
     };
     let signed = |role| {
-        handshake_signed_message(dialer, acceptor, dialer_challenge, acceptor_challenge, role)
+        handshake_signed_message(
+            dialer,
+            acceptor,
+            dialer_challenge,
+            acceptor_challenge,
+            role,
+            exporter,
+        )
     };
     let signature = state.key.sign(&signed(ours));
     write_handshake_frame(stream, &signature.to_bytes()).await?;
@@ -674,7 +746,7 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener) {
             _ = state.cancel.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let (mut stream, remote) = match accepted {
+        let (tcp, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -689,17 +761,21 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener) {
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
+            let _ = tcp.set_nodelay(true);
+            let attempt = async {
+                let (mut stream, exporter) = open_stream(&state, tcp, false).await?;
+                let peer =
+                    handshake(&state, &mut stream, exporter.as_ref(), Role::Acceptor).await?;
+                Ok::<_, HandshakeError>((peer, stream))
+            };
             let result = tokio::select! {
                 _ = state.cancel.cancelled() => return,
-                result = tokio::time::timeout(
-                    state.handshake_timeout,
-                    handshake(&state, &mut stream, Role::Acceptor),
-                ) => result.unwrap_or(Err(HandshakeError::Timeout)),
+                result = tokio::time::timeout(state.handshake_timeout, attempt) =>
+                    result.unwrap_or(Err(HandshakeError::Timeout)),
             };
             drop(permit);
             match result {
-                Ok(peer) => run_connection(&state, &peer, stream, remote).await,
+                Ok((peer, stream)) => run_connection(&state, &peer, stream, remote).await,
                 Err(error) => log_rejected(&state, remote, &error),
             }
         });
@@ -735,9 +811,10 @@ async fn dial_loop(state: Arc<State>, peer: Arc<Peer>) {
     loop {
         let address = *peer.address.lock();
         let attempt = async {
-            let mut stream = TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
-            handshake(&state, &mut stream, Role::Dialer(peer.id)).await?;
+            let tcp = TcpStream::connect(address).await?;
+            tcp.set_nodelay(true)?;
+            let (mut stream, exporter) = open_stream(&state, tcp, true).await?;
+            handshake(&state, &mut stream, exporter.as_ref(), Role::Dialer(peer.id)).await?;
             Ok::<_, HandshakeError>(stream)
         };
         let result = tokio::select! {
@@ -781,12 +858,7 @@ impl Drop for ConnectionGuard<'_> {
 
 /// Serves an authenticated connection until it fails, is superseded or the transport
 /// shuts down.
-async fn run_connection(
-    state: &Arc<State>,
-    peer: &Arc<Peer>,
-    stream: TcpStream,
-    remote: SocketAddr,
-) {
+async fn run_connection(state: &Arc<State>, peer: &Arc<Peer>, stream: Stream, remote: SocketAddr) {
     if state.cancel.is_cancelled() {
         return;
     }
@@ -800,7 +872,7 @@ async fn run_connection(
     let _guard = ConnectionGuard { peer, generation, close: close.clone() };
     tracing::info!(node = state.id, peer = peer.id, %remote, superseded, "p2p peer connected");
 
-    let (read_half, write_half) = stream.into_split();
+    let (read_half, write_half) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(write_half, rx, close.clone(), state.keepalive_interval));
     let reason = tokio::select! {
         _ = close.cancelled() => "closed".to_string(),
@@ -812,7 +884,7 @@ async fn run_connection(
 }
 
 /// Delivers inbound frames until the connection ends; returns why it ended.
-async fn read_loop(state: &State, from: NodeId, read_half: OwnedReadHalf) -> String {
+async fn read_loop(state: &State, from: NodeId, read_half: ReadHalf<Stream>) -> String {
     let codec = LengthDelimitedCodec::builder().max_frame_length(state.max_frame_bytes).new_codec();
     let mut frames = FramedRead::with_capacity(read_half, codec, READ_BUFFER);
     loop {
@@ -876,7 +948,7 @@ impl Encoder<Frame> for FrameEncoder {
 /// Writes queued messages in batches (one flush per batch) and keepalives when idle.
 /// Ends the connection when it stops.
 async fn write_loop(
-    write_half: OwnedWriteHalf,
+    write_half: WriteHalf<Stream>,
     mut rx: mpsc::Receiver<Outbound>,
     close: CancellationToken,
     keepalive_interval: Duration,
@@ -908,7 +980,7 @@ async fn write_loop(
 }
 
 async fn write_batch(
-    sink: &mut FramedWrite<OwnedWriteHalf, FrameEncoder>,
+    sink: &mut FramedWrite<WriteHalf<Stream>, FrameEncoder>,
     batch: &mut Vec<Outbound>,
 ) -> io::Result<()> {
     for message in batch.drain(..) {

@@ -239,6 +239,8 @@ fn defaults() {
     assert_eq!(config.pools.verify_threads, 0);
     assert!(config.pools.verify_threads_resolved() >= 1);
     assert_eq!(config.pools.transport_threads, 1);
+    assert!(config.node.p2p_tls, "TLS between nodes is on by default");
+    assert_eq!(config.gateway, actors::config::GatewaySection::default(), "open HTTP API");
 
     // With peers, a ledger defaults to raft among all nodes (and then needs created_ms).
     let config = parse(&base()).unwrap();
@@ -396,6 +398,32 @@ fn every_rule_names_its_field() {
             "",
             "[pools]\ntransport_threads = 0".into(),
             "pools.transport_threads",
+        ),
+        (
+            "gateway certificate without its key",
+            "",
+            "[gateway]\ntls_cert_file = \"gw.crt.pem\"".into(),
+            "gateway.tls_key_file",
+        ),
+        (
+            "gateway token hash not hex",
+            "",
+            "[[gateway.tokens]]\nname = \"erp\"\nsha256 = \"secret-token\"".into(),
+            "gateway.tokens[0].sha256",
+        ),
+        (
+            "gateway token names twice",
+            "",
+            "[[gateway.tokens]]\nname = \"erp\"\nsha256 = \"abababababababababababababababababababababababababababababababab\"\n\
+                 [[gateway.tokens]]\nname = \"erp\"\nsha256 = \"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd\""
+                .into(),
+            "gateway.tokens[1].name",
+        ),
+        (
+            "gateway token bound to a bad key",
+            "",
+            "[[gateway.tokens]]\nname = \"erp\"\nsha256 = \"abababababababababababababababababababababababababababababababab\"\nuser = \"nope\"".into(),
+            "gateway.tokens[0].user",
         ),
     ];
     let base = base().replace(&admin, "ADMIN");

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use actors::p2p_tls::{EXPORTER_LABEL, P2pTls, SERVER_NAME};
 use actors::transport::{Envelope, NodeId, PeerConfig, Transport, TransportConfig};
 use bytes::Bytes;
 use crypto_parallel::{PrivateKey, PublicKey, Signature, SignatureAlgorithm};
@@ -262,19 +263,43 @@ fn unknown_id_is_rejected() {
 
 // ---- A hand-written client speaking the documented wire format. -------------------
 
-fn connect(address: SocketAddr) -> TcpStream {
+/// A hand-written client's connection: plain TCP, or TLS over TCP (rustls, blocking).
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+type RawStream = Box<dyn Conn>;
+
+fn tcp(address: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream
 }
 
-fn write_frame(stream: &mut TcpStream, body: &[u8]) {
+/// A plain TCP connection.
+fn connect(address: SocketAddr) -> RawStream {
+    Box::new(tcp(address))
+}
+
+/// A TLS connection as a dialer opens it, with the session's exporter value.
+fn connect_tls(address: SocketAddr) -> (RawStream, [u8; 32]) {
+    let mut sock = tcp(address);
+    let name = rustls::pki_types::ServerName::try_from(SERVER_NAME).unwrap();
+    let mut tls = rustls::ClientConnection::new(Arc::new(P2pTls::client_config()), name).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock).expect("TLS handshake");
+    }
+    let mut exporter = [0; 32];
+    tls.export_keying_material(&mut exporter, EXPORTER_LABEL, None).unwrap();
+    (Box::new(rustls::StreamOwned::new(tls, sock)), exporter)
+}
+
+fn write_frame(stream: &mut RawStream, body: &[u8]) {
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(body);
     stream.write_all(&frame).unwrap();
+    stream.flush().unwrap();
 }
 
-fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+fn read_frame(stream: &mut RawStream) -> io::Result<Vec<u8>> {
     let mut len = [0; 4];
     stream.read_exact(&mut len)?;
     let mut body = vec![0; u32::from_be_bytes(len) as usize];
@@ -283,7 +308,7 @@ fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the next non-keepalive frame.
-fn read_data_frame(stream: &mut TcpStream) -> Vec<u8> {
+fn read_data_frame(stream: &mut RawStream) -> Vec<u8> {
     loop {
         let frame = read_frame(stream).expect("frame");
         if !frame.is_empty() {
@@ -293,7 +318,7 @@ fn read_data_frame(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 /// Reads (and ignores) frames until the other side closes; panics if it does not.
-fn expect_closed(stream: &mut TcpStream) {
+fn expect_closed(stream: &mut RawStream) {
     loop {
         match read_frame(stream) {
             Ok(_) => continue,
@@ -333,6 +358,7 @@ fn signed_message(
     dc: &[u8; 32],
     ac: &[u8; 32],
     role: u8,
+    exporter: Option<&[u8; 32]>,
 ) -> Vec<u8> {
     let mut out = b"polyledger-p2p-v1".to_vec();
     out.extend_from_slice(&dialer.to_be_bytes());
@@ -340,13 +366,32 @@ fn signed_message(
     out.extend_from_slice(dc);
     out.extend_from_slice(ac);
     out.push(role);
+    if let Some(exporter) = exporter {
+        out.extend_from_slice(exporter);
+    }
     out
 }
 
 /// A raw dialer's view of a handshake: its stream, and the acceptor's challenge.
 struct RawSession {
-    stream: TcpStream,
+    stream: RawStream,
     acceptor_challenge: [u8; 32],
+    /// The TLS session's exporter value (`None` on plain TCP).
+    exporter: Option<[u8; 32]>,
+}
+
+impl RawSession {
+    /// The message the dialer signs in this session.
+    fn dialer_message(&self, dialer: NodeId, acceptor: NodeId, challenge: &[u8; 32]) -> Vec<u8> {
+        signed_message(
+            dialer,
+            acceptor,
+            challenge,
+            &self.acceptor_challenge,
+            0x01,
+            self.exporter.as_ref(),
+        )
+    }
 }
 
 /// Dials `address` as node `id`, sends a hello with `claimed_key`, checks the acceptor's
@@ -354,34 +399,54 @@ struct RawSession {
 /// sending our auth.
 fn raw_dial(
     address: SocketAddr,
+    tls: bool,
     id: NodeId,
     challenge: &[u8; 32],
     claimed_key: &PublicKey,
     acceptor: NodeId,
     acceptor_key: &PublicKey,
 ) -> RawSession {
-    let mut stream = connect(address);
+    let (mut stream, exporter) = if tls {
+        let (stream, exporter) = connect_tls(address);
+        (stream, Some(exporter))
+    } else {
+        (connect(address), None)
+    };
     write_frame(&mut stream, &hello(id, challenge, claimed_key));
     let (their_id, their_challenge, their_key) = parse_hello(&read_frame(&mut stream).unwrap());
     assert_eq!(their_id, acceptor);
     assert_eq!(their_key, acceptor_key.to_bytes());
     let signature = Signature::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
     acceptor_key
-        .verify(&signed_message(id, acceptor, challenge, &their_challenge, 0x02), &signature)
+        .verify(
+            &signed_message(id, acceptor, challenge, &their_challenge, 0x02, exporter.as_ref()),
+            &signature,
+        )
         .expect("acceptor's signature verifies over the documented message");
-    RawSession { stream, acceptor_challenge: their_challenge }
+    RawSession { stream, acceptor_challenge: their_challenge, exporter }
 }
 
 #[test]
 fn raw_handshake_matches_the_documented_format_and_replay_is_rejected() {
+    raw_handshake(false);
+}
+
+#[test]
+fn raw_handshake_over_tls_is_bound_to_the_session() {
+    raw_handshake(true);
+}
+
+fn raw_handshake(tls: bool) {
     let (k1, k2, other) = (key(), key(), key());
-    let (n2, rx2) = start(2, &k2, any_port(), vec![peer(1, &k1, nowhere())]);
+    let mut config = TransportConfig::new(2, k2.clone(), any_port(), vec![peer(1, &k1, nowhere())]);
+    config.tls = tls;
+    let (n2, rx2) = start_with(config);
     let address = n2.local_addr();
 
     // An honest handshake as node 1, by hand.
     let c1 = [0x11; 32];
-    let mut a = raw_dial(address, 1, &c1, &k1.public_key(), 2, &k2.public_key());
-    let auth = k1.sign(&signed_message(1, 2, &c1, &a.acceptor_challenge, 0x01)).to_bytes();
+    let mut a = raw_dial(address, tls, 1, &c1, &k1.public_key(), 2, &k2.public_key());
+    let auth = k1.sign(&a.dialer_message(1, 2, &c1)).to_bytes();
     write_frame(&mut a.stream, &auth);
     wait_connected(&n2, &[1]);
 
@@ -408,24 +473,50 @@ fn raw_handshake_matches_the_documented_format_and_replay_is_rejected() {
     assert_eq!(&frame[33..], b"to node 1");
 
     // Replay: same hello, the recorded auth; the acceptor's fresh challenge defeats it.
-    let mut replay = raw_dial(address, 1, &c1, &k1.public_key(), 2, &k2.public_key());
+    let mut replay = raw_dial(address, tls, 1, &c1, &k1.public_key(), 2, &k2.public_key());
     assert_ne!(replay.acceptor_challenge, a.acceptor_challenge, "fresh challenge");
     write_frame(&mut replay.stream, &auth);
     expect_closed(&mut replay.stream);
 
     // Right public key, signature by another key.
-    let mut forged = raw_dial(address, 1, &[0x22; 32], &k1.public_key(), 2, &k2.public_key());
-    let bad =
-        other.sign(&signed_message(1, 2, &[0x22; 32], &forged.acceptor_challenge, 0x01)).to_bytes();
+    let mut forged = raw_dial(address, tls, 1, &[0x22; 32], &k1.public_key(), 2, &k2.public_key());
+    let bad = other.sign(&forged.dialer_message(1, 2, &[0x22; 32])).to_bytes();
     write_frame(&mut forged.stream, &bad);
     expect_closed(&mut forged.stream);
 
     // A signature made for the acceptor's role is not accepted from the dialer.
-    let mut reflected = raw_dial(address, 1, &[0x33; 32], &k1.public_key(), 2, &k2.public_key());
-    let wrong_role =
-        k1.sign(&signed_message(1, 2, &[0x33; 32], &reflected.acceptor_challenge, 0x02)).to_bytes();
+    let mut reflected =
+        raw_dial(address, tls, 1, &[0x33; 32], &k1.public_key(), 2, &k2.public_key());
+    let wrong_role = k1
+        .sign(&signed_message(
+            1,
+            2,
+            &[0x33; 32],
+            &reflected.acceptor_challenge,
+            0x02,
+            reflected.exporter.as_ref(),
+        ))
+        .to_bytes();
     write_frame(&mut reflected.stream, &wrong_role);
     expect_closed(&mut reflected.stream);
+
+    if tls {
+        // Over TLS the signature must cover this session's exporter: one made without it
+        // (as on plain TCP), or over another session's (a relaying man in the middle
+        // holds two sessions), is rejected.
+        let c = [0x66; 32];
+        let mut unbound = raw_dial(address, true, 1, &c, &k1.public_key(), 2, &k2.public_key());
+        let plain =
+            k1.sign(&signed_message(1, 2, &c, &unbound.acceptor_challenge, 0x01, None)).to_bytes();
+        write_frame(&mut unbound.stream, &plain);
+        expect_closed(&mut unbound.stream);
+
+        let mut relayed = raw_dial(address, true, 1, &c, &k1.public_key(), 2, &k2.public_key());
+        let elsewhere =
+            signed_message(1, 2, &c, &relayed.acceptor_challenge, 0x01, Some(&[0x77; 32]));
+        write_frame(&mut relayed.stream, &k1.sign(&elsewhere).to_bytes());
+        expect_closed(&mut relayed.stream);
+    }
 
     // The rejected attempts left the authenticated connection alone.
     assert_eq!(n2.connected(), vec![1]);
@@ -434,11 +525,9 @@ fn raw_handshake_matches_the_documented_format_and_replay_is_rejected() {
 
     // A new authenticated connection from node 1 supersedes the old one.
     let c1b = [0x44; 32];
-    let mut b = raw_dial(address, 1, &c1b, &k1.public_key(), 2, &k2.public_key());
-    write_frame(
-        &mut b.stream,
-        &k1.sign(&signed_message(1, 2, &c1b, &b.acceptor_challenge, 0x01)).to_bytes(),
-    );
+    let mut b = raw_dial(address, tls, 1, &c1b, &k1.public_key(), 2, &k2.public_key());
+    let auth_b = k1.sign(&b.dialer_message(1, 2, &c1b)).to_bytes();
+    write_frame(&mut b.stream, &auth_b);
     expect_closed(&mut a.stream);
     wait_connected(&n2, &[1]);
     n2.send(1, LEDGER_A, 9, Bytes::from_static(b"new connection"));
@@ -455,6 +544,9 @@ fn garbage_and_bad_hellos_do_not_hurt_the_listener() {
         any_port(),
         vec![peer(1, &k1, nowhere()), peer(3, &k3, nowhere())],
     );
+    // The hellos are checked on plain TCP; TLS ports refuse them earlier (see
+    // `plaintext_to_a_tls_port_is_refused`).
+    config.tls = false;
     config.handshake_timeout = Duration::from_millis(500);
     let (n2, rx2) = start_with(config);
     let address = n2.local_addr();
@@ -494,7 +586,9 @@ fn garbage_and_bad_hellos_do_not_hurt_the_listener() {
     assert!(started.elapsed() < Duration::from_secs(4));
 
     // A good peer still connects, and traffic flows.
-    let (n1, rx1) = start(1, &k1, any_port(), vec![peer(2, &k2, address)]);
+    let mut good = TransportConfig::new(1, k1.clone(), any_port(), vec![peer(2, &k2, address)]);
+    good.tls = false;
+    let (n1, rx1) = start_with(good);
     wait_connected(&n1, &[2]);
     wait_connected(&n2, &[1]);
     round_trip(&n1, &n2, &rx2, "after the garbage");
@@ -513,8 +607,9 @@ fn idle_connection_is_closed() {
 
     // Authenticates by hand, then never sends a frame (not even a keepalive).
     let c1 = [0x55; 32];
-    let mut session = raw_dial(n2.local_addr(), 1, &c1, &k1.public_key(), 2, &k2.public_key());
-    let auth = k1.sign(&signed_message(1, 2, &c1, &session.acceptor_challenge, 0x01));
+    let mut session =
+        raw_dial(n2.local_addr(), true, 1, &c1, &k1.public_key(), 2, &k2.public_key());
+    let auth = k1.sign(&session.dialer_message(1, 2, &c1));
     write_frame(&mut session.stream, &auth.to_bytes());
     wait_connected(&n2, &[1]);
     // Node 2 keeps sending keepalives (empty frames) while it waits.
@@ -621,4 +716,124 @@ fn start_and_shutdown_inside_a_tokio_runtime() {
         n1.shutdown(); // inside an async context: must not panic
         drop(n2); // dropping the last handle stops it too
     });
+}
+
+#[test]
+fn plaintext_to_a_tls_port_is_refused() {
+    let (k1, k2) = (key(), key());
+    let (n2, rx2) = start(2, &k2, any_port(), vec![peer(1, &k1, nowhere())]);
+    let address = n2.local_addr();
+
+    // A well-formed plaintext hello is not a TLS ClientHello: closed at once.
+    let mut raw = connect(address);
+    write_frame(&mut raw, &hello(1, &[1; 32], &k1.public_key()));
+    expect_closed(&mut raw);
+
+    // A node with the right key but TLS off never gets a connection.
+    let mut plain = TransportConfig::new(1, k1.clone(), any_port(), vec![peer(2, &k2, address)]);
+    plain.tls = false;
+    let (n1, _rx1) = start_with(plain);
+    assert!(!wait_until(Duration::from_millis(1500), || n1.is_connected(2) || n2.is_connected(1)));
+    n1.send(2, LEDGER_A, 1, Bytes::from_static(b"plaintext"));
+    assert!(rx2.recv_timeout(Duration::from_millis(200)).is_err(), "nothing delivered");
+    n1.shutdown();
+
+    // The same node with TLS on connects.
+    let (n1, rx1) = start(1, &k1, any_port(), vec![peer(2, &k2, address)]);
+    wait_connected(&n1, &[2]);
+    round_trip(&n1, &n2, &rx2, "over TLS");
+    round_trip(&n2, &n1, &rx1, "and back");
+    n1.shutdown();
+    n2.shutdown();
+}
+
+/// A TCP relay between a dialer and an acceptor that can flip one bit of the next chunk
+/// the dialer sends, and counts connections the acceptor closed.
+struct TamperingProxy {
+    address: SocketAddr,
+    tamper_next: Arc<AtomicBool>,
+    closed_by_acceptor: Arc<AtomicU64>,
+}
+
+impl TamperingProxy {
+    fn start(upstream: SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let tamper_next = Arc::new(AtomicBool::new(false));
+        let closed_by_acceptor = Arc::new(AtomicU64::new(0));
+        let (tamper, closed) = (tamper_next.clone(), closed_by_acceptor.clone());
+        std::thread::spawn(move || {
+            // Bounded: a handful of connections per test.
+            for client in listener.incoming().take(16) {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(upstream) else { return };
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server);
+                let (mut from_server, mut to_client) = (to_server.try_clone().unwrap(), client);
+                let tamper = tamper.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 64 * 1024];
+                    while let Ok(n) = from_client.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        if tamper.swap(false, Ordering::SeqCst) {
+                            buffer[n - 1] ^= 0x01;
+                        }
+                        if to_server.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Both);
+                });
+                let closed = closed.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 64 * 1024];
+                    loop {
+                        match from_server.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if to_client.write_all(&buffer[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    closed.fetch_add(1, Ordering::SeqCst);
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        TamperingProxy { address, tamper_next, closed_by_acceptor }
+    }
+}
+
+#[test]
+fn a_tampered_frame_drops_the_connection() {
+    let (k1, k2) = (key(), key());
+    let (n2, rx2) = start(2, &k2, any_port(), vec![peer(1, &k1, nowhere())]);
+    let proxy = TamperingProxy::start(n2.local_addr());
+    let (n1, rx1) = start(1, &k1, any_port(), vec![peer(2, &k2, proxy.address)]);
+    wait_connected(&n1, &[2]);
+    round_trip(&n1, &n2, &rx2, "before");
+    assert_eq!(proxy.closed_by_acceptor.load(Ordering::SeqCst), 0);
+
+    // One bit of the next TLS record from node 1 flips on the way.
+    proxy.tamper_next.store(true, Ordering::SeqCst);
+    n1.send(2, LEDGER_A, 7, Bytes::from_static(b"tampered on the way"));
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy.closed_by_acceptor.load(Ordering::SeqCst) > 0),
+        "node 2 closed the connection whose record failed authentication"
+    );
+    // Nothing altered was delivered: whatever arrived is exactly what was sent.
+    while let Ok(envelope) = rx2.recv_timeout(Duration::from_millis(200)) {
+        assert_eq!(envelope.payload, Bytes::from_static(b"tampered on the way"));
+    }
+    // Node 1 dials again (through the proxy, which no longer tampers) and traffic flows.
+    assert!(wait_until(Duration::from_secs(10), || {
+        n1.send(2, LEDGER_B, 1, Bytes::from_static(b"after"));
+        rx2.recv_timeout(Duration::from_millis(100)).is_ok_and(|e| e.ledger == LEDGER_B)
+    }));
+    round_trip(&n2, &n1, &rx1, "after reconnecting");
+    n1.shutdown();
+    n2.shutdown();
 }

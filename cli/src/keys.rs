@@ -161,3 +161,26 @@ pub fn run(command: KeyCommand) -> Result<(), Failure> {
         }
     }
 }
+
+/// `polyledger token`: 32 random bytes, hex, written to `out` (0600, never overwritten);
+/// prints the config entry with the token's SHA-256.
+pub fn token(out: &Path, name: &str, user: Option<&str>) -> Result<(), Failure> {
+    if name.trim().is_empty() || name.contains('"') {
+        return Err(invalid("--name: give a non-empty name without quotes"));
+    }
+    if let Some(user) = user {
+        crypto_parallel::PublicKey::from_base58(user)
+            .map_err(|e| invalid(format!("--user: not a base58 public key: {e}")))?;
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    sdk::keys::write_secret_file(out, &format!("{token}\n"))
+        .map_err(|e| invalid(format!("--out: {e}")))?;
+    println!("# token in {} (send it as `Authorization: Bearer <token>`)", out.display());
+    println!("[[gateway.tokens]]");
+    println!("name = \"{name}\"");
+    println!("sha256 = \"{}\"", gateway::auth::token_hash_hex(&token));
+    if let Some(user) = user {
+        println!("user = \"{user}\"");
+    }
+    Ok(())
+}

@@ -440,7 +440,7 @@ pub fn loadgen(args: LoadgenArgs) -> Result<(), Failure> {
         let clients = args
             .gateways
             .iter()
-            .map(|url| sdk::Client::new(url).map_err(|e| invalid(format!("{url}: {e}"))))
+            .map(|url| crate::tools::sdk_client(url))
             .collect::<Result<Vec<_>, _>>()?;
         let listed = clients[0]
             .ledgers()

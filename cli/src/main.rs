@@ -72,6 +72,20 @@ enum Command {
     /// Split a key into shares (any M of N recover it), and recover it.
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Make a gateway bearer token: writes it to --out (mode 0600) and prints the
+    /// `[[gateway.tokens]]` entry (its SHA-256, never the token) for the node config.
+    Token {
+        /// Where to write the token; refuses to overwrite an existing file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The entry's `name` (what logs call the token).
+        #[arg(long)]
+        name: String,
+        /// Bind the token to this user (base58 public key): it submits only that
+        /// user's transactions.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Hash, sign and verify files (SM3/SHA-256; SM2, Ed25519, ECDSA P-256), compatible
     /// with OpenSSL.
     #[command(subcommand)]
@@ -150,6 +164,7 @@ fn main() -> ExitCode {
             keys::keygen(&out, &algorithm, pub_out.as_deref(), encrypt, password_file.as_deref())
         }
         Command::Key(command) => keys::run(command),
+        Command::Token { out, name, user } => keys::token(&out, &name, user.as_deref()),
         Command::Crypto(command) => tools::crypto(command),
         Command::Tx(command) => tools::tx(command),
         Command::Query(command) => tools::query(command),

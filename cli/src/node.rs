@@ -77,8 +77,15 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
     }
     let named: Vec<_> =
         node.ledgers().iter().map(|ledger| (ledger.name().to_owned(), ledger.id())).collect();
-    let options =
-        gateway::GatewayOptions { backup: crate::ops::backup_target(config, store, named) };
+    // TLS material is read before the API starts: a bad file stops the start here.
+    let tls = match &config.gateway.tls {
+        Some((cert, key)) => Some(gateway::tls::server_config(cert, key).map_err(invalid)?),
+        None => None,
+    };
+    let options = gateway::GatewayOptions {
+        backup: crate::ops::backup_target(config, store, named),
+        tokens: gateway::auth::Tokens::new(&config.gateway.tokens),
+    };
     for ledger in node.ledgers() {
         tracing::info!(
             ledger = ledger.name(),
@@ -94,10 +101,22 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
     let http = listener.local_addr().map_err(|e| runtime(e.to_string()))?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let router = gateway::router_with(node.ledgers().to_vec(), options);
-    let server = actix_rt::spawn(gateway::serve(listener, router, async move {
+    let stopped = async move {
         let _ = http_stopped.await;
-    }));
-    tracing::info!(node = node.id(), http = %http, "node running");
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => actix_rt::spawn(gateway::tls::serve_tls(listener, tls, router, stopped)),
+        None => actix_rt::spawn(gateway::serve(listener, router, stopped)),
+    };
+    tracing::info!(
+        node = node.id(),
+        http = %http,
+        scheme,
+        tokens = config.gateway.tokens.len(),
+        p2p_tls = config.node.p2p_tls,
+        "node running"
+    );
     Ok(Running { node, http, stop_http, server })
 }
 

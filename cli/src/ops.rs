@@ -16,8 +16,8 @@ use engine::model::LedgerId;
 use engine::store::KvStore;
 use engine::verify::{Verdict, verify_ledger};
 use futures::StreamExt;
-use sdk::wire::{BackupLedger, BackupManifest, BackupRequest, EventFilter};
-use sdk::{Client, Subscription};
+use sdk::Subscription;
+use sdk::wire::{BackupLedger, BackupManifest, EventFilter};
 use storage_rocksdb::RocksStore;
 
 use crate::{Failure, invalid, runtime, unverified};
@@ -80,23 +80,12 @@ pub struct BackupArgs {
 /// Asks the node for an online backup and prints its manifest.
 pub fn backup(args: BackupArgs) -> Result<(), Failure> {
     let runtime_ = crate::tools::tokio_runtime()?;
-    let manifest = runtime_.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/v1/admin/backup", args.gateway.trim_end_matches('/')))
-            .json(&BackupRequest { name: args.name.clone() })
-            .send()
-            .await
-            .map_err(|e| runtime(format!("cannot reach the node at {}: {e}", args.gateway)))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| runtime(e.to_string()))?;
-        if !status.is_success() {
-            let detail = serde_json::from_slice::<sdk::wire::Problem>(&body)
-                .map(|p| format!("{} (HTTP {}): {}", p.code, p.status, p.detail))
-                .unwrap_or_else(|_| format!("HTTP {status}"));
-            return Err(runtime(format!("backup refused: {detail}")));
+    let client = crate::tools::sdk_client(&args.gateway)?;
+    let manifest = runtime_.block_on(client.backup(args.name.clone())).map_err(|e| match e {
+        sdk::ClientError::Problem(p) => {
+            runtime(format!("backup refused: {} (HTTP {}): {}", p.code, p.status, p.detail))
         }
-        serde_json::from_slice::<BackupManifest>(&body)
-            .map_err(|e| runtime(format!("unexpected answer: {e}")))
+        other => runtime(format!("cannot reach the node at {}: {other}", args.gateway)),
     })?;
     println!("{}", serde_json::to_string_pretty(&manifest).expect("manifest serializes"));
     Ok(())
@@ -297,7 +286,7 @@ pub fn watch(args: WatchArgs) -> Result<(), Failure> {
         },
         WatchStream::System => Subscription::System,
     };
-    let client = Client::new(&args.gateway).map_err(|e| invalid(format!("--gateway: {e}")))?;
+    let client = crate::tools::sdk_client(&args.gateway)?;
     let runtime_ = crate::tools::tokio_runtime()?;
     runtime_.block_on(async {
         let stream = client.subscribe(&args.ledger, subscription, args.from);

@@ -257,7 +257,30 @@ fn connect(target: &Target) -> Result<Client, Failure> {
             target.gateway
         )));
     }
-    Client::new(&target.gateway).map_err(|e| invalid(format!("--gateway {}: {e}", target.gateway)))
+    sdk_client(&target.gateway)
+}
+
+/// A client of the gateway at `url`, with the bearer token of `POLYLEDGER_TOKEN_FILE`
+/// (its first line) or `POLYLEDGER_TOKEN`, and the extra CA certificates of
+/// `POLYLEDGER_CA_FILE` (PEM), when set.
+pub(crate) fn sdk_client(url: &str) -> Result<Client, Failure> {
+    let token = match std::env::var_os("POLYLEDGER_TOKEN_FILE") {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(format!("POLYLEDGER_TOKEN_FILE {}: {e}", Path::new(&path).display()))
+            })?;
+            Some(text.lines().next().unwrap_or("").trim().to_owned())
+        }
+        None => std::env::var("POLYLEDGER_TOKEN").ok(),
+    };
+    let ca_pem = match std::env::var_os("POLYLEDGER_CA_FILE") {
+        Some(path) => Some(std::fs::read(&path).map_err(|e| {
+            invalid(format!("POLYLEDGER_CA_FILE {}: {e}", Path::new(&path).display()))
+        })?),
+        None => None,
+    };
+    Client::with_options(url, &sdk::ClientOptions { token, ca_pem })
+        .map_err(|e| invalid(format!("--gateway {url}: {e}")))
 }
 
 /// Resolves `--ledger` (a name or a hex id) through `GET /api/v1/ledgers`.

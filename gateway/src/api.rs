@@ -223,6 +223,8 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Transaction>, Api
         (status = 202, description = "accepted", body = Accepted),
         (status = 200, description = "final (wait=commit)", body = Outcomes),
         (status = 400, description = "MALFORMED_BODY, MALFORMED_JSON, BAD_PARAMETER, BAD_BATCH", body = sdk::wire::Problem),
+        (status = 401, description = "UNAUTHENTICATED (tokens configured)", body = sdk::wire::Problem),
+        (status = 403, description = "TOKEN_USER_MISMATCH: the token's user did not sign first", body = sdk::wire::Problem),
         (status = 404, description = "UNKNOWN_LEDGER", body = sdk::wire::Problem),
         (status = 413, description = "BODY_TOO_LARGE", body = sdk::wire::Problem),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = sdk::wire::Problem),
@@ -232,6 +234,7 @@ pub async fn submit(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     submit_query: Result<Query<SubmitQuery>, QueryRejection>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -266,6 +269,20 @@ pub async fn submit(
         return Err(ApiError::bad_parameter("timeout_ms", format!("1..={WAIT_MAX_MS}")));
     }
     let transactions = decode_body(&headers, &body)?;
+    if let Some(axum::Extension(crate::auth::Caller { name, user: Some(user) })) = &caller {
+        // A token bound to a user submits only that user's transactions.
+        if let Some(i) = transactions
+            .iter()
+            .position(|tx| tx.endorsements.first().map(|e| &e.public_key) != Some(user))
+        {
+            return Err(ApiError::new(
+                403,
+                "TOKEN_USER_MISMATCH",
+                "not the token's user",
+                format!("transaction {i} is not signed first by the user of token `{name}`"),
+            ));
+        }
+    }
     let submitted = handle.submit(transactions).await.map_err(|error| match error {
         SubmitError::Busy { retry_after } => {
             ApiError::new(503, "BUSY", "ledger busy", error.to_string())

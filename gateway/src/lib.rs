@@ -22,15 +22,21 @@
 //! | `GET /api/v1/ledgers/{id}/ws/blocks\|/ws/events\|/ws/events/{account}/{topic}` | the same streams over WebSocket |
 //! | `GET /api/v1/stream/system?from=LEDGER=N,…` | SSE: the system events (`$system`: recalls) of every ledger on the node; each id is the whole cursor |
 //!
+//! With `[[gateway.tokens]]` configured, every route but `/`, `/healthz`, `/readyz` and
+//! `/metrics` needs `Authorization: Bearer <token>` (401 `UNAUTHENTICATED` otherwise;
+//! [`auth`]); with `[gateway] tls_cert_file` the API is served over HTTPS ([`tls`]).
+//!
 //! Keys in paths are UTF-8, percent-encoded; `?key_encoding=hex` takes them as hex.
 //! Errors are RFC 7807 `application/problem+json` with a stable `code`.
 
 mod admin;
 mod api;
+pub mod auth;
 mod explorer;
 mod metrics;
 mod problem;
 mod streams;
+pub mod tls;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -66,6 +72,8 @@ pub struct AppState {
 pub struct GatewayOptions {
     /// Online backups (`POST /api/v1/admin/backup`); `None` answers 501.
     pub backup: Option<BackupTarget>,
+    /// Bearer tokens; none: the API is open.
+    pub tokens: auth::Tokens,
 }
 
 impl AppState {
@@ -160,6 +168,7 @@ pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Route
             }),
         )
         .fallback(api::no_route)
+        .layer(axum::middleware::from_fn_with_state(options.tokens, auth::require_token))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(Arc::new(AppState { ledgers, backup: options.backup }))

@@ -47,10 +47,36 @@ impl ClientError {
 }
 
 /// A client of one gateway. Cheap to clone (one connection pool).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the reqwest client: its default headers hold the bearer token.
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+/// How a [`Client`] reaches a protected gateway.
+#[derive(Clone, Default)]
+pub struct ClientOptions {
+    /// Bearer token sent with every request (`[[gateway.tokens]]` on the node).
+    pub token: Option<String>,
+    /// Extra trusted CA certificates, PEM (a gateway with a private CA or a
+    /// self-signed certificate); the system's roots are trusted as well.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 fn transport(error: reqwest::Error) -> ClientError {
@@ -73,12 +99,51 @@ pub(crate) fn segment(bytes: &[u8]) -> String {
 impl Client {
     /// A client of the gateway at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(transport)?;
+        Self::with_options(base_url, &ClientOptions::default())
+    }
+
+    /// A client of the gateway at `base_url` (`https://…` for a TLS gateway) with a
+    /// token and extra trusted CAs.
+    pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(64).tcp_nodelay(true);
+        if let Some(token) = &options.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    ClientError::Transport("the token is not a valid header value".into())
+                })?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        if let Some(pem) = &options.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Transport(format!("CA certificates: {e}")))?;
+            if certificates.is_empty() {
+                return Err(ClientError::Transport("CA certificates: none in the PEM".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(transport)?;
         Ok(Client { http, base: base_url.trim_end_matches('/').to_owned() })
+    }
+
+    /// Asks the node for an online backup (`POST /api/v1/admin/backup`, loopback
+    /// clients only) and returns its manifest.
+    pub async fn backup(
+        &self,
+        name: Option<String>,
+    ) -> Result<crate::wire::BackupManifest, ClientError> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/admin/backup", self.base))
+            .json(&crate::wire::BackupRequest { name })
+            .send()
+            .await
+            .map_err(transport)?;
+        Self::answer(response).await
     }
 
     /// The gateway's base URL.

@@ -28,7 +28,7 @@ pub mod wire;
 
 pub use builder::{BuildError, TxBuilder};
 #[cfg(feature = "client")]
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, ClientOptions};
 pub use engine::model::{Hash32, LedgerId, Transaction};
 #[cfg(feature = "client")]
 pub use subscribe::Subscription;

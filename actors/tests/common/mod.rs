@@ -68,6 +68,7 @@ pub fn options(id: u64, key: PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOp
         id,
         key,
         p2p_listen: None,
+        p2p_tls: true,
         peers: Vec::new(),
         ledgers,
         ledger_options: LedgerOptions {
