@@ -81,6 +81,17 @@ pub struct Checkpoint {
     pub data: Vec<u8>,
 }
 
+/// A change of a group's voting members, one member at a time (so any two consecutive
+/// configurations share a majority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// The member starts voting (it must be running and catching up from the log or a
+    /// checkpoint).
+    Add(MemberId),
+    /// The member stops voting; its messages are ignored from then on.
+    Remove(MemberId),
+}
+
 /// What the caller must do after an input: send `messages`, then (if `restored`) catch up
 /// to the checkpoint, then apply `committed` in order.
 #[derive(Debug, Default)]
@@ -92,12 +103,18 @@ pub struct Ready {
     pub restored: Option<Checkpoint>,
     /// Newly committed entries, in order.
     pub committed: Vec<Committed>,
+    /// The voting members after a membership change committed in this round (ascending),
+    /// when one did.
+    pub voters: Option<Vec<MemberId>>,
 }
 
 impl Ready {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.restored.is_none() && self.committed.is_empty()
+        self.messages.is_empty()
+            && self.restored.is_none()
+            && self.committed.is_empty()
+            && self.voters.is_none()
     }
 }
 
@@ -105,8 +122,18 @@ impl Ready {
 pub trait ConsensusGroup: Send {
     /// This member.
     fn member(&self) -> MemberId;
-    /// Number of members.
+    /// Number of voting members.
     fn members(&self) -> u64;
+    /// The voting members, ascending.
+    fn voters(&self) -> Vec<MemberId> {
+        (1..=self.members()).collect()
+    }
+    /// Proposes a membership change (leader only; one change at a time: a change while
+    /// another is uncommitted is rejected). It takes effect on each member when it
+    /// commits, reported in `Ready::voters`. Providers with a fixed membership reject it.
+    fn propose_membership(&mut self, change: MembershipChange) -> Result<(), ConsensusError> {
+        Err(ConsensusError::Rejected(format!("{change:?}: this provider's membership is fixed")))
+    }
     /// The member that proposes now, if known.
     fn leader(&self) -> Option<MemberId>;
     /// The group's current term (election epoch) for monitoring; 0 where the provider

@@ -8,11 +8,14 @@
 //! the state itself: the member catches up by fetching blocks.
 
 use protobuf::Message as _;
-use raft::prelude::{Entry, EntryType, Message, MessageType};
+use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, SnapshotStatus, StateRole};
 
 use crate::storage::KvRaftStorage;
-use crate::{Checkpoint, Committed, ConsensusError, ConsensusGroup, GroupStore, MemberId, Ready};
+use crate::{
+    Checkpoint, Committed, ConsensusError, ConsensusGroup, GroupStore, MemberId,
+    MembershipChange, Ready,
+};
 
 /// Tuning of one Raft member (the clock is the caller's tick interval).
 #[derive(Debug, Clone)]
@@ -44,7 +47,6 @@ impl Default for RaftOptions {
 /// One member of a Raft group.
 pub struct RaftGroup {
     node: RawNode<KvRaftStorage>,
-    members: u64,
     options: RaftOptions,
 }
 
@@ -111,7 +113,25 @@ impl RaftGroup {
             return Err(ConsensusError::Rejected(format!("member {member} outside 1..={members}")));
         }
         let voters: Vec<u64> = (1..=members).collect();
-        let storage = KvRaftStorage::open(store, &voters)?;
+        Self::open_with_voters(store, member, &voters, options)
+    }
+
+    /// Opens member `member`; a fresh store starts with `initial_voters` (the group's
+    /// first configuration: every later one follows from the log or a snapshot). A member
+    /// that is not among them is joining: it votes once an `Add` of it commits, and
+    /// catches up from the leader's log or a checkpoint meanwhile.
+    pub fn open_with_voters(
+        store: GroupStore,
+        member: MemberId,
+        initial_voters: &[MemberId],
+        options: RaftOptions,
+    ) -> Result<Self, ConsensusError> {
+        if member == 0 || initial_voters.is_empty() || initial_voters.contains(&0) {
+            return Err(ConsensusError::Rejected(format!(
+                "member {member} with voters {initial_voters:?}: ids start at 1"
+            )));
+        }
+        let storage = KvRaftStorage::open(store, initial_voters)?;
         let config = Config {
             id: member,
             election_tick: options.election_ticks,
@@ -126,7 +146,7 @@ impl RaftGroup {
         config.validate().map_err(raft_error)?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&config, storage, &logger).map_err(raft_error)?;
-        Ok(RaftGroup { node, members, options })
+        Ok(RaftGroup { node, options })
     }
 
     /// Starts an election now (tests; a real group campaigns on its own after the
@@ -165,18 +185,47 @@ impl RaftGroup {
         Ok(())
     }
 
-    fn deliver(entries: Vec<Entry>, out: &mut Vec<Committed>) {
+    /// Delivers committed entries and applies committed membership changes (each
+    /// persisted before the next entry; applying one twice, as after a restart or a
+    /// snapshot that already holds it, changes nothing).
+    fn deliver(&mut self, entries: Vec<Entry>, out: &mut Ready) -> Result<(), ConsensusError> {
         for entry in entries {
-            // Empty entries are raft-rs's own (a new leader's no-op); configuration
-            // changes are not used (membership is fixed by the ledger's genesis).
-            if entry.get_entry_type() == EntryType::EntryNormal && !entry.data.is_empty() {
-                out.push(Committed {
-                    index: entry.index,
-                    payload: entry.data.to_vec(),
-                    certificate: Vec::new(),
-                });
+            match entry.get_entry_type() {
+                // Empty entries are raft-rs's own (a new leader's no-op).
+                EntryType::EntryNormal if !entry.data.is_empty() => {
+                    out.committed.push(Committed {
+                        index: entry.index,
+                        payload: entry.data.to_vec(),
+                        certificate: Vec::new(),
+                    });
+                }
+                EntryType::EntryNormal => {}
+                EntryType::EntryConfChange => {
+                    let change = ConfChange::parse_from_bytes(&entry.data)
+                        .map_err(|e| ConsensusError::Corrupt(format!("conf change: {e}")))?;
+                    let conf_state = self.node.apply_conf_change(&change).map_err(raft_error)?;
+                    let mut voters = conf_state.voters.clone();
+                    voters.sort_unstable();
+                    let own = self.node.raft.id;
+                    if !voters.contains(&own) && self.node.raft.state == StateRole::Leader {
+                        // A leader that applied its own removal: raft-rs leaves it leading
+                        // a configuration it is not part of (and would panic counting its
+                        // own progress). It steps down in the same term; the remaining
+                        // voters elect a leader after an election timeout.
+                        let term = self.node.raft.term;
+                        self.node.raft.become_follower(term, raft::INVALID_ID);
+                    }
+                    self.node.mut_store().set_conf_state(conf_state)?;
+                    out.voters = Some(voters);
+                }
+                EntryType::EntryConfChangeV2 => {
+                    return Err(ConsensusError::Corrupt(
+                        "joint-consensus changes are not proposed by this provider".into(),
+                    ));
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -186,7 +235,46 @@ impl ConsensusGroup for RaftGroup {
     }
 
     fn members(&self) -> u64 {
-        self.members
+        self.node.raft.prs().conf().voters().ids().len() as u64
+    }
+
+    fn voters(&self) -> Vec<MemberId> {
+        let mut voters: Vec<MemberId> = self.node.raft.prs().conf().voters().ids().iter().collect();
+        voters.sort_unstable();
+        voters
+    }
+
+    fn propose_membership(&mut self, change: MembershipChange) -> Result<(), ConsensusError> {
+        if !self.is_leader() {
+            return Err(ConsensusError::NotLeader { leader: self.leader() });
+        }
+        if self.node.raft.has_pending_conf() {
+            return Err(ConsensusError::Rejected(
+                "a membership change is still in progress".into(),
+            ));
+        }
+        let voters = self.voters();
+        let mut conf_change = ConfChange::default();
+        match change {
+            MembershipChange::Add(member) if member == 0 || voters.contains(&member) => {
+                return Err(ConsensusError::Rejected(format!("member {member} already votes")));
+            }
+            MembershipChange::Remove(member) if !voters.contains(&member) => {
+                return Err(ConsensusError::Rejected(format!("member {member} does not vote")));
+            }
+            MembershipChange::Remove(_) if voters.len() == 1 => {
+                return Err(ConsensusError::Rejected("the last member cannot leave".into()));
+            }
+            MembershipChange::Add(member) => {
+                conf_change.set_change_type(ConfChangeType::AddNode);
+                conf_change.node_id = member;
+            }
+            MembershipChange::Remove(member) => {
+                conf_change.set_change_type(ConfChangeType::RemoveNode);
+                conf_change.node_id = member;
+            }
+        }
+        self.node.propose_conf_change(Vec::new(), conf_change).map_err(raft_error)
     }
 
     fn leader(&self) -> Option<MemberId> {
@@ -217,7 +305,9 @@ impl ConsensusGroup for RaftGroup {
     fn receive(&mut self, from: MemberId, message: &[u8]) -> Result<(), ConsensusError> {
         let mut message = Message::parse_from_bytes(message)
             .map_err(|e| ConsensusError::Rejected(format!("malformed raft message: {e}")))?;
-        if message.from != from || from == 0 || from > self.members {
+        // Messages from members outside the configuration (removed, or not yet added)
+        // are dropped by raft-rs itself.
+        if message.from != from || from == 0 {
             return Err(ConsensusError::Rejected(format!(
                 "raft message claims member {} but came from {from}",
                 message.from
@@ -262,7 +352,7 @@ impl ConsensusGroup for RaftGroup {
                 data: snapshot.data.to_vec(),
             });
         }
-        Self::deliver(ready.take_committed_entries(), &mut out.committed);
+        self.deliver(ready.take_committed_entries(), &mut out)?;
         let entries = ready.take_entries();
         let hard_state = ready.hs().cloned();
         self.node.mut_store().persist(&entries, hard_state.as_ref())?;
@@ -274,7 +364,7 @@ impl ConsensusGroup for RaftGroup {
         }
         let messages = light.take_messages();
         self.send(messages, &mut out.messages)?;
-        Self::deliver(light.take_committed_entries(), &mut out.committed);
+        self.deliver(light.take_committed_entries(), &mut out)?;
         // The caller applies everything returned before its next input; raft-rs only
         // uses the applied index to pace configuration changes (unused) and reads.
         self.node.advance_apply();

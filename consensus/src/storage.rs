@@ -136,6 +136,18 @@ impl KvRaftStorage {
         self.compacted.0 + self.terms.len() as u64
     }
 
+    /// Persists the configuration after a membership change (the snapshot carries it).
+    pub(crate) fn set_conf_state(&mut self, conf_state: ConfState) -> Result<(), ConsensusError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            self.store.key(RECORD_CONF_STATE, &[]),
+            conf_state.write_to_bytes().map_err(|e| corrupt("conf state", e))?,
+        );
+        self.store.store.write(batch)?;
+        self.conf_state = conf_state;
+        Ok(())
+    }
+
     /// Appends (and overwrites a conflicting suffix) and persists `hard_state` and the
     /// commit index, all in one durable write.
     pub(crate) fn persist(

@@ -80,7 +80,16 @@ impl std::fmt::Debug for ClientOptions {
 }
 
 fn transport(error: reqwest::Error) -> ClientError {
-    ClientError::Transport(error.to_string())
+    // reqwest's message stops at "error sending request"; the causes say why (refused,
+    // an untrusted certificate, a TLS version mismatch…).
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Transport(text)
 }
 
 /// Percent-encodes one path segment (keys may hold any byte).
