@@ -13,8 +13,8 @@ use raft::{Config, RawNode, SnapshotStatus, StateRole};
 
 use crate::storage::KvRaftStorage;
 use crate::{
-    Checkpoint, Committed, ConsensusError, ConsensusGroup, GroupStore, MemberId,
-    MembershipChange, Ready,
+    Checkpoint, Committed, ConsensusError, ConsensusGroup, GroupStore, MemberId, MembershipChange,
+    Ready,
 };
 
 /// Tuning of one Raft member (the clock is the caller's tick interval).

@@ -594,7 +594,11 @@ fn run_membership(seed: u64) -> MembershipStats {
                 "seed {seed}: group {group} votes with {node}, which was never added"
             );
             let member = sim.member_mut(*node, group);
-            assert_eq!(member.raft.voters(), voters, "seed {seed}: group {group}: configurations differ");
+            assert_eq!(
+                member.raft.voters(),
+                voters,
+                "seed {seed}: group {group}: configurations differ"
+            );
         }
         if voters.iter().any(|n| *n > 3) {
             added += 1;
@@ -606,7 +610,8 @@ fn run_membership(seed: u64) -> MembershipStats {
         let reference = &sequences[leader as usize - 1];
         for node in &voters {
             assert_eq!(
-                &sequences[*node as usize - 1], reference,
+                &sequences[*node as usize - 1],
+                reference,
                 "seed {seed}: group {group}: voter {node} differs from the leader after healing"
             );
         }
@@ -652,7 +657,9 @@ fn membership_changes_interleaved_with_faults_stay_safe_and_live() {
                 added += stats.added;
                 removed += stats.removed;
             }
-            Err(_) => panic!("membership simulation failed; replay with POLYLEDGER_SIM_SEED={seed}"),
+            Err(_) => {
+                panic!("membership simulation failed; replay with POLYLEDGER_SIM_SEED={seed}")
+            }
         }
     }
     // The schedule must actually change memberships, or the test proves nothing.
