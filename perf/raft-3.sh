@@ -20,10 +20,16 @@ for i in 1 2 3; do
   "$bin" node --config "deploy/local-3/node$i.toml" 2> "$out/node$i.log" &
   pids+=($!)
 done
+# The gateways serve HTTPS with a bearer token (deploy/local-3's public demo material).
+export POLYLEDGER_CA_FILE=deploy/local-3/gateway.crt.pem
+export POLYLEDGER_TOKEN_FILE=deploy/local-3/demo.token
 for port in 8101 8102 8103; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+  for _ in $(seq 100); do
+    curl -sf --cacert "$POLYLEDGER_CA_FILE" "https://localhost:$port/readyz" >/dev/null && break
+    sleep 0.2
+  done
 done
-"$bin" loadgen --gateway http://127.0.0.1:8101 --gateway http://127.0.0.1:8102 \
-  --gateway http://127.0.0.1:8103 --key deploy/admin.key.pem \
+"$bin" loadgen --gateway https://localhost:8101 --gateway https://localhost:8102 \
+  --gateway https://localhost:8103 --key deploy/admin.key.pem \
   --find-max --p99-ms 1000 --start-rate "${START_RATE:-2000}" --stage 5s --no-progress \
   --out "$out/report.json" --markdown "$out/report.md" "$@" | tee "$out/report.txt"

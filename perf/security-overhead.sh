@@ -34,6 +34,8 @@ for i in 1 2 3; do
 import sys, re
 i, out = sys.argv[1], sys.argv[2]
 text = open(f"deploy/local-3/node{i}.toml").read()
+# The example's own HTTPS and token section goes: each mode sets its own.
+text = text[: text.index("\n# The client API over HTTPS")] + "\n" if "# The client API over HTTPS" in text else text
 off = text.replace("[node]\n", "[node]\np2p_tls = false\n", 1)
 open(f"{out}/off/node{i}.toml", "w").write(off)
 roles = ('roles = [{ name = "operator", permissions = ["register_user", '

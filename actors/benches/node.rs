@@ -37,6 +37,7 @@ fn settings(index: usize, node: &PrivateKey, admin: &PrivateKey) -> LedgerSettin
         participants: vec![node.public_key()],
         initial_users: vec![admin.public_key()],
         regulators: Vec::new(),
+        participant_quorum: 0,
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }

@@ -53,8 +53,12 @@
 //! [[ledgers]]
 //! name = "dairy-0"                # required; 1 to 128 printable ASCII bytes, no spaces; unique
 //! consensus = "raft"              # "solo" | "raft"; default "solo" without peers, else "raft"
-//! participants = [1, 2, 3]        # node ids, must include this node (order does not matter);
-//!                                 # default: "solo" → this node; "raft" → this node + all peers
+//! participants = [1, 2, 3]        # node ids at genesis (order does not matter); default:
+//!                                 # "solo" → this node; "raft" → this node + all peers. A
+//!                                 # raft ledger's list without this node: the node joins
+//!                                 # when a transaction admits it (docs/OPERATIONS.md)
+//! participant_quorum = 0          # default 0: a majority of the current participants must
+//!                                 # co-sign an admission or removal; part of the genesis
 //! hash = "sm3"                    # "sm3" (default) | "sha256"
 //! signatures = ["sm2"]            # user signature algorithms; default ["sm2"];
 //!                                 # any of "sm2", "ed25519", "ecdsa-p256"
@@ -416,6 +420,9 @@ pub struct LedgerSection {
     /// (non-zero) for a raft ledger with other participants, so that all nodes compute
     /// the same genesis.
     pub created_ms: u64,
+    /// `participant_quorum`: co-signatures of current participants an admission or
+    /// removal needs; 0 (default): a majority.
+    pub participant_quorum: u32,
 }
 
 /// A ledger's consensus.
@@ -673,6 +680,7 @@ struct RawLedger {
     #[serde(default)]
     roles: Vec<RawRole>,
     created_ms: Option<u64>,
+    participant_quorum: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -854,6 +862,7 @@ impl RawLedger {
             regulators,
             roles,
             created_ms: self.created_ms.unwrap_or(0),
+            participant_quorum: self.participant_quorum.unwrap_or(0),
         })
     }
 }
@@ -1091,7 +1100,9 @@ impl NodeConfig {
                 ));
             }
         }
-        if !seen.contains(&self.node.id) {
+        // A raft ledger may list the nodes of its genesis without this one: it joins
+        // when a transaction admits it.
+        if !seen.contains(&self.node.id) && ledger.consensus != ConsensusKind::Raft {
             return Err(invalid(
                 field,
                 format!(
@@ -1255,6 +1266,7 @@ impl LedgerSection {
             participants,
             initial_users: self.admins.clone(),
             regulators: self.regulators.clone(),
+            participant_quorum: self.participant_quorum,
             roles: self.roles.clone(),
             created_ms: self.created_ms,
         };

@@ -268,14 +268,26 @@ pub(crate) struct ActorParts {
     pub(crate) ledger: Ledger<Arc<dyn KvStore>>,
     pub(crate) group: Box<dyn ConsensusGroup>,
     pub(crate) group_store: GroupStore,
-    /// Node id of each member (`member_nodes[member - 1]`).
+    /// Node id of each member (`member_nodes[member - 1]`; 0: unknown).
     pub(crate) member_nodes: Vec<NodeId>,
+    /// Node ids of the genesis participants (from the configuration); members admitted
+    /// later carry theirs in the ledger.
+    pub(crate) genesis_nodes: Vec<NodeId>,
+    /// Set while this node waits to be admitted to the ledger's group.
+    pub(crate) join: Option<JoinPlan>,
     pub(crate) transport: Option<Transport>,
     pub(crate) node_address: Address,
     pub(crate) options: LedgerOptions,
     pub(crate) shared: Arc<Shared>,
     pub(crate) blocks: broadcast::Sender<BlockNotice>,
     pub(crate) metrics: crate::metrics::LedgerMetrics,
+}
+
+/// How a node not yet admitted opens its member once the group addresses it.
+pub(crate) struct JoinPlan {
+    /// The group's first voters (members `1..=n` of the genesis).
+    pub(crate) initial_voters: Vec<MemberId>,
+    pub(crate) options: consensus::RaftOptions,
 }
 
 /// The actor of one ledger on one node.
@@ -293,6 +305,8 @@ pub struct LedgerActor {
     next_batch: u64,
     waiting: HashMap<Hash32, Vec<(u64, u32)>>,
     last_leader: Option<consensus::MemberId>,
+    /// Addresses of the participants that may propose blocks (the active ones).
+    proposers: HashSet<Address>,
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -311,7 +325,7 @@ fn checkpoint_data(height: u64, block_hash: &Hash32) -> Vec<u8> {
 impl LedgerActor {
     pub(crate) fn new(parts: ActorParts) -> Self {
         *parts.shared.head.write() = Some(parts.ledger.head());
-        LedgerActor {
+        let mut actor = LedgerActor {
             parts,
             mempool: VecDeque::new(),
             in_mempool: HashSet::new(),
@@ -323,14 +337,119 @@ impl LedgerActor {
             next_batch: 0,
             waiting: HashMap::new(),
             last_leader: None,
+            proposers: HashSet::new(),
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
-        }
+        };
+        actor.refresh_participants();
+        actor
     }
 
     fn id(&self) -> LedgerId {
         self.parts.ledger.id()
+    }
+
+    /// Re-reads the ledger's participants: who may propose, each member's node, and
+    /// the transport's peers (a participant admitted by a transaction names its node id
+    /// and address).
+    fn refresh_participants(&mut self) {
+        let participants = match self.parts.ledger.participants() {
+            Ok(participants) => participants,
+            Err(error) => return self.halt(format!("reading participants: {error}")),
+        };
+        let algorithm = self.parts.ledger.hash_algorithm();
+        self.proposers = participants
+            .iter()
+            .filter(|p| p.removed_height.is_none())
+            .map(|p| Address::of(algorithm, &p.public_key))
+            .collect();
+        let mut nodes = Vec::with_capacity(participants.len());
+        for participant in &participants {
+            let genesis = self.parts.genesis_nodes.get(participant.member as usize - 1).copied();
+            let node = genesis.or(participant.node_id).unwrap_or(0);
+            nodes.push(node);
+            let (Some(node_id), Some(address), Some(transport)) =
+                (participant.node_id, &participant.address, &self.parts.transport)
+            else {
+                continue;
+            };
+            match address.parse() {
+                Ok(address) => {
+                    if transport.add_peer(crate::transport::PeerConfig {
+                        id: node_id,
+                        public_key: participant.public_key.clone(),
+                        address,
+                    }) {
+                        tracing::info!(
+                            ledger = %hex::encode(self.id().0),
+                            member = participant.member,
+                            node = node_id,
+                            %address,
+                            "participant's node added to the transport"
+                        );
+                    }
+                }
+                Err(_) => tracing::warn!(
+                    member = participant.member,
+                    address = %address,
+                    "participant address is not IP:PORT; its node cannot be reached"
+                ),
+            }
+        }
+        self.parts.member_nodes = nodes;
+    }
+
+    /// On the leader: moves the group's voters one step towards the ledger's active
+    /// participants (an admission or removal committed on the ledger becomes a
+    /// membership change; one at a time, retried every tick until it commits).
+    fn reconcile_membership(&mut self) {
+        let group = &mut self.parts.group;
+        if !group.is_leader() || !group.settled() || self.syncing.is_some() {
+            return;
+        }
+        let Ok(participants) = self.parts.ledger.active_participants() else { return };
+        let desired: Vec<MemberId> = participants.iter().map(|p| p.member).collect();
+        let voters = group.voters();
+        let change = match desired.iter().find(|m| !voters.contains(m)) {
+            Some(member) => consensus::MembershipChange::Add(*member),
+            None => match voters.iter().find(|m| !desired.contains(m)) {
+                Some(member) => consensus::MembershipChange::Remove(*member),
+                None => return,
+            },
+        };
+        match group.propose_membership(change) {
+            Ok(()) => tracing::info!(
+                ledger = %hex::encode(self.id().0),
+                ?change,
+                "membership change proposed"
+            ),
+            Err(error) => tracing::debug!(?change, %error, "membership change not proposed yet"),
+        }
+    }
+
+    /// While waiting to be admitted: the first Raft message the group addresses to this
+    /// node names its member number; open that member.
+    fn maybe_join(&mut self, payload: &[u8]) {
+        let Some(plan) = &self.parts.join else { return };
+        let Some(member) = consensus::raft_group::addressed_to(payload) else { return };
+        match consensus::RaftGroup::open_with_voters(
+            self.parts.group_store.clone(),
+            member,
+            &plan.initial_voters,
+            plan.options.clone(),
+        ) {
+            Ok(group) => {
+                tracing::info!(
+                    ledger = %hex::encode(self.id().0),
+                    member,
+                    "admitted to the group: catching up"
+                );
+                self.parts.group = Box::new(group);
+                self.parts.join = None;
+            }
+            Err(error) => self.halt(format!("opening the admitted member: {error}")),
+        }
     }
 
     fn halted(&self) -> Option<String> {
@@ -742,6 +861,19 @@ impl LedgerActor {
             }
             return self.write_marker_only(unchanged);
         }
+        if !self.proposers.contains(&proposal.proposer) {
+            // A removed participant's block (it led until its removal reached the
+            // group): refused identically on every node.
+            tracing::warn!(
+                height = proposal.height,
+                proposer = %hex::encode(proposal.proposer.0),
+                "block from a node that is not an active participant skipped"
+            );
+            if ours {
+                self.requeue_in_flight();
+            }
+            return self.write_marker_only(unchanged);
+        }
         if proposal.height != head.height + 1 || proposal.previous_hash != head.block_hash {
             return Err(format!(
                 "diverged: committed proposal for height {} on previous hash {} but this node's \
@@ -782,6 +914,15 @@ impl LedgerActor {
         expected_hash: Option<Hash32>,
     ) -> Result<(), String> {
         let count = proposal.transactions.len();
+        let participant_change = proposal.transactions.iter().any(|tx| {
+            tx.content.operations.iter().any(|op| {
+                matches!(
+                    op,
+                    engine::model::Operation::AddParticipant { .. }
+                        | engine::model::Operation::RemoveParticipant { .. }
+                )
+            })
+        });
         let signatures = if ours {
             // Checked in a batch when they were submitted to this node.
             SignatureCheck::Verified(vec![true; count])
@@ -838,6 +979,9 @@ impl LedgerActor {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
         *self.parts.shared.head.write() = Some(self.parts.ledger.head());
+        if participant_change {
+            self.refresh_participants();
+        }
         self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
         self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);
         if ours {
@@ -1096,6 +1240,7 @@ impl LedgerActor {
             self.last_tick += tick;
             self.parts.group.tick();
         }
+        self.reconcile_membership();
         self.drive();
     }
 }
@@ -1140,6 +1285,7 @@ impl Handler<Inbound> for LedgerActor {
         };
         match envelope.kind {
             kind::CONSENSUS => {
+                self.maybe_join(&envelope.payload);
                 if let Err(error) = self.parts.group.receive(member, &envelope.payload) {
                     tracing::warn!(from = envelope.from, %error, "consensus message rejected");
                     return;

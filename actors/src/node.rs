@@ -368,29 +368,53 @@ impl Node {
                     })
                 })
                 .collect::<Result<_, _>>()?;
+            // A genesis participant, or one admitted since (by a transaction this node
+            // has applied), or a node waiting to be admitted.
+            let admitted = ledger
+                .participants()
+                .map_err(|source| NodeError::Ledger { name: name.clone(), source })?
+                .into_iter()
+                .find(|p| p.public_key == own_key)
+                .map(|p| p.member);
             let member = member_nodes
                 .iter()
                 .position(|node| *node == options.id)
                 .map(|position| position as u64 + 1)
-                .ok_or_else(|| {
-                    NodeError::Invalid(format!("ledger {name}: this node is not a participant"))
-                })?;
+                .or(admitted);
+            let genesis_voters: Vec<u64> = (1..=member_nodes.len() as u64).collect();
             let group_store =
                 GroupStore::new(store.clone(), layout::table_prefix(&id, Table::Consensus));
-            let group: Box<dyn ConsensusGroup> = match settings.consensus.as_str() {
-                "solo" if member_nodes.len() == 1 => Box::new(
+            let mut join = None;
+            let group: Box<dyn ConsensusGroup> = match (settings.consensus.as_str(), member) {
+                ("solo", Some(_)) if member_nodes.len() == 1 => Box::new(
                     SoloGroup::open(&group_store)
                         .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
                 ),
-                "raft" => Box::new(
-                    RaftGroup::open(
+                ("raft", Some(member)) => Box::new(
+                    RaftGroup::open_with_voters(
                         group_store.clone(),
                         member,
-                        member_nodes.len() as u64,
+                        &genesis_voters,
                         options.raft.clone(),
                     )
                     .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
                 ),
+                ("raft", None) => {
+                    tracing::info!(
+                        ledger = %name,
+                        "this node is not a participant yet: waiting to be admitted"
+                    );
+                    join = Some(crate::ledger_actor::JoinPlan {
+                        initial_voters: genesis_voters.clone(),
+                        options: options.raft.clone(),
+                    });
+                    Box::new(consensus::AwaitingAdmission)
+                }
+                (_, None) => {
+                    return Err(NodeError::Invalid(format!(
+                        "ledger {name}: this node is not a participant"
+                    )));
+                }
                 other => {
                     return Err(NodeError::Invalid(format!(
                         "ledger {name}: consensus {other:?} with {} participants is not supported \
@@ -405,7 +429,9 @@ impl Node {
                 ledger,
                 group,
                 group_store,
+                genesis_nodes: member_nodes.clone(),
                 member_nodes,
+                join,
                 transport: transport.clone(),
                 node_address: Address::of(settings.hash_algorithm, &own_key),
                 options: options.ledger_options.clone(),

@@ -13,6 +13,9 @@
 //!   (until [`Transport::shutdown`]) with exponential backoff: 50 ms doubling to a 2 s cap,
 //!   each wait drawn uniformly from `[d/2, d]`. The address is re-read on every attempt,
 //!   and [`Transport::set_peer_address`] wakes a dialer at once.
+//! - **Peers** come from the configuration, and at run time from ledgers that admit a
+//!   participant ([`Transport::add_peer`]): its id, key and address are then known here
+//!   and it is dialed like a configured peer.
 //! - **Authentication.** A handshake proves that each side holds the private key
 //!   configured for the id it claims, over fresh 32-byte challenges from both sides (so a
 //!   recorded handshake cannot be replayed). Unknown ids, wrong keys, bad signatures,
@@ -313,7 +316,7 @@ impl Inner {
     fn stop(&self, wait: bool) {
         self.state.closed.store(true, Ordering::SeqCst);
         self.state.cancel.cancel();
-        for peer in self.state.peers.values() {
+        for peer in self.state.peers.read().values() {
             peer.link.write().take();
         }
         if let Some(runtime) = self.runtime.lock().take() {
@@ -338,7 +341,8 @@ struct State {
     key: PrivateKey,
     /// `key`'s public key, binary form, as sent in the hello.
     public_key_bytes: Vec<u8>,
-    peers: HashMap<NodeId, Arc<Peer>>,
+    /// Configured peers, and those added since ([`Transport::add_peer`]).
+    peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
     max_frame_bytes: usize,
     queue_len: usize,
     handshake_timeout: Duration,
@@ -422,7 +426,7 @@ impl Transport {
             id: config.id,
             public_key_bytes: config.key.public_key().to_bytes(),
             key: config.key,
-            peers,
+            peers: RwLock::new(peers),
             max_frame_bytes: config.max_frame_bytes,
             queue_len: config.queue_len,
             handshake_timeout: config.handshake_timeout,
@@ -438,7 +442,7 @@ impl Transport {
         });
 
         runtime.spawn(accept_loop(state.clone(), listener));
-        for peer in state.peers.values().filter(|p| p.id > state.id) {
+        for peer in state.peers.read().values().filter(|p| p.id > state.id) {
             runtime.spawn(dial_loop(state.clone(), peer.clone()));
         }
         tracing::info!(node = state.id, %local_addr, tls = config.tls, "p2p transport listening");
@@ -465,7 +469,7 @@ impl Transport {
         let state = &self.inner.state;
         let queued = !state.closed.load(Ordering::Relaxed)
             && FRAME_HEADER_LEN + payload.len() <= state.max_frame_bytes
-            && state.peers.get(&to).is_some_and(|peer| {
+            && state.peers.read().get(&to).is_some_and(|peer| {
                 peer.link.read().as_ref().is_some_and(|link| {
                     link.tx.try_send(Outbound { ledger, kind, payload }).is_ok()
                 })
@@ -482,6 +486,7 @@ impl Transport {
             .inner
             .state
             .peers
+            .read()
             .values()
             .filter(|p| p.link.read().is_some())
             .map(|p| p.id)
@@ -492,7 +497,7 @@ impl Transport {
 
     /// Whether peer `id` has a live, authenticated connection now.
     pub fn is_connected(&self, id: NodeId) -> bool {
-        self.inner.state.peers.get(&id).is_some_and(|p| p.link.read().is_some())
+        self.inner.state.peers.read().get(&id).is_some_and(|p| p.link.read().is_some())
     }
 
     /// Messages dropped so far (peer not connected, queue full, too large, shut down).
@@ -504,7 +509,7 @@ impl Transport {
     /// starts at once if it was waiting. A live connection is kept. Returns `false` when
     /// `id` is not a configured peer.
     pub fn set_peer_address(&self, id: NodeId, address: SocketAddr) -> bool {
-        match self.inner.state.peers.get(&id) {
+        match self.inner.state.peers.read().get(&id) {
             Some(peer) => {
                 *peer.address.lock() = address;
                 peer.address_changed.notify_one();
@@ -512,6 +517,39 @@ impl Transport {
             }
             None => false,
         }
+    }
+
+    /// Adds a peer at run time (a participant admitted by a ledger transaction): it may
+    /// connect from now on, and is dialed when its id is larger than ours. Returns
+    /// `false` (and changes nothing) when `peer.id` is this node's or already known.
+    pub fn add_peer(&self, peer: PeerConfig) -> bool {
+        let state = &self.inner.state;
+        if peer.id == state.id {
+            return false;
+        }
+        let added = {
+            let mut peers = state.peers.write();
+            if peers.contains_key(&peer.id) {
+                return false;
+            }
+            let added = Arc::new(Peer {
+                id: peer.id,
+                public_key_bytes: peer.public_key.to_bytes(),
+                public_key: peer.public_key,
+                address: Mutex::new(peer.address),
+                address_changed: Notify::new(),
+                link: RwLock::new(None),
+            });
+            peers.insert(peer.id, added.clone());
+            added
+        };
+        tracing::info!(node = state.id, peer = added.id, "p2p peer added");
+        if added.id > state.id
+            && let Some(runtime) = self.inner.runtime.lock().as_ref()
+        {
+            runtime.spawn(dial_loop(state.clone(), added));
+        }
+        true
     }
 
     /// Stops the listener, every connection and every dialer, and drops the runtime
@@ -688,7 +726,8 @@ async fn handshake(
     write_handshake_frame(stream, &encode_hello(state.id, &challenge, &state.public_key_bytes))
         .await?;
     let hello = decode_hello(&read_handshake_frame(stream).await?)?;
-    let peer = state.peers.get(&hello.id).ok_or(HandshakeError::UnknownPeer(hello.id))?;
+    let peer =
+        state.peers.read().get(&hello.id).cloned().ok_or(HandshakeError::UnknownPeer(hello.id))?;
     match role {
         Role::Dialer(expected) if hello.id != expected => {
             return Err(HandshakeError::UnexpectedPeer { expected, found: hello.id });

@@ -246,6 +246,11 @@ fn defaults() {
     let config = parse(&base()).unwrap();
     assert_eq!(config.ledgers[0].consensus, ConsensusKind::Raft);
     assert_eq!(config.ledgers[0].participants, [1, 2, 3]);
+    // A raft ledger whose genesis participants leave this node out: it joins when
+    // admitted.
+    let text = base().replacen("participants = [3, 1]", "participants = [2, 3]", 1);
+    assert_eq!(parse(&text).unwrap().ledgers[1].participants, [2, 3]);
+    assert_eq!(parse(&text).unwrap().ledgers[1].participant_quorum, 0);
     // A solo ledger next to peers defaults to this node alone.
     let text = base().replacen("name = \"dairy-0\"", "name = \"dairy-0\"\nconsensus = \"solo\"", 1);
     assert_eq!(parse(&text).unwrap().ledgers[0].participants, [1]);
@@ -307,7 +312,12 @@ fn every_rule_names_its_field() {
         ("duplicate ledger names", "\"meat-0\"", "\"dairy-0\"".into(), "ledgers[1].name"),
         ("bad ledger name", "\"meat-0\"", "\"meat 0\"".into(), "ledgers[1].name"),
         ("unknown participant", "[3, 1]", "[1, 9]".into(), "ledgers[1].participants"),
-        ("participants without this node", "[3, 1]", "[2, 3]".into(), "ledgers[1].participants"),
+        (
+            "solo participants without this node",
+            "participants = [3, 1]",
+            "consensus = \"solo\"\nparticipants = [3]".into(),
+            "ledgers[1].participants",
+        ),
         ("duplicate participants", "[3, 1]", "[1, 3, 3]".into(), "ledgers[1].participants"),
         (
             "solo with several participants",

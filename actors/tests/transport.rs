@@ -837,3 +837,20 @@ fn a_tampered_frame_drops_the_connection() {
     n1.shutdown();
     n2.shutdown();
 }
+
+#[test]
+fn a_peer_added_at_run_time_connects() {
+    let (k1, k2) = (key(), key());
+    // Node 2 knows node 1; node 1 learns of node 2 only later (a ledger admitting it).
+    let (n2, rx2) = start(2, &k2, any_port(), vec![peer(1, &k1, nowhere())]);
+    let (n1, rx1) = start(1, &k1, any_port(), vec![]);
+    assert!(!wait_until(Duration::from_millis(300), || n1.is_connected(2)));
+    assert!(n1.add_peer(peer(2, &k2, n2.local_addr())));
+    assert!(!n1.add_peer(peer(2, &k2, n2.local_addr())), "already known");
+    assert!(!n1.add_peer(peer(1, &k1, n2.local_addr())), "itself");
+    wait_connected(&n1, &[2]);
+    round_trip(&n1, &n2, &rx2, "after add_peer");
+    round_trip(&n2, &n1, &rx1, "and back");
+    n1.shutdown();
+    n2.shutdown();
+}

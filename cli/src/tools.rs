@@ -390,6 +390,58 @@ pub enum TxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Admit a node to a raft ledger's consensus group: signed by --key (a user with
+    /// register_participant) and co-signed by a quorum of current participants'
+    /// node keys (--endorse, repeated).
+    AddParticipant {
+        /// Gateway and ledger.
+        #[command(flatten)]
+        target: Target,
+        /// The acting user's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Node keys of current participants that co-sign (PKCS#8 PEM; repeat).
+        #[arg(long = "endorse")]
+        endorse: Vec<PathBuf>,
+        /// The new node's public key (base58, `polyledger keygen` prints it).
+        #[arg(long)]
+        node_key: String,
+        /// The new node's id (`[node] id` in its config).
+        #[arg(long)]
+        node_id: u64,
+        /// Where the new node listens for other nodes (`IP:PORT`, its `p2p_listen` as
+        /// reachable by the others).
+        #[arg(long)]
+        address: String,
+        /// How long to wait for the transaction to be final.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a node from a raft ledger's consensus group (same signatures as
+    /// add-participant).
+    RemoveParticipant {
+        /// Gateway and ledger.
+        #[command(flatten)]
+        target: Target,
+        /// The acting user's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Node keys of current participants that co-sign (PKCS#8 PEM; repeat).
+        #[arg(long = "endorse")]
+        endorse: Vec<PathBuf>,
+        /// The node's public key (base58).
+        #[arg(long)]
+        node_key: String,
+        /// How long to wait for the transaction to be final.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Record a recall of a GTIN's lot (the key must be one of the ledger's regulators).
     Recall {
         /// Gateway and ledger.
@@ -513,6 +565,31 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                     .map_err(|e| invalid(e.to_string()))?;
                 submit(&client, &ledger, transaction, wait, json).await
             })
+        }
+        TxCommand::AddParticipant {
+            target,
+            key,
+            endorse,
+            node_key,
+            node_id,
+            address,
+            wait,
+            json,
+        } => {
+            let public_key = PublicKey::from_base58(&node_key)
+                .map_err(|e| invalid(format!("--node-key: not a base58 public key: {e}")))?;
+            address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| invalid(format!("--address `{address}`: give IP:PORT")))?;
+            let operation =
+                engine::model::Operation::AddParticipant { public_key, node_id, address };
+            participant_change(target, &key, &endorse, operation, wait, json)
+        }
+        TxCommand::RemoveParticipant { target, key, endorse, node_key, wait, json } => {
+            let public_key = PublicKey::from_base58(&node_key)
+                .map_err(|e| invalid(format!("--node-key: not a base58 public key: {e}")))?;
+            let operation = engine::model::Operation::RemoveParticipant { public_key };
+            participant_change(target, &key, &endorse, operation, wait, json)
         }
         TxCommand::Recall { target, key, gtin, lot, reason, wait, json } => {
             let signer = read_private(&key)?;
@@ -868,6 +945,30 @@ fn print_block(ledger: &str, block: &BlockView) {
     println!("transactions   {}", block.tx_count);
 }
 
+/// Signs a participant change by the actor and every co-signer, and submits it.
+fn participant_change(
+    target: Target,
+    key: &Path,
+    endorse: &[PathBuf],
+    operation: engine::model::Operation,
+    wait: Duration,
+    json: bool,
+) -> Result<(), Failure> {
+    let actor = read_private(key)?;
+    let cosigners = endorse.iter().map(|path| read_private(path)).collect::<Result<Vec<_>, _>>()?;
+    let client = connect(&target)?;
+    tokio_runtime()?.block_on(async {
+        let (ledger, _) = resolve_ledger(&client, &target.ledger).await?;
+        let mut signers = vec![&actor];
+        signers.extend(cosigners.iter());
+        let transaction = TxBuilder::new(ledger)
+            .operation(operation)
+            .sign(&signers)
+            .map_err(|e| invalid(e.to_string()))?;
+        submit(&client, &ledger, transaction, wait, json).await
+    })
+}
+
 fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
     use sdk::wire::OperationJson;
     match operation {
@@ -890,6 +991,12 @@ fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
         }
         OperationJson::GrantWrite { account, grantee, allowed } => {
             format!("grant_write {account} to {grantee}: {allowed}")
+        }
+        OperationJson::AddParticipant { public_key, node_id, address } => {
+            format!("add_participant {public_key} as node {node_id} at {address}")
+        }
+        OperationJson::RemoveParticipant { public_key } => {
+            format!("remove_participant {public_key}")
         }
         OperationJson::PublishEvent { account, topic, payload, payload_hex } => format!(
             "publish_event {account}/{topic}: {}",

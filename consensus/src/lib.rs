@@ -30,6 +30,43 @@ pub mod solo;
 mod storage;
 
 pub use raft_group::{RaftGroup, RaftOptions};
+
+/// A node configured for a group it is not (yet) a member of: it neither votes nor
+/// proposes until the group admits it (its first Raft message names its member number,
+/// [`raft_group::addressed_to`]); the application then opens the real member.
+#[derive(Debug, Default)]
+pub struct AwaitingAdmission;
+
+impl ConsensusGroup for AwaitingAdmission {
+    fn member(&self) -> MemberId {
+        0
+    }
+    fn members(&self) -> u64 {
+        0
+    }
+    fn voters(&self) -> Vec<MemberId> {
+        Vec::new()
+    }
+    fn leader(&self) -> Option<MemberId> {
+        None
+    }
+    fn propose(&mut self, _: Vec<u8>) -> Result<(), ConsensusError> {
+        Err(ConsensusError::NotLeader { leader: None })
+    }
+    fn receive(&mut self, _: MemberId, _: &[u8]) -> Result<(), ConsensusError> {
+        Err(ConsensusError::Rejected("not admitted to the group yet".into()))
+    }
+    fn tick(&mut self) {}
+    fn ready(&mut self) -> Result<Ready, ConsensusError> {
+        Ok(Ready::default())
+    }
+    fn applied(&mut self, _: Checkpoint) -> Result<(), ConsensusError> {
+        Ok(())
+    }
+    fn settled(&self) -> bool {
+        false
+    }
+}
 pub use solo::SoloGroup;
 
 /// A member of a group: `1..=n`, its position in the ledger's participant list plus one.

@@ -93,6 +93,12 @@ impl RaftGroup {
     }
 }
 
+/// The member a Raft message is addressed to (`None`: not a Raft message). A node waiting
+/// to be admitted learns its member number from the first message the group sends it.
+pub fn addressed_to(message: &[u8]) -> Option<MemberId> {
+    Message::parse_from_bytes(message).ok().map(|m| m.to).filter(|to| *to != 0)
+}
+
 fn raft_error(error: raft::Error) -> ConsensusError {
     match error {
         raft::Error::ProposalDropped => ConsensusError::NotLeader { leader: None },

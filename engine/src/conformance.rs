@@ -241,6 +241,7 @@ pub fn ledger_events(store: &dyn KvStore) {
         participants: vec![],
         initial_users: vec![admin.public_key(), other.public_key()],
         regulators: Vec::new(),
+        participant_quorum: 0,
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };
@@ -372,6 +373,7 @@ pub fn ledger_recalls(store: &dyn KvStore) {
         participants: vec![],
         initial_users: vec![admin.public_key()],
         regulators: vec![regulator.public_key()],
+        participant_quorum: 0,
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };

@@ -54,6 +54,9 @@ pub enum Table {
     UserRoles = 0x11,
     /// `DATA_ACCESS | u16 len account | account | grantee address` → `0x01`.
     DataAccess = 0x12,
+    /// `PARTICIPANT | member u64` → the `PARTICIPANT` record (docs/FORMAT.md §8): rows
+    /// for participants admitted after genesis and genesis participants removed since.
+    Participant = 0x13,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -200,6 +203,13 @@ pub fn role_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
 pub fn user_roles_key(ledger: &LedgerId, address: &Hash32) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::UserRoles);
     key.extend_from_slice(address);
+    key
+}
+
+/// A consensus participant's record, by member number.
+pub fn participant_key(ledger: &LedgerId, member: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Participant);
+    key.extend_from_slice(&member.to_be_bytes());
     key
 }
 

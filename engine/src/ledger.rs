@@ -195,6 +195,62 @@ impl EventRecord {
     }
 }
 
+/// A consensus participant (`Ledger::participants`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Its member number in the consensus group (`1..`, never reused).
+    pub member: u64,
+    /// Its node key.
+    pub public_key: crypto_parallel::PublicKey,
+    /// Its node id, when admitted by a transaction (genesis participants' ids are in
+    /// each node's configuration).
+    pub node_id: Option<u64>,
+    /// Its node-to-node address, when admitted by a transaction.
+    pub address: Option<String>,
+    /// The height of the block that admitted it (0: genesis).
+    pub added_height: u64,
+    /// The height of the block that removed it.
+    pub removed_height: Option<u64>,
+}
+
+impl Participant {
+    /// The `PARTICIPANT` record: `public key bytes16 | node id u64 (0: none) | address
+    /// bytes16 | added height u64 | removed height u64 (0: active)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(128);
+        crate::model::encode_public_key(&mut writer, &self.public_key);
+        writer
+            .u64(self.node_id.unwrap_or(0))
+            .bytes16(self.address.as_deref().unwrap_or("").as_bytes())
+            .u64(self.added_height)
+            .u64(self.removed_height.unwrap_or(0));
+        writer.into_bytes()
+    }
+
+    fn decode(member: u64, bytes: &[u8]) -> Result<Self, EngineError> {
+        let mut reader = Reader::new(bytes);
+        let public_key =
+            crate::model::decode_public_key(&mut reader).map_err(corrupt("participant"))?;
+        let node_id = reader.u64("node id").map_err(corrupt("participant"))?;
+        let address = reader.bytes16(255, "address").map_err(corrupt("participant"))?.to_vec();
+        let added_height = reader.u64("added").map_err(corrupt("participant"))?;
+        let removed_height = reader.u64("removed").map_err(corrupt("participant"))?;
+        reader.finish("participant").map_err(corrupt("participant"))?;
+        let address = String::from_utf8(address).map_err(|_| EngineError::Corrupt {
+            what: "participant",
+            detail: "address not UTF-8".into(),
+        })?;
+        Ok(Participant {
+            member,
+            public_key,
+            node_id: (node_id != 0).then_some(node_id),
+            address: (!address.is_empty()).then_some(address),
+            added_height,
+            removed_height: (removed_height != 0).then_some(removed_height),
+        })
+    }
+}
+
 /// A recall of a GTIN's lot, as committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecallRecord {
@@ -682,6 +738,45 @@ impl<S: KvStore> Ledger<S> {
         }
     }
 
+    /// Every consensus participant the ledger has had, by member number: the genesis
+    /// participants (members `1..=n`, in the settings' order), then those admitted
+    /// since; removed ones carry their removal height.
+    pub fn participants(&self) -> Result<Vec<Participant>, EngineError> {
+        let mut all: Vec<Participant> = self
+            .settings
+            .participants
+            .iter()
+            .enumerate()
+            .map(|(i, key)| Participant {
+                member: i as u64 + 1,
+                public_key: key.clone(),
+                node_id: None,
+                address: None,
+                added_height: 0,
+                removed_height: None,
+            })
+            .collect();
+        let prefix = layout::table_prefix(&self.id, layout::Table::Participant);
+        for (key, value) in scan_prefix(&self.store, &prefix, Direction::Forward, usize::MAX)? {
+            let member = key[prefix.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| EngineError::Corrupt { what: "participant", detail: "key".into() })?;
+            let record = Participant::decode(member, &value)?;
+            match all.iter_mut().find(|p| p.member == member) {
+                Some(existing) => *existing = record,
+                None => all.push(record),
+            }
+        }
+        all.sort_by_key(|p| p.member);
+        Ok(all)
+    }
+
+    /// The participants that vote now.
+    pub fn active_participants(&self) -> Result<Vec<Participant>, EngineError> {
+        Ok(self.participants()?.into_iter().filter(|p| p.removed_height.is_none()).collect())
+    }
+
     /// A user's roles and their policy, if any were assigned.
     pub fn user_roles(
         &self,
@@ -968,6 +1063,8 @@ struct Staged {
     roles: Vec<(String, u32)>,
     assignments: Vec<(Address, RolePolicy, Vec<String>)>,
     grants: Vec<(String, Address, bool)>,
+    /// Participant records admitted or removed.
+    participants: Vec<Participant>,
 }
 
 /// A recalled lot: (GTIN, lot).
@@ -1001,6 +1098,9 @@ struct BlockExecution<'a, S: KvStore> {
     grants: HashMap<(String, Address), bool>,
     /// Write grants changed by this block's earlier transactions.
     block_grants: HashMap<(String, Address), bool>,
+    /// Every participant, with this block's earlier changes; read at the block's first
+    /// need.
+    participants: Option<Vec<Participant>>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
     tx_hashes_committed: HashSet<Hash32>,
     tx_hashes: HashSet<Hash32>,
@@ -1031,6 +1131,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             permissions: HashMap::new(),
             grants: HashMap::new(),
             block_grants: HashMap::new(),
+            participants: None,
             tx_hashes_committed: HashSet::new(),
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
@@ -1050,6 +1151,22 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             self.users.insert(*address);
         }
         Ok(exists)
+    }
+
+    /// Every participant, as of this point of the block.
+    fn participants(&mut self) -> Result<&mut Vec<Participant>, EngineError> {
+        if self.participants.is_none() {
+            self.participants = Some(self.ledger.participants()?);
+        }
+        Ok(self.participants.as_mut().expect("loaded above"))
+    }
+
+    /// Whether `key` is a participant that votes, as of this point of the block.
+    fn is_active_participant(
+        &mut self,
+        key: &crypto_parallel::PublicKey,
+    ) -> Result<bool, EngineError> {
+        Ok(self.participants()?.iter().any(|p| p.removed_height.is_none() && &p.public_key == key))
     }
 
     /// The owner of a data account; store hits are remembered for the block.
@@ -1183,6 +1300,66 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         Ok(())
     }
 
+    /// Stages an admission or removal: a quorum of the current participants' node keys
+    /// among the endorsements; a new key (never a participant before) and a node id no
+    /// other admitted participant uses; or an active participant, not the last.
+    fn stage_participant(
+        &mut self,
+        transaction: &Transaction,
+        operation: &Operation,
+        staged: &mut Staged,
+    ) -> Result<Result<(), ResultCode>, EngineError> {
+        let height = self.height;
+        if self.ledger.settings.consensus == "solo" {
+            // One node by definition: there is no group to change.
+            return Ok(Err(ResultCode::NoPermission));
+        }
+        // This transaction's own earlier operations count.
+        let mut all = self.participants()?.clone();
+        for record in &staged.participants {
+            match all.iter_mut().find(|p| p.member == record.member) {
+                Some(existing) => *existing = record.clone(),
+                None => all.push(record.clone()),
+            }
+        }
+        let active: Vec<&Participant> = all.iter().filter(|p| p.removed_height.is_none()).collect();
+        let endorsing = active
+            .iter()
+            .filter(|p| transaction.endorsements.iter().any(|e| e.public_key == p.public_key))
+            .count();
+        if endorsing < self.ledger.settings.participant_quorum_of(active.len()) {
+            return Ok(Err(ResultCode::NoPermission));
+        }
+        let record = match operation {
+            Operation::AddParticipant { public_key, node_id, address } => {
+                let taken_id = active.iter().any(|p| p.node_id == Some(*node_id));
+                if all.iter().any(|p| &p.public_key == public_key) || taken_id {
+                    return Ok(Err(ResultCode::AccountExists));
+                }
+                Participant {
+                    member: all.iter().map(|p| p.member).max().unwrap_or(0) + 1,
+                    public_key: public_key.clone(),
+                    node_id: Some(*node_id),
+                    address: Some(address.clone()),
+                    added_height: height,
+                    removed_height: None,
+                }
+            }
+            Operation::RemoveParticipant { public_key } => {
+                let Some(current) = active.iter().find(|p| &p.public_key == public_key) else {
+                    return Ok(Err(ResultCode::UnknownAccount));
+                };
+                if active.len() == 1 {
+                    return Ok(Err(ResultCode::NoPermission));
+                }
+                Participant { removed_height: Some(height), ..(*current).clone() }
+            }
+            _ => unreachable!("only participant operations are staged here"),
+        };
+        staged.participants.push(record);
+        Ok(Ok(()))
+    }
+
     /// Validates every operation against the overlay and the store; `Err(code)` when
     /// the transaction must be rejected.
     fn stage(
@@ -1193,12 +1370,24 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let ledger = self.ledger;
         let allowed = &ledger.settings.signature_algorithms;
         let mut signers = Vec::with_capacity(transaction.endorsements.len());
-        for endorsement in &transaction.endorsements {
+        let participant_change = transaction.content.operations.iter().any(|operation| {
+            matches!(
+                operation,
+                Operation::AddParticipant { .. } | Operation::RemoveParticipant { .. }
+            )
+        });
+        for (i, endorsement) in transaction.endorsements.iter().enumerate() {
             let address = Address::of(self.algorithm, &endorsement.public_key);
             if !allowed.contains(&endorsement.public_key.algorithm()) {
                 return Ok(Err(ResultCode::NoPermission));
             }
-            if !self.user_exists(&address)? {
+            // The actor is a user; a participant change may also be co-signed by
+            // participants' node keys, which need not be users.
+            if !self.user_exists(&address)?
+                && (i == 0
+                    || !participant_change
+                    || !self.is_active_participant(&endorsement.public_key)?)
+            {
                 return Ok(Err(ResultCode::UnknownAccount));
             }
             signers.push(address);
@@ -1222,6 +1411,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 Operation::Recall { .. } => permission::RECALL,
                 // An owner's own decision.
                 Operation::GrantWrite { .. } => 0,
+                Operation::AddParticipant { .. } | Operation::RemoveParticipant { .. } => {
+                    permission::REGISTER_PARTICIPANT
+                }
             };
             if lacks(needed) {
                 return Ok(Err(ResultCode::NoPermission));
@@ -1321,6 +1513,12 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     }
                     staged.assignments.push((*user, *policy, roles.clone()));
                 }
+                Operation::AddParticipant { .. } | Operation::RemoveParticipant { .. } => {
+                    match self.stage_participant(transaction, operation, &mut staged)? {
+                        Ok(()) => {}
+                        Err(code) => return Ok(Err(code)),
+                    }
+                }
                 Operation::GrantWrite { account, grantee, allowed } => {
                     let owner = match staged.accounts.iter().find(|(n, _)| n == account) {
                         Some((_, owner)) => Some(*owner),
@@ -1413,6 +1611,19 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             } else {
                 self.state_updates.insert(state_key.key_hash(self.algorithm), None);
                 self.batch.delete(key);
+            }
+        }
+        for record in staged.participants {
+            let key_hash = StateKey::Participant(record.member).key_hash(self.algorithm);
+            let bytes = record.encode();
+            self.state_updates.insert(key_hash, Some(bytes.clone()));
+            self.batch.put(layout::participant_key(&id, record.member), bytes);
+            // Staging loaded the participants.
+            if let Some(all) = self.participants.as_mut() {
+                match all.iter_mut().find(|p| p.member == record.member) {
+                    Some(existing) => *existing = record,
+                    None => all.push(record),
+                }
             }
         }
         for ((gtin, lot), regulator, reason) in staged.recalls {

@@ -32,11 +32,11 @@ impl Address {
     }
 }
 
-fn encode_public_key(writer: &mut Writer, key: &PublicKey) {
+pub(crate) fn encode_public_key(writer: &mut Writer, key: &PublicKey) {
     writer.bytes16(&key.to_bytes());
 }
 
-fn decode_public_key(reader: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
+pub(crate) fn decode_public_key(reader: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
     let bytes = reader.bytes16(KEY_ENCODED_LEN_MAX, "public key")?;
     PublicKey::from_bytes(bytes)
         .map_err(|error| DecodeError::Invalid { what: "public key", reason: error.to_string() })
@@ -140,6 +140,23 @@ pub enum Operation {
         grantee: Address,
         /// `false` revokes.
         allowed: bool,
+    },
+    /// Admit a consensus participant (needs `register_participant` of the actor and the
+    /// signatures of a quorum of the current participants' node keys): the next member
+    /// of the group, reached at `address` as node `node_id`.
+    AddParticipant {
+        /// Its node key.
+        public_key: PublicKey,
+        /// Its node id in the deployment (`[node] id`).
+        node_id: u64,
+        /// Its node-to-node address (`IP:PORT`).
+        address: String,
+    },
+    /// Remove a consensus participant (same permission and quorum): it stops voting and
+    /// its blocks are refused from the next block on.
+    RemoveParticipant {
+        /// Its node key.
+        public_key: PublicKey,
     },
 }
 
@@ -247,6 +264,8 @@ impl Operation {
     const TAG_DEFINE_ROLE: u8 = 7;
     const TAG_ASSIGN_ROLES: u8 = 8;
     const TAG_GRANT_WRITE: u8 = 9;
+    const TAG_ADD_PARTICIPANT: u8 = 10;
+    const TAG_REMOVE_PARTICIPANT: u8 = 11;
 
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -301,6 +320,15 @@ impl Operation {
                     .bytes16(account.as_bytes())
                     .raw(&grantee.0)
                     .u8(u8::from(*allowed));
+            }
+            Operation::AddParticipant { public_key, node_id, address } => {
+                writer.u8(Self::TAG_ADD_PARTICIPANT);
+                encode_public_key(writer, public_key);
+                writer.u64(*node_id).bytes16(address.as_bytes());
+            }
+            Operation::RemoveParticipant { public_key } => {
+                writer.u8(Self::TAG_REMOVE_PARTICIPANT);
+                encode_public_key(writer, public_key);
             }
         }
     }
@@ -390,6 +418,15 @@ impl Operation {
                 };
                 Ok(Operation::GrantWrite { account, grantee, allowed })
             }
+            Self::TAG_ADD_PARTICIPANT => {
+                let public_key = decode_public_key(reader)?;
+                let node_id = reader.u64("node id")?;
+                let address = decode_name(reader, "participant address")?;
+                Ok(Operation::AddParticipant { public_key, node_id, address })
+            }
+            Self::TAG_REMOVE_PARTICIPANT => {
+                Ok(Operation::RemoveParticipant { public_key: decode_public_key(reader)? })
+            }
             tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
         }
     }
@@ -445,6 +482,16 @@ impl Operation {
                     .try_for_each(|role| check_name(role).map_err(|e| format!("role name {e}")))
             }
             Operation::GrantWrite { account, .. } => check_name(account).map_err(str::to_owned),
+            Operation::AddParticipant { node_id, address, .. } => {
+                if *node_id == 0 {
+                    return Err("a participant's node id is at least 1".into());
+                }
+                if address.is_empty() || address.len() > 255 {
+                    return Err("a participant's address is 1 to 255 bytes".into());
+                }
+                Ok(())
+            }
+            Operation::RemoveParticipant { .. } => Ok(()),
         }
     }
 }
@@ -749,6 +796,9 @@ pub struct LedgerSettings {
     /// *permissioned*: permissions are enforced, and every initial user holds all of
     /// these roles (union).
     pub roles: Vec<(String, u32)>,
+    /// Signatures of current participants an admission or removal needs; 0: a majority
+    /// of the current participants.
+    pub participant_quorum: u32,
     /// Genesis time, milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
@@ -792,6 +842,9 @@ impl LedgerSettings {
                 writer.bytes16(name.as_bytes()).u32(*permissions);
             }
         }
+        if self.participant_quorum != 0 {
+            writer.u8(Self::EXTENSION_PARTICIPANT_QUORUM).u32(self.participant_quorum);
+        }
         writer.into_bytes()
     }
 
@@ -822,7 +875,7 @@ impl LedgerSettings {
             }
         }
         let created_ms = reader.u64("created")?;
-        let (mut regulators, mut roles) = (Vec::new(), Vec::new());
+        let (mut regulators, mut roles, mut participant_quorum) = (Vec::new(), Vec::new(), 0);
         let mut last_tag = 0u8;
         while reader.remaining() > 0 {
             let tag = reader.u8("settings extension")?;
@@ -864,6 +917,12 @@ impl LedgerSettings {
                         roles.push((name, permissions));
                     }
                 }
+                Self::EXTENSION_PARTICIPANT_QUORUM => {
+                    participant_quorum = reader.u32("participant quorum")?;
+                    if participant_quorum == 0 {
+                        return Err(empty());
+                    }
+                }
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "settings extension",
@@ -883,6 +942,7 @@ impl LedgerSettings {
             initial_users,
             regulators,
             roles,
+            participant_quorum,
             created_ms,
         })
     }
@@ -891,6 +951,18 @@ impl LedgerSettings {
     pub const EXTENSION_REGULATORS: u8 = 1;
     /// Settings extension tag: roles.
     pub const EXTENSION_ROLES: u8 = 2;
+    /// Settings extension tag: participant quorum.
+    pub const EXTENSION_PARTICIPANT_QUORUM: u8 = 3;
+
+    /// Signatures of current participants that admitting or removing one needs, out of
+    /// `active` current participants: the configured quorum (at most `active`), else a
+    /// majority.
+    pub fn participant_quorum_of(&self, active: usize) -> usize {
+        match self.participant_quorum as usize {
+            0 => active / 2 + 1,
+            q => q.min(active).max(1),
+        }
+    }
 
     /// Whether permissions are enforced (the genesis defines roles).
     pub fn permissioned(&self) -> bool {

@@ -91,6 +91,8 @@ pub enum StateKey {
         /// The user allowed to write it.
         grantee: Address,
     },
+    /// A consensus participant, by member number (value: its `PARTICIPANT` record).
+    Participant(u64),
     /// A recall of a GTIN's lot (value: `0u64 ‖ H(reason)`).
     Recall {
         /// GTIN-14.
@@ -104,7 +106,7 @@ impl StateKey {
     /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
     /// key`, `0x04 ‖ name`, `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic` or `0x06 ‖ u16 len ‖ gtin ‖ u16
     /// len ‖ lot`, `0x07 ‖ role name`, `0x08 ‖ address` or `0x09 ‖ u16 len ‖ account ‖ u16
-    /// len (32) ‖ grantee`.
+    /// len (32) ‖ grantee`, `0x0a ‖ member u64`.
     pub fn preimage(&self) -> Vec<u8> {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
@@ -120,6 +122,7 @@ impl StateKey {
             StateKey::DataAccess { account, grantee } => {
                 tagged_pair(0x09, account.as_bytes(), &grantee.0)
             }
+            StateKey::Participant(member) => [&[0x0a][..], &member.to_be_bytes()].concat(),
         }
     }
 

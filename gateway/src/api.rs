@@ -144,7 +144,8 @@ pub async fn get_settings(
     Ok(Json(SettingsView::new(state.ledger(&id)?.settings())))
 }
 
-/// A ledger's consensus members.
+/// A ledger's consensus participants: the genesis ones, then every one admitted since,
+/// removed ones with their removal height (the history).
 #[utoipa::path(get, path = "/api/v1/ledgers/{id}/participants", tag = "ledgers",
     params(("id" = String, Path, description = "ledger id (hex) or name")),
     responses((status = 200, body = Vec<ParticipantView>),
@@ -153,7 +154,10 @@ pub async fn get_participants(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Vec<ParticipantView>> {
-    Ok(Json(SettingsView::new(state.ledger(&id)?.settings()).participants))
+    let handle = state.ledger(&id)?;
+    let algorithm = handle.settings().hash_algorithm;
+    let participants = read(handle, move |ledger| Ok(ledger.participants()?)).await?;
+    Ok(Json(participants.iter().map(|p| ParticipantView::of(p, algorithm)).collect()))
 }
 
 /// Query of a submission.

@@ -154,6 +154,21 @@ pub enum OperationJson {
         /// `false` revokes.
         allowed: bool,
     },
+    /// Admit a consensus participant (needs a quorum of the current participants'
+    /// signatures besides the actor's).
+    AddParticipant {
+        /// Its node key (hex, binary form with the algorithm code).
+        public_key: String,
+        /// Its node id.
+        node_id: u64,
+        /// Its node-to-node address (`IP:PORT`).
+        address: String,
+    },
+    /// Remove a consensus participant (same quorum).
+    RemoveParticipant {
+        /// Its node key (hex).
+        public_key: String,
+    },
 }
 
 /// Permission names of a bit set, in `permission::NAMES` order.
@@ -228,6 +243,16 @@ impl OperationJson {
                 grantee: hex::encode(grantee.0),
                 allowed: *allowed,
             },
+            Operation::AddParticipant { public_key, node_id, address } => {
+                OperationJson::AddParticipant {
+                    public_key: hex::encode(public_key.to_bytes()),
+                    node_id: *node_id,
+                    address: address.clone(),
+                }
+            }
+            Operation::RemoveParticipant { public_key } => {
+                OperationJson::RemoveParticipant { public_key: hex::encode(public_key.to_bytes()) }
+            }
         }
     }
 
@@ -295,6 +320,16 @@ impl OperationJson {
                 account: account.clone(),
                 grantee: parse_address("grantee", grantee)?,
                 allowed: *allowed,
+            },
+            OperationJson::AddParticipant { public_key, node_id, address } => {
+                Operation::AddParticipant {
+                    public_key: parse_public_key("public_key", public_key)?,
+                    node_id: *node_id,
+                    address: address.clone(),
+                }
+            }
+            OperationJson::RemoveParticipant { public_key } => Operation::RemoveParticipant {
+                public_key: parse_public_key("public_key", public_key)?,
             },
         })
     }
@@ -547,12 +582,42 @@ pub struct RoleView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ParticipantView {
-    /// Member number (1-based, genesis order).
+    /// Member number (1-based: genesis order, then admission order; never reused).
     pub member: u64,
     /// Public key (hex).
     pub public_key: String,
     /// Address derived from it (hex).
     pub address: String,
+    /// Node id, for a participant admitted by a transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
+    /// Node-to-node address, for a participant admitted by a transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_address: Option<String>,
+    /// Height of the block that admitted it (0: genesis).
+    #[serde(default)]
+    pub added_height: u64,
+    /// Height of the block that removed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_height: Option<u64>,
+}
+
+impl ParticipantView {
+    /// The view of a ledger's participant record.
+    pub fn of(
+        participant: &engine::ledger::Participant,
+        algorithm: crypto_parallel::HashAlgorithm,
+    ) -> Self {
+        ParticipantView {
+            member: participant.member,
+            public_key: hex::encode(participant.public_key.to_bytes()),
+            address: hex::encode(engine::model::Address::of(algorithm, &participant.public_key).0),
+            node_id: participant.node_id,
+            network_address: participant.address.clone(),
+            added_height: participant.added_height,
+            removed_height: participant.removed_height,
+        }
+    }
 }
 
 impl SettingsView {
@@ -577,6 +642,10 @@ impl SettingsView {
                     address: hex::encode(
                         engine::model::Address::of(settings.hash_algorithm, key).0,
                     ),
+                    node_id: None,
+                    network_address: None,
+                    added_height: 0,
+                    removed_height: None,
                 })
                 .collect(),
             initial_users: settings

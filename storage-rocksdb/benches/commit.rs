@@ -50,6 +50,7 @@ impl Bench {
             participants: vec![],
             initial_users: vec![key.public_key()],
             regulators: Vec::new(),
+            participant_quorum: 0,
             roles: Vec::new(),
             created_ms: 0,
         };

@@ -38,6 +38,7 @@ fn open_or_create(dir: &Path) -> Ledger<RocksStore> {
                 participants: vec![],
                 initial_users: vec![admin_key().public_key()],
                 regulators: Vec::new(),
+                participant_quorum: 0,
                 roles: Vec::new(),
                 created_ms: 0,
             };

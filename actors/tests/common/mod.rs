@@ -30,6 +30,7 @@ pub fn settings(name: &str, consensus: &str, participants: Vec<PublicKey>) -> Le
         participants,
         initial_users: vec![admin().public_key()],
         regulators: Vec::new(),
+        participant_quorum: 0,
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }

@@ -24,6 +24,7 @@ pub fn settings(admin: &PrivateKey, hash_algorithm: HashAlgorithm) -> LedgerSett
         participants: vec![key(200, SignatureAlgorithm::Sm2).public_key()],
         initial_users: vec![admin.public_key()],
         regulators: Vec::new(),
+        participant_quorum: 0,
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }
