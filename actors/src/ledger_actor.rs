@@ -256,6 +256,8 @@ pub(crate) struct Shared {
     pub(crate) leader_known: std::sync::atomic::AtomicBool,
     /// The group's term (monitoring).
     pub(crate) term: std::sync::atomic::AtomicU64,
+    /// The group's voting members (monitoring, the API).
+    pub(crate) voters: RwLock<Vec<MemberId>>,
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
@@ -367,8 +369,21 @@ impl LedgerActor {
         let mut nodes = Vec::with_capacity(participants.len());
         for participant in &participants {
             let genesis = self.parts.genesis_nodes.get(participant.member as usize - 1).copied();
-            let node = genesis.or(participant.node_id).unwrap_or(0);
+            let mut node = genesis.or(participant.node_id).unwrap_or(0);
+            if genesis.is_none() && self.parts.genesis_nodes.contains(&node) {
+                // The engine cannot see genesis node ids (they are configuration): an
+                // admission naming one is unusable rather than confused with that node.
+                tracing::error!(
+                    member = participant.member,
+                    node,
+                    "admitted participant names the node id of a genesis participant; ignored"
+                );
+                node = 0;
+            }
             nodes.push(node);
+            if node == 0 {
+                continue;
+            }
             let (Some(node_id), Some(address), Some(transport)) =
                 (participant.node_id, &participant.address, &self.parts.transport)
             else {
@@ -433,6 +448,11 @@ impl LedgerActor {
     fn maybe_join(&mut self, payload: &[u8]) {
         let Some(plan) = &self.parts.join else { return };
         let Some(member) = consensus::raft_group::addressed_to(payload) else { return };
+        // Genesis members are configured; an admitted member's number comes after them.
+        if member <= plan.initial_voters.len() as u64 {
+            tracing::warn!(member, "a message for a genesis member reached a joining node");
+            return;
+        }
         match consensus::RaftGroup::open_with_voters(
             self.parts.group_store.clone(),
             member,
@@ -702,6 +722,10 @@ impl LedgerActor {
         }
         self.parts.shared.leader.store(self.parts.group.is_leader(), Ordering::Release);
         self.parts.shared.term.store(self.parts.group.term(), Ordering::Relaxed);
+        let voters = self.parts.group.voters();
+        if *self.parts.shared.voters.read() != voters {
+            *self.parts.shared.voters.write() = voters;
+        }
         let leader = self.parts.group.leader();
         if leader != self.last_leader {
             if leader.is_some() {
@@ -755,6 +779,10 @@ impl LedgerActor {
             self.requeue_in_flight();
         }
         if !self.parts.group.is_leader() || !self.parts.group.settled() || self.syncing.is_some() {
+            return false;
+        }
+        if !self.proposers.contains(&self.parts.node_address) {
+            // Removed from the ledger's participants: its blocks would be refused.
             return false;
         }
         let Some(oldest) = self.mempool.front() else { return false };
@@ -1060,10 +1088,10 @@ impl LedgerActor {
     fn request_sync(&mut self) {
         let own = self.parts.group.member();
         let leader = self.parts.group.leader().filter(|leader| *leader != own);
-        let members = self.parts.group.members();
+        let voters = self.parts.group.voters();
         let Some(sync) = self.syncing.as_mut() else { return };
-        // The leader first, then the other members in turn.
-        let others: Vec<MemberId> = (1..=members).filter(|m| *m != own).collect();
+        // The leader first, then the other voting members in turn.
+        let others: Vec<MemberId> = voters.into_iter().filter(|m| *m != own).collect();
         let source = match leader {
             Some(leader) if sync.attempt == 0 => leader,
             _ if others.is_empty() => return,

@@ -156,6 +156,11 @@ impl LedgerHandle {
         self.shared.leader.load(Ordering::Acquire)
     }
 
+    /// The group's voting members as this node's member sees them.
+    pub fn voters(&self) -> Vec<u64> {
+        self.shared.voters.read().clone()
+    }
+
     /// True when this node knows the group's current leader (the ledger can commit:
     /// `/readyz`).
     pub fn leader_known(&self) -> bool {

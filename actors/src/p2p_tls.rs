@@ -29,7 +29,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Exporter label whose output the handshake signatures cover.
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-polyledger-p2p";
+/// (RFC 5705 §4: labels beginning with `EXPERIMENTAL` are for private use.)
+pub const EXPORTER_LABEL: &[u8] = b"EXPERIMENTAL-polyledger-p2p";
 /// Bytes taken from the exporter.
 pub const EXPORTER_LEN: usize = 32;
 /// The server name the dialer presents (the certificate carries no identity).

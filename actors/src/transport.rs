@@ -86,7 +86,7 @@
 //! | 33     | 32   | dialer's challenge                                             |
 //! | 65     | 32   | acceptor's challenge                                           |
 //! | 97     | 1    | signer's role: `0x01` dialer, `0x02` acceptor                  |
-//! | 98     | 32   | TLS only: exporter, label `EXPORTER-polyledger-p2p`, no context |
+//! | 98     | 32   | TLS only: exporter, label `EXPERIMENTAL-polyledger-p2p`, no context |
 //!
 //! Each side verifies the other's auth against the configured public key with the other
 //! side's role byte. Only then is the connection live. Both sides' fresh challenges make

@@ -165,8 +165,9 @@ pub fn run(command: KeyCommand) -> Result<(), Failure> {
 /// `polyledger token`: 32 random bytes, hex, written to `out` (0600, never overwritten);
 /// prints the config entry with the token's SHA-256.
 pub fn token(out: &Path, name: &str, user: Option<&str>) -> Result<(), Failure> {
-    if name.trim().is_empty() || name.contains('"') {
-        return Err(invalid("--name: give a non-empty name without quotes"));
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(plain) {
+        return Err(invalid("--name: 1 to 64 characters of A-Z a-z 0-9 . _ -"));
     }
     if let Some(user) = user {
         crypto_parallel::PublicKey::from_base58(user)

@@ -268,8 +268,14 @@ fn a_ledger_admits_a_node_that_then_votes_and_removes_another() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // It got there as a member: the group addressed it, and the leader proposed the
-    // membership change (node 4 receives blocks only once that change committed).
+    // It followed as a learner, then votes once caught up: every node's group has four
+    // voters.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (0..4).any(|i| nodes.ledger(i)["voters"] != serde_json::json!([1, 2, 3, 4])) {
+        assert!(Instant::now() < deadline, "node 4 never became a voter: {}", nodes.ledger(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The group addressed it, and the leader proposed the membership changes.
     let log = |i: usize| std::fs::read_to_string(nodes.node_dir(i).join("node.log")).unwrap();
     assert!(log(3).contains("admitted to the group"), "{}", log(3));
     assert!((0..3).any(|i| log(i).contains("membership change proposed")));
@@ -284,7 +290,11 @@ fn a_ledger_admits_a_node_that_then_votes_and_removes_another() {
     let node2 = nodes.keys[1].public_key().to_base58();
     let output = nodes.participant_tx(0, &["remove-participant", "--node-key", &node2], &[0, 1, 3]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while nodes.ledger(0)["voters"] != serde_json::json!([1, 3, 4]) {
+        assert!(Instant::now() < deadline, "node 2 still votes: {}", nodes.ledger(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     nodes.stop(1);
     nodes.wait_leader(&[0, 3]);
     nodes.commit(3, id, 300, 10);

@@ -142,6 +142,21 @@ fn https_and_bearer_tokens_protect_the_gateway() {
         let denied = http.get(format!("{url}/api/v1/ledgers")).send().await.unwrap();
         assert_eq!(denied.status(), 401);
         assert_eq!(denied.headers()["www-authenticate"], "Bearer");
+        // The scheme is case-insensitive; an empty token is no token.
+        let lower = http
+            .get(format!("{url}/api/v1/ledgers"))
+            .header("authorization", format!("bearer {reader_token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lower.status(), 200);
+        let blank = http
+            .get(format!("{url}/api/v1/ledgers"))
+            .header("authorization", "Bearer  ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blank.status(), 401);
 
         // The user's token submits the user's transactions, and nobody else's.
         let erp = client(&url, Some(&erp_token), ca.as_bytes());

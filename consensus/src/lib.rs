@@ -122,8 +122,9 @@ pub struct Checkpoint {
 /// configurations share a majority).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipChange {
-    /// The member starts voting (it must be running and catching up from the log or a
-    /// checkpoint).
+    /// The member joins and then votes. A provider may take it in steps (raft: a
+    /// learner first, a voter once it has caught up): `propose_membership` then answers
+    /// `Rejected` until the next step can be taken, and the caller proposes again.
     Add(MemberId),
     /// The member stops voting; its messages are ignored from then on.
     Remove(MemberId),

@@ -99,6 +99,9 @@ pub fn addressed_to(message: &[u8]) -> Option<MemberId> {
     Message::parse_from_bytes(message).ok().map(|m| m.to).filter(|to| *to != 0)
 }
 
+/// A learner within this many entries of the leader's log is promoted to voter.
+const CATCH_UP_SLACK: u64 = 16;
+
 fn raft_error(error: raft::Error) -> ConsensusError {
     match error {
         raft::Error::ProposalDropped => ConsensusError::NotLeader { leader: None },
@@ -265,15 +268,30 @@ impl ConsensusGroup for RaftGroup {
             MembershipChange::Add(member) if member == 0 || voters.contains(&member) => {
                 return Err(ConsensusError::Rejected(format!("member {member} already votes")));
             }
+            // A new member first follows as a learner (it does not count towards the
+            // quorum while it catches up), and votes once its log is near the leader's.
+            MembershipChange::Add(member)
+                if self.node.raft.prs().conf().learners().contains(&member) =>
+            {
+                let last = self.node.raft.raft_log.last_index();
+                let matched = self.node.raft.prs().get(member).map_or(0, |p| p.matched);
+                if matched + CATCH_UP_SLACK < last {
+                    return Err(ConsensusError::Rejected(format!(
+                        "member {member} is catching up ({matched} of {last})"
+                    )));
+                }
+                conf_change.set_change_type(ConfChangeType::AddNode);
+                conf_change.node_id = member;
+            }
+            MembershipChange::Add(member) => {
+                conf_change.set_change_type(ConfChangeType::AddLearnerNode);
+                conf_change.node_id = member;
+            }
             MembershipChange::Remove(member) if !voters.contains(&member) => {
                 return Err(ConsensusError::Rejected(format!("member {member} does not vote")));
             }
             MembershipChange::Remove(_) if voters.len() == 1 => {
                 return Err(ConsensusError::Rejected("the last member cannot leave".into()));
-            }
-            MembershipChange::Add(member) => {
-                conf_change.set_change_type(ConfChangeType::AddNode);
-                conf_change.node_id = member;
             }
             MembershipChange::Remove(member) => {
                 conf_change.set_change_type(ConfChangeType::RemoveNode);
@@ -311,12 +329,18 @@ impl ConsensusGroup for RaftGroup {
     fn receive(&mut self, from: MemberId, message: &[u8]) -> Result<(), ConsensusError> {
         let mut message = Message::parse_from_bytes(message)
             .map_err(|e| ConsensusError::Rejected(format!("malformed raft message: {e}")))?;
-        // Messages from members outside the configuration (removed, or not yet added)
-        // are dropped by raft-rs itself.
+        // raft-rs drops only responses from members outside the configuration; votes
+        // and appends from a removed member are bounded by pre-vote and check-quorum.
         if message.from != from || from == 0 {
             return Err(ConsensusError::Rejected(format!(
                 "raft message claims member {} but came from {from}",
                 message.from
+            )));
+        }
+        if message.to != self.node.raft.id {
+            return Err(ConsensusError::Rejected(format!(
+                "raft message for member {} delivered to member {}",
+                message.to, self.node.raft.id
             )));
         }
         let local = matches!(

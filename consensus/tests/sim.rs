@@ -497,6 +497,47 @@ struct MembershipStats {
     removed: u64,
 }
 
+/// Asks `group`'s leader for one membership step: promote a learner (a node added
+/// before that does not vote yet), else (when `new_changes`) add a node that never
+/// joined the group or remove a voter (keeping at least three). Rejections (a change in
+/// progress, a learner still catching up) are expected; the step is asked again later.
+fn change_membership(
+    sim: &mut Sim,
+    group: u8,
+    ever: &mut [Vec<u64>],
+    removed: &mut [Vec<u64>],
+    seed: u64,
+    new_changes: bool,
+) {
+    const ALL: u64 = 5;
+    let Some(leader) = sim.leader(group) else { return };
+    let voters = sim.member_mut(leader, group).raft.voters();
+    let g = group as usize;
+    let learner = ever[g].iter().copied().find(|n| !voters.contains(n) && !removed[g].contains(n));
+    let newcomer = (1..=ALL).find(|n| !ever[g].contains(n));
+    let change = match (learner, newcomer) {
+        (Some(node), _) => MembershipChange::Add(node),
+        _ if !new_changes => return,
+        (None, Some(node)) if voters.len() <= 3 || sim.rng.random_bool(0.5) => {
+            MembershipChange::Add(node)
+        }
+        _ if voters.len() > 3 => {
+            MembershipChange::Remove(voters[sim.rng.random_range(0..voters.len())])
+        }
+        _ => return,
+    };
+    match sim.member_mut(leader, group).raft.propose_membership(change) {
+        Ok(()) => match change {
+            MembershipChange::Add(node) if !ever[g].contains(&node) => ever[g].push(node),
+            MembershipChange::Add(_) => {}
+            MembershipChange::Remove(node) => removed[g].push(node),
+        },
+        Err(ConsensusError::Rejected(_)) => {}
+        Err(error) => panic!("seed {seed}: {error}"),
+    }
+    sim.drive(leader, group);
+}
+
 /// Five nodes; each group starts with voters 1, 2, 3. During the faulty phase the
 /// current leader is asked, now and then, to add a node that never voted in the group
 /// or to remove a voter (keeping at least three); removed nodes never return. Crashes,
@@ -515,32 +556,9 @@ fn run_membership(seed: u64) -> MembershipStats {
             let group = sim.rng.random_range(0..GROUPS);
             sim.propose(group);
         }
-        if sim.rng.random_range(0..100) < 3 {
+        if sim.rng.random_range(0..100) < 6 {
             let group = sim.rng.random_range(0..GROUPS);
-            if let Some(leader) = sim.leader(group) {
-                let voters = sim.member_mut(leader, group).raft.voters();
-                let newcomer = (1..=ALL).find(|n| !ever[group as usize].contains(n));
-                let change = match newcomer {
-                    Some(node) if voters.len() <= 3 || sim.rng.random_bool(0.5) => {
-                        MembershipChange::Add(node)
-                    }
-                    _ if voters.len() > 3 => {
-                        MembershipChange::Remove(voters[sim.rng.random_range(0..voters.len())])
-                    }
-                    _ => MembershipChange::Remove(0),
-                };
-                if change != MembershipChange::Remove(0) {
-                    match sim.member_mut(leader, group).raft.propose_membership(change) {
-                        Ok(()) => match change {
-                            MembershipChange::Add(node) => ever[group as usize].push(node),
-                            MembershipChange::Remove(node) => removed[group as usize].push(node),
-                        },
-                        Err(ConsensusError::Rejected(_)) => {} // one change at a time
-                        Err(error) => panic!("seed {seed}: {error}"),
-                    }
-                    sim.drive(leader, group);
-                }
-            }
+            change_membership(&mut sim, group, &mut ever, &mut removed, seed, true);
         }
         let fault = sim.rng.random_range(0..100);
         if fault < 2 {
@@ -572,7 +590,13 @@ fn run_membership(seed: u64) -> MembershipStats {
     sim.drop_rate = 0.0;
     sim.max_delay = 1;
     let applied_before_heal: Vec<Vec<u8>> = sim.applied.keys().cloned().collect();
-    for _ in 0..300 {
+    for round in 0..300 {
+        // Learners that caught up are promoted (no new additions or removals now).
+        if round % 10 == 0 {
+            for group in 0..GROUPS {
+                change_membership(&mut sim, group, &mut ever, &mut removed, seed, false);
+            }
+        }
         sim.step();
     }
     for group in 0..GROUPS {

@@ -486,8 +486,8 @@ impl Operation {
                 if *node_id == 0 {
                     return Err("a participant's node id is at least 1".into());
                 }
-                if address.is_empty() || address.len() > 255 {
-                    return Err("a participant's address is 1 to 255 bytes".into());
+                if address.len() > 128 || address.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(format!("participant address `{address}` is not IP:PORT"));
                 }
                 Ok(())
             }
@@ -955,13 +955,12 @@ impl LedgerSettings {
     pub const EXTENSION_PARTICIPANT_QUORUM: u8 = 3;
 
     /// Signatures of current participants that admitting or removing one needs, out of
-    /// `active` current participants: the configured quorum (at most `active`), else a
-    /// majority.
+    /// `active` current participants: a majority, or the configured quorum when larger
+    /// (capped at `active`). Never fewer than a majority: a minority must not be able to
+    /// take the group over one removal at a time.
     pub fn participant_quorum_of(&self, active: usize) -> usize {
-        match self.participant_quorum as usize {
-            0 => active / 2 + 1,
-            q => q.min(active).max(1),
-        }
+        let majority = active / 2 + 1;
+        (self.participant_quorum as usize).min(active).max(majority)
     }
 
     /// Whether permissions are enforced (the genesis defines roles).

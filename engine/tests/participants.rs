@@ -154,22 +154,38 @@ fn the_quorum_is_configurable_and_the_last_participant_stays() {
 fn configured_quorum(store: &dyn KvStore) {
     let admin = key(1, SignatureAlgorithm::Ed25519);
     let mut settings = three_nodes(&admin);
-    settings.participant_quorum = 1;
+    settings.participant_quorum = 3;
     // The quorum is part of the genesis: another quorum, another ledger.
     assert_ne!(settings.encode(), three_nodes(&admin).encode());
     assert_eq!(LedgerSettings::decode(&settings.encode()).unwrap(), settings);
+    // Never below a majority, whatever is configured; capped at the participants.
+    let mut low = three_nodes(&admin);
+    low.participant_quorum = 1;
+    assert_eq!(low.participant_quorum_of(5), 3);
+    assert_eq!(settings.participant_quorum_of(2), 2);
     let mut ledger = Ledger::create(store, settings).unwrap();
     let id = ledger.id();
-    let (n1, n2, n3) = (node(201), node(202), node(203));
-    let block = append(&mut ledger, vec![signed(id, 1, add(204, 4), &admin, &[&n3])]);
+    let (n1, n2, n3, n4) = (node(201), node(202), node(203), node(204));
+    // Unanimity of three: two co-signatures are not enough.
+    let block = append(&mut ledger, vec![signed(id, 1, add(204, 4), &admin, &[&n1, &n2])]);
+    assert_eq!(result(&block), ResultCode::NoPermission);
+    let block = append(&mut ledger, vec![signed(id, 2, add(204, 4), &admin, &[&n1, &n2, &n3])]);
     assert_eq!(result(&block), ResultCode::Committed);
-    for (nonce, gone) in [(2, &n1), (3, &n2), (4, &n3)] {
+    // Down to one participant, each removal co-signed by the quorum of those left.
+    let steps: [(u64, &PrivateKey, Vec<&PrivateKey>); 3] =
+        [(3, &n1, vec![&n1, &n2, &n3]), (4, &n2, vec![&n2, &n3, &n4]), (5, &n3, vec![&n3, &n4])];
+    for (nonce, gone, cosigners) in steps {
         let remove = Operation::RemoveParticipant { public_key: gone.public_key() };
-        let block = append(&mut ledger, vec![signed(id, nonce, remove, &admin, &[gone])]);
-        assert_eq!(result(&block), ResultCode::Committed);
+        let block = append(&mut ledger, vec![signed(id, nonce, remove, &admin, &cosigners)]);
+        assert_eq!(
+            result(&block),
+            ResultCode::Committed,
+            "removing with {} co-signers",
+            cosigners.len()
+        );
     }
-    let last = Operation::RemoveParticipant { public_key: node(204).public_key() };
-    let block = append(&mut ledger, vec![signed(id, 5, last, &admin, &[&node(204)])]);
+    let last = Operation::RemoveParticipant { public_key: n4.public_key() };
+    let block = append(&mut ledger, vec![signed(id, 6, last, &admin, &[&n4])]);
     assert_eq!(result(&block), ResultCode::NoPermission, "the last participant stays");
     assert!(matches!(verify_ledger(ledger.store(), id).unwrap(), Verdict::Valid { .. }));
 }

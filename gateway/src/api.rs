@@ -110,6 +110,7 @@ fn ledger_view(handle: &LedgerHandle) -> LedgerView {
         halted: handle.halted(),
         transactions_committed: handle.transactions_committed(),
         pending: handle.pending() as u64,
+        voters: handle.voters(),
     }
 }
 

@@ -105,6 +105,17 @@ pub(crate) fn segment(bytes: &[u8]) -> String {
     out
 }
 
+/// A token may travel over HTTPS, or over plain HTTP to this machine only.
+fn sends_token_safely(base_url: &str) -> bool {
+    let Some(rest) = base_url.strip_prefix("http://") else { return true };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Client {
     /// A client of the gateway at `base_url` (`http://127.0.0.1:8080`).
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
@@ -116,6 +127,15 @@ impl Client {
     pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder().pool_max_idle_per_host(64).tcp_nodelay(true);
         if let Some(token) = &options.token {
+            if token.trim().is_empty() {
+                return Err(ClientError::Transport("the bearer token is empty".into()));
+            }
+            if !sends_token_safely(base_url) {
+                return Err(ClientError::Transport(format!(
+                    "refusing to send a bearer token over plain HTTP to {base_url}: use \
+                     https:// (plain http:// is allowed to loopback addresses only)"
+                )));
+            }
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| {
                     ClientError::Transport("the token is not a valid header value".into())

@@ -541,6 +541,11 @@ pub struct LedgerView {
     pub transactions_committed: u64,
     /// Transactions waiting to be final.
     pub pending: u64,
+    /// The consensus group's voting members as this node sees them (member numbers,
+    /// `GET …/participants` maps them to keys); empty while this node waits to be
+    /// admitted.
+    #[serde(default)]
+    pub voters: Vec<u64>,
 }
 
 /// A ledger's genesis settings.
