@@ -120,6 +120,11 @@
 //!                                 # optional; a user's public key (base58): then every
 //!                                 # transaction submitted with this token must be signed
 //!                                 # first by that user
+//!
+//! # EPCIS capture (POST /epcis/capture); absent: off.
+//! [traceability]
+//! shard_map = "shardmap.json"     # required; category → ledgers, prefixes/GTINs → category
+//! capture_key_file = "capture.key.pem"  # required; the user key that signs captured events
 //! ```
 
 use std::collections::HashSet;
@@ -202,6 +207,20 @@ pub struct NodeConfig {
     pub webhooks: Vec<WebhookSection>,
     /// `[gateway]`: TLS and bearer tokens of the client API.
     pub gateway: GatewaySection,
+    /// `[traceability]`: EPCIS capture (`POST /epcis/capture`); absent: off.
+    pub traceability: Option<TraceabilitySection>,
+}
+
+/// `[traceability]`: where captured EPCIS events go and who signs them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceabilitySection {
+    /// `shard_map`: the shard map's JSON file (`sharding::map`), resolved against the
+    /// config's directory.
+    pub shard_map: PathBuf,
+    /// `capture_key_file`: the user key (PKCS#8 PEM, or encrypted with the node key's
+    /// password) that signs capture transactions; a registered user of the ledgers.
+    pub capture_key_file: PathBuf,
 }
 
 /// `[gateway]`: the client API's TLS and bearer tokens.
@@ -579,6 +598,7 @@ struct RawConfig {
     webhooks: Vec<WebhookSection>,
     #[serde(default)]
     gateway: RawGateway,
+    traceability: Option<TraceabilitySection>,
 }
 
 #[derive(Deserialize, Default)]
@@ -910,6 +930,10 @@ impl NodeConfig {
             pools: raw.pools,
             webhooks: raw.webhooks,
             gateway: raw.gateway.convert(base_dir)?,
+            traceability: raw.traceability.map(|section| TraceabilitySection {
+                shard_map: resolve(base_dir, &section.shard_map),
+                capture_key_file: resolve(base_dir, &section.capture_key_file),
+            }),
         };
         config.validate()?;
         Ok(config)

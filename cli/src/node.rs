@@ -42,6 +42,26 @@ pub fn load(config_path: &Path) -> Result<(NodeConfig, PrivateKey), Failure> {
     Ok((config, key))
 }
 
+/// `[traceability]`: the shard map and the capture key, read before anything serves.
+fn capture_options(config: &NodeConfig) -> Result<Option<gateway::capture::Capture>, Failure> {
+    let Some(section) = &config.traceability else { return Ok(None) };
+    let text = std::fs::read_to_string(&section.shard_map).map_err(|e| {
+        invalid(format!("traceability.shard_map {}: {e}", section.shard_map.display()))
+    })?;
+    let map = sharding::ShardMap::from_json(&text).map_err(|e| {
+        invalid(format!("traceability.shard_map {}: {e}", section.shard_map.display()))
+    })?;
+    let key =
+        crate::keys::read_key(&section.capture_key_file, config.node.key_password_file.as_deref())
+            .map_err(|e| {
+                invalid(format!(
+                    "traceability.capture_key_file {}: {e}",
+                    section.capture_key_file.display()
+                ))
+            })?;
+    Ok(Some(gateway::capture::Capture { map: Arc::new(map), key: Arc::new(key) }))
+}
+
 /// A started node with its HTTP API.
 pub struct Running {
     /// The node.
@@ -85,6 +105,7 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
     let options = gateway::GatewayOptions {
         backup: crate::ops::backup_target(config, store, named),
         tokens: gateway::auth::Tokens::new(&config.gateway.tokens),
+        capture: capture_options(config)?,
     };
     for ledger in node.ledgers() {
         tracing::info!(

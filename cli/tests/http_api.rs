@@ -558,6 +558,7 @@ fn openapi_document_matches_the_routes() {
         "GET /api/v1/ledgers/{id}/stream/events/{account}/{topic}",
         "POST /api/v1/admin/backup",
         "GET /api/v1/stream/system",
+        "POST /epcis/capture",
     ];
     let mut expected = expected.to_vec();
     expected.sort();

@@ -20,6 +20,7 @@
 //! | `GET /api/v1/ledgers/{id}/events?from&limit&account&topic&type&bizStep&epc` · `/events/{account}/{topic}?from&limit` | a page of events (commit order); of one topic (sequence order) |
 //! | `GET /api/v1/ledgers/{id}/stream/blocks\|/stream/events\|/stream/events/{account}/{topic}` | Server-Sent Events, resumable (`from`, `Last-Event-ID`) |
 //! | `GET /api/v1/ledgers/{id}/ws/blocks\|/ws/events\|/ws/events/{account}/{topic}` | the same streams over WebSocket |
+//! | `POST /epcis/capture[?category=C]` | an EPCIS 2.0 document onto its category ledgers, all or nothing (`[traceability]`; 201 with each event's ledger, tx and height) |
 //! | `GET /api/v1/stream/system?from=LEDGER=N,…` | SSE: the system events (`$system`: recalls) of every ledger on the node; each id is the whole cursor |
 //!
 //! With `[[gateway.tokens]]` configured, every route but `/`, `/healthz`, `/readyz` and
@@ -32,6 +33,7 @@
 mod admin;
 mod api;
 pub mod auth;
+pub mod capture;
 mod explorer;
 mod metrics;
 mod problem;
@@ -65,6 +67,7 @@ pub const PAGE_LIMIT_DEFAULT: u32 = 100;
 pub struct AppState {
     ledgers: Vec<LedgerHandle>,
     backup: Option<BackupTarget>,
+    capture: Option<capture::Capture>,
 }
 
 /// What the gateway serves besides the ledgers.
@@ -74,6 +77,8 @@ pub struct GatewayOptions {
     pub backup: Option<BackupTarget>,
     /// Bearer tokens; none: the API is open.
     pub tokens: auth::Tokens,
+    /// EPCIS capture (`POST /epcis/capture`); `None` answers 501.
+    pub capture: Option<capture::Capture>,
 }
 
 impl AppState {
@@ -102,6 +107,7 @@ impl AppState {
         (name = "proofs", description = "Proof documents and their verification"),
         (name = "admin", description = "Administration (loopback only): online backup"),
         (name = "events", description = "Events, and resumable streams of blocks and events"),
+        (name = "epcis", description = "EPCIS 2.0 capture onto the category ledgers"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -136,6 +142,7 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(streams::stream_topic))
         .routes(routes!(streams::stream_system))
         .routes(routes!(admin::backup))
+        .routes(routes!(capture::capture))
 }
 
 /// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
@@ -171,7 +178,11 @@ pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Route
         .layer(axum::middleware::from_fn_with_state(options.tokens, auth::require_token))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .with_state(Arc::new(AppState { ledgers, backup: options.backup }))
+        .with_state(Arc::new(AppState {
+            ledgers,
+            backup: options.backup,
+            capture: options.capture,
+        }))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

@@ -10,6 +10,8 @@ use sdk::wire::Problem;
 pub struct ApiError {
     problem: Problem,
     retry_after_s: Option<u32>,
+    /// Extension member `errors` (one entry per problem of a document).
+    errors: Vec<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,7 +25,14 @@ impl ApiError {
                 detail: detail.into(),
             },
             retry_after_s: None,
+            errors: Vec::new(),
         }
+    }
+
+    /// Adds the `errors` extension member: each problem of a document.
+    pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
+        self.errors = errors;
+        self
     }
 
     /// 400 naming the bad parameter or field.
@@ -68,7 +77,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut body = serde_json::to_value(&self.problem).unwrap_or_default();
+        if !self.errors.is_empty()
+            && let Some(map) = body.as_object_mut()
+        {
+            map.insert("errors".into(), serde_json::Value::Array(self.errors));
+        }
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

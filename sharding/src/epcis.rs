@@ -105,6 +105,9 @@ pub struct CapturedEvent {
     pub codes: Vec<String>,
     /// The parent (aggregations and associations), canonical.
     pub parent: Option<String>,
+    /// Where it happened: `bizLocation.id`, else `readPoint.id`, canonical when it is a
+    /// GS1 location, as given otherwise.
+    pub location: Option<String>,
     /// The event as given.
     pub json: Value,
     /// Its [`event_hash`].
@@ -443,6 +446,10 @@ impl Checker {
         self.location(index, &base, map, "readPoint");
         self.location(index, &base, map, "bizLocation");
         let biz_step = map.get("bizStep").and_then(Value::as_str).map(str::to_owned);
+        let location = ["bizLocation", "readPoint"].iter().find_map(|name| {
+            let id = map.get(*name)?.get("id")?.as_str()?;
+            Some(Identifier::parse(id).map_or_else(|_| id.to_owned(), |parsed| parsed.canonical()))
+        });
         if self.errors.len() > errors_before {
             return None;
         }
@@ -454,6 +461,7 @@ impl Checker {
             biz_step,
             codes: codes.into_iter().collect(),
             parent,
+            location,
             hash: event_hash(value),
             json: value.clone(),
         })

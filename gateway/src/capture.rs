@@ -1,0 +1,324 @@
+//! `POST /epcis/capture`: an EPCIS 2.0 document becomes signed transactions on the
+//! category ledgers its events route to (`[traceability]` in the node config).
+//!
+//! The whole document is accepted or refused: it is validated first
+//! (`sharding::epcis`, every problem with its JSON pointer in the problem's `errors`),
+//! then every event is routed (`?category=` or the GTIN of its first trade-item code,
+//! through the shard map) to a ledger this node hosts, then checked against the ledgers
+//! for duplicates; only then is anything submitted.
+//!
+//! Each event is one transaction signed by the capture key: nonce = the first 8 bytes
+//! of the event hash (big-endian), timestamp = `eventTime` in ms, and one
+//! `PublishEvent` per trace code it names, on event account `epcis`, topic = the code
+//! (canonical Digital Link), payload = the event's canonical JSON. An event that names
+//! no object (a sensor reading at a place) goes to the history of its location instead
+//! (`bizLocation`, else `readPoint`), or of topic `unidentified`. Sending the same event
+//! again makes the same transaction: refused as `DUPLICATE_EVENT` before anything is
+//! written. A topic's events are the code's history, in commit order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{LedgerHandle, TxStatus};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crypto_parallel::PrivateKey;
+use engine::model::{Operation, ResultCode, Transaction, TransactionContent};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sharding::epcis::validate_document;
+use sharding::gs1::Identifier;
+use sharding::{ShardMap, Target};
+
+use crate::api::read;
+use crate::{ApiError, AppState};
+
+/// The event account captured events are published on.
+pub const EPCIS_ACCOUNT: &str = "epcis";
+/// Most trace codes one event may name.
+pub const CODES_PER_EVENT_MAX: usize = 256;
+/// How long a capture waits for its transactions to be final.
+const CAPTURE_WAIT: Duration = Duration::from_secs(30);
+
+/// An event's index, its transaction and the codes whose history it joins.
+type Planned = (usize, Transaction, Vec<String>);
+
+/// What capture needs: the shard map and the key that signs.
+#[derive(Clone)]
+pub struct Capture {
+    /// Where events go.
+    pub map: Arc<ShardMap>,
+    /// Signs the capture transactions (a registered user of the ledgers).
+    pub key: Arc<PrivateKey>,
+}
+
+/// `?category=`: route every event to this category instead of by GTIN.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct CaptureQuery {
+    category: Option<String>,
+}
+
+/// Where one captured event went.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CapturedView {
+    /// Index in the document's event list.
+    pub index: usize,
+    /// Ledger name.
+    pub ledger: String,
+    /// Transaction hash (hex).
+    pub hash: String,
+    /// Block height.
+    pub height: u64,
+    /// The trace codes it was appended to.
+    pub codes: Vec<String>,
+}
+
+/// The answer to a capture.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CaptureAnswer {
+    /// Every event, in document order.
+    pub events: Vec<CapturedView>,
+}
+
+fn refused(status: u16, code: &str, title: &str, errors: Vec<serde_json::Value>) -> ApiError {
+    let detail = format!("{} problem(s); see `errors`", errors.len());
+    ApiError::new(status, code, title, detail).with_errors(errors)
+}
+
+fn entry(event: Option<usize>, pointer: &str, reason: impl Into<String>) -> serde_json::Value {
+    json!({"event": event, "pointer": pointer, "reason": reason.into()})
+}
+
+/// Captures an EPCIS 2.0 document: every event on its category ledger, or nothing.
+#[utoipa::path(post, path = "/epcis/capture", tag = "epcis",
+    params(CaptureQuery),
+    request_body(content = String, description = "an EPCISDocument (JSON / JSON-LD)"),
+    responses(
+        (status = 201, description = "every event committed", body = CaptureAnswer),
+        (status = 400, description = "MALFORMED_JSON, INVALID_EPCIS, UNROUTABLE (with `errors`)", body = sdk::wire::Problem),
+        (status = 409, description = "DUPLICATE_EVENT (with `errors`)", body = sdk::wire::Problem),
+        (status = 501, description = "CAPTURE_DISABLED: no [traceability] section", body = sdk::wire::Problem)))]
+pub async fn capture(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<CaptureQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(capture) = state.capture.clone() else {
+        return Err(ApiError::new(
+            501,
+            "CAPTURE_DISABLED",
+            "capture not configured",
+            "this node has no [traceability] section",
+        ));
+    };
+    let body = body.map_err(|rejection| {
+        ApiError::new(
+            rejection.status().as_u16(),
+            "BAD_BODY",
+            "unreadable body",
+            rejection.body_text(),
+        )
+    })?;
+    let document: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, "MALFORMED_JSON", "malformed JSON", e.to_string()))?;
+    let events = validate_document(&document).map_err(|errors| {
+        let errors = errors.iter().map(|e| entry(e.event, &e.pointer, e.reason.clone())).collect();
+        refused(400, "INVALID_EPCIS", "invalid EPCIS document", errors)
+    })?;
+
+    // Route every event; build its transaction.
+    let mut problems = Vec::new();
+    let mut planned: Vec<(usize, LedgerHandle, Transaction, Vec<String>)> = Vec::new();
+    for event in &events {
+        let pointer = format!("/epcisBody/eventList/{}", event.index);
+        let gtin_code = event.codes.iter().find_map(|code| {
+            Identifier::parse(code).ok().and_then(|id| id.gtin().map(|g| (g.to_owned(), code)))
+        });
+        let (target, code) = match (&query.category, &gtin_code) {
+            (Some(category), _) => (
+                Target::Category(category),
+                gtin_code.as_ref().map(|(_, c)| *c).or(event.codes.first()),
+            ),
+            (None, Some((gtin, code))) => (Target::Gtin(gtin), Some(*code)),
+            (None, None) => {
+                problems.push(entry(
+                    Some(event.index),
+                    &pointer,
+                    "no trade item (GTIN) to route by; pass ?category=",
+                ));
+                continue;
+            }
+        };
+        // Objects, else the place, else a shared topic.
+        let history: Vec<String> = if event.codes.is_empty() {
+            vec![event.location.clone().unwrap_or_else(|| "unidentified".into())]
+        } else {
+            event.codes.clone()
+        };
+        let code = code.unwrap_or(&history[0]);
+        let ledger = match capture.map.route(target, code) {
+            Ok(ledger) => ledger.to_owned(),
+            Err(error) => {
+                problems.push(entry(Some(event.index), &pointer, error.to_string()));
+                continue;
+            }
+        };
+        let Ok(handle) = state.ledger(&ledger) else {
+            problems.push(entry(
+                Some(event.index),
+                &pointer,
+                format!("routes to ledger `{ledger}`, which this node does not host"),
+            ));
+            continue;
+        };
+        if history.len() > CODES_PER_EVENT_MAX
+            || history.iter().any(|c| engine::model::check_name(c).is_err())
+        {
+            problems.push(entry(
+                Some(event.index),
+                &pointer,
+                format!("at most {CODES_PER_EVENT_MAX} trace codes of at most 128 bytes"),
+            ));
+            continue;
+        }
+        let payload = serde_json::to_vec(&event.json).expect("JSON values serialise");
+        let content = TransactionContent {
+            ledger_id: handle.id(),
+            nonce: u64::from_be_bytes(event.hash[..8].try_into().expect("8 bytes")),
+            timestamp_ms: event.event_time_ms.max(0) as u64,
+            operations: history
+                .iter()
+                .map(|code| Operation::PublishEvent {
+                    account: EPCIS_ACCOUNT.into(),
+                    topic: code.clone(),
+                    payload: payload.clone(),
+                })
+                .collect(),
+        };
+        match Transaction::sign(content, &[capture.key.as_ref()]) {
+            Ok(tx) => planned.push((event.index, handle.clone(), tx, history)),
+            Err(reason) => problems.push(entry(Some(event.index), &pointer, reason)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refused(400, "UNROUTABLE", "events cannot be routed", problems));
+    }
+
+    // Duplicates: an event captured before makes the same transaction.
+    for (index, handle, tx, _) in &planned {
+        let hash = tx.hash(handle.settings().hash_algorithm);
+        if read(handle, move |ledger| Ok(ledger.transaction(&hash)?)).await?.is_some() {
+            problems.push(entry(
+                Some(*index),
+                &format!("/epcisBody/eventList/{index}"),
+                format!("captured before (transaction {})", hex::encode(hash)),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refused(409, "DUPLICATE_EVENT", "events captured before", problems));
+    }
+
+    // The event account, once per ledger.
+    let mut by_ledger: BTreeMap<String, (LedgerHandle, Vec<Planned>)> = BTreeMap::new();
+    for (index, handle, tx, codes) in planned {
+        by_ledger
+            .entry(handle.name().to_owned())
+            .or_insert_with(|| (handle.clone(), Vec::new()))
+            .1
+            .push((index, tx, codes));
+    }
+    for (handle, _) in by_ledger.values() {
+        ensure_event_account(handle, &capture.key).await?;
+    }
+
+    let mut answer = Vec::new();
+    for (name, (handle, items)) in by_ledger {
+        let transactions: Vec<Transaction> = items.iter().map(|(_, tx, _)| tx.clone()).collect();
+        let outcomes = commit(&handle, transactions).await?;
+        for ((index, _, codes), outcome) in items.into_iter().zip(outcomes) {
+            match outcome.status {
+                TxStatus::Committed { height, result: ResultCode::Committed, .. } => {
+                    answer.push(CapturedView {
+                        index,
+                        ledger: name.clone(),
+                        hash: hex::encode(outcome.hash),
+                        height,
+                        codes,
+                    });
+                }
+                TxStatus::Committed { result, .. } => {
+                    return Err(ApiError::new(
+                        409,
+                        "EVENT_REJECTED",
+                        "event rejected by the ledger",
+                        format!("event {index} on {name}: {}", result.name()),
+                    ));
+                }
+                other => {
+                    return Err(ApiError::new(
+                        503,
+                        "NOT_FINAL",
+                        "not final",
+                        format!("event {index} on {name}: {other:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    answer.sort_by_key(|view| view.index);
+    Ok((StatusCode::CREATED, Json(CaptureAnswer { events: answer })).into_response())
+}
+
+/// Submits and waits until final.
+async fn commit(
+    handle: &LedgerHandle,
+    transactions: Vec<Transaction>,
+) -> Result<Vec<actors::TxOutcome>, ApiError> {
+    let submitted = handle
+        .submit(transactions)
+        .await
+        .map_err(|error| ApiError::new(503, "BUSY", "ledger busy", error.to_string()))?;
+    tokio::time::timeout(CAPTURE_WAIT, submitted.wait())
+        .await
+        .map_err(|_| {
+            ApiError::new(504, "TIMEOUT", "not final in time", "capture not final in 30 s")
+        })?
+        .map_err(|error| ApiError::new(503, "STOPPED", "ledger not running", error.to_string()))
+}
+
+/// Registers event account `epcis` (owned by the capture key) where it is missing.
+async fn ensure_event_account(handle: &LedgerHandle, key: &PrivateKey) -> Result<(), ApiError> {
+    let owner = read(handle, |ledger| Ok(ledger.event_account_owner(EPCIS_ACCOUNT)?)).await?;
+    if owner.is_some() {
+        return Ok(());
+    }
+    let content = TransactionContent {
+        ledger_id: handle.id(),
+        nonce: rand::random(),
+        timestamp_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        operations: vec![Operation::RegisterEventAccount { name: EPCIS_ACCOUNT.into() }],
+    };
+    let tx = Transaction::sign(content, &[key]).map_err(ApiError::internal)?;
+    let outcomes = commit(handle, vec![tx]).await?;
+    match outcomes.first().map(|o| &o.status) {
+        // Registered now, or by a capture running beside this one.
+        Some(TxStatus::Committed {
+            result: ResultCode::Committed | ResultCode::AccountExists,
+            ..
+        }) => Ok(()),
+        other => Err(ApiError::new(
+            503,
+            "CAPTURE_SETUP",
+            "cannot register the epcis event account",
+            format!("{other:?}: is the capture key a registered user with publish permissions?"),
+        )),
+    }
+}
