@@ -47,6 +47,8 @@ const CAPTURE_WAIT: Duration = Duration::from_secs(30);
 
 /// An event's index, its transaction and the codes whose history it joins.
 type Planned = (usize, Transaction, Vec<String>);
+/// A planned event with the ledger it goes to.
+type Routed = (usize, LedgerHandle, Transaction, Vec<String>);
 
 /// What capture needs: the shard map and the key that signs.
 #[derive(Clone)]
@@ -124,7 +126,104 @@ pub async fn capture(
             rejection.body_text(),
         )
     })?;
-    let document: serde_json::Value = serde_json::from_slice(&body)
+    // Parsing, validation and signing are CPU work: off the async runtime.
+    let planning = state.clone();
+    let key = capture.key.clone();
+    let mut planned = tokio::task::spawn_blocking(move || {
+        plan(&planning, &capture, query.category.as_deref(), &body)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("capture task failed: {e}")))??;
+    let mut problems = Vec::new();
+
+    // Group by ledger; then duplicates (an event captured before makes the same
+    // transaction), one read per ledger.
+    let mut by_ledger: BTreeMap<String, (LedgerHandle, Vec<Planned>)> = BTreeMap::new();
+    for (index, handle, tx, codes) in planned.drain(..) {
+        by_ledger
+            .entry(handle.name().to_owned())
+            .or_insert_with(|| (handle.clone(), Vec::new()))
+            .1
+            .push((index, tx, codes));
+    }
+    for (handle, items) in by_ledger.values() {
+        let algorithm = handle.settings().hash_algorithm;
+        let hashes: Vec<(usize, engine::model::Hash32)> =
+            items.iter().map(|(index, tx, _)| (*index, tx.hash(algorithm))).collect();
+        let seen = read(handle, move |ledger| {
+            let mut seen = Vec::new();
+            for (index, hash) in hashes {
+                if ledger.transaction(&hash)?.is_some() {
+                    seen.push((index, hash));
+                }
+            }
+            Ok(seen)
+        })
+        .await?;
+        for (index, hash) in seen {
+            problems.push(entry(
+                Some(index),
+                &format!("/epcisBody/eventList/{index}"),
+                format!("captured before (transaction {})", hex::encode(hash)),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| p["event"].as_u64());
+        return Err(refused(409, "DUPLICATE_EVENT", "events captured before", problems));
+    }
+
+    // The event account, once per ledger.
+    for (handle, _) in by_ledger.values() {
+        ensure_event_account(handle, &key).await?;
+    }
+
+    let mut answer = Vec::new();
+    for (name, (handle, items)) in by_ledger {
+        let transactions: Vec<Transaction> = items.iter().map(|(_, tx, _)| tx.clone()).collect();
+        let outcomes = commit(&handle, transactions).await?;
+        for ((index, _, codes), outcome) in items.into_iter().zip(outcomes) {
+            match outcome.status {
+                TxStatus::Committed { height, result: ResultCode::Committed, .. } => {
+                    answer.push(CapturedView {
+                        index,
+                        ledger: name.clone(),
+                        hash: hex::encode(outcome.hash),
+                        height,
+                        codes,
+                    });
+                }
+                TxStatus::Committed { result, .. } => {
+                    return Err(ApiError::new(
+                        409,
+                        "EVENT_REJECTED",
+                        "event rejected by the ledger",
+                        format!("event {index} on {name}: {}", result.name()),
+                    ));
+                }
+                other => {
+                    return Err(ApiError::new(
+                        503,
+                        "NOT_FINAL",
+                        "not final",
+                        format!("event {index} on {name}: {other:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    answer.sort_by_key(|view| view.index);
+    Ok((StatusCode::CREATED, Json(CaptureAnswer { events: answer })).into_response())
+}
+
+/// Validates the document, routes every event and signs its transaction.
+fn plan(
+    state: &AppState,
+    capture: &Capture,
+    category: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<Routed>, ApiError> {
+    let document: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, "MALFORMED_JSON", "malformed JSON", e.to_string()))?;
     let events = validate_document(&document).map_err(|errors| {
         let errors = errors.iter().map(|e| entry(e.event, &e.pointer, e.reason.clone())).collect();
@@ -133,13 +232,13 @@ pub async fn capture(
 
     // Route every event; build its transaction.
     let mut problems = Vec::new();
-    let mut planned: Vec<(usize, LedgerHandle, Transaction, Vec<String>)> = Vec::new();
+    let mut planned: Vec<Routed> = Vec::new();
     for event in &events {
         let pointer = format!("/epcisBody/eventList/{}", event.index);
         let gtin_code = event.codes.iter().find_map(|code| {
             Identifier::parse(code).ok().and_then(|id| id.gtin().map(|g| (g.to_owned(), code)))
         });
-        let (target, code) = match (&query.category, &gtin_code) {
+        let (target, code) = match (category, &gtin_code) {
             (Some(category), _) => (
                 Target::Category(category),
                 gtin_code.as_ref().map(|(_, c)| *c).or(event.codes.first()),
@@ -208,71 +307,7 @@ pub async fn capture(
     if !problems.is_empty() {
         return Err(refused(400, "UNROUTABLE", "events cannot be routed", problems));
     }
-
-    // Duplicates: an event captured before makes the same transaction.
-    for (index, handle, tx, _) in &planned {
-        let hash = tx.hash(handle.settings().hash_algorithm);
-        if read(handle, move |ledger| Ok(ledger.transaction(&hash)?)).await?.is_some() {
-            problems.push(entry(
-                Some(*index),
-                &format!("/epcisBody/eventList/{index}"),
-                format!("captured before (transaction {})", hex::encode(hash)),
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(refused(409, "DUPLICATE_EVENT", "events captured before", problems));
-    }
-
-    // The event account, once per ledger.
-    let mut by_ledger: BTreeMap<String, (LedgerHandle, Vec<Planned>)> = BTreeMap::new();
-    for (index, handle, tx, codes) in planned {
-        by_ledger
-            .entry(handle.name().to_owned())
-            .or_insert_with(|| (handle.clone(), Vec::new()))
-            .1
-            .push((index, tx, codes));
-    }
-    for (handle, _) in by_ledger.values() {
-        ensure_event_account(handle, &capture.key).await?;
-    }
-
-    let mut answer = Vec::new();
-    for (name, (handle, items)) in by_ledger {
-        let transactions: Vec<Transaction> = items.iter().map(|(_, tx, _)| tx.clone()).collect();
-        let outcomes = commit(&handle, transactions).await?;
-        for ((index, _, codes), outcome) in items.into_iter().zip(outcomes) {
-            match outcome.status {
-                TxStatus::Committed { height, result: ResultCode::Committed, .. } => {
-                    answer.push(CapturedView {
-                        index,
-                        ledger: name.clone(),
-                        hash: hex::encode(outcome.hash),
-                        height,
-                        codes,
-                    });
-                }
-                TxStatus::Committed { result, .. } => {
-                    return Err(ApiError::new(
-                        409,
-                        "EVENT_REJECTED",
-                        "event rejected by the ledger",
-                        format!("event {index} on {name}: {}", result.name()),
-                    ));
-                }
-                other => {
-                    return Err(ApiError::new(
-                        503,
-                        "NOT_FINAL",
-                        "not final",
-                        format!("event {index} on {name}: {other:?}"),
-                    ));
-                }
-            }
-        }
-    }
-    answer.sort_by_key(|view| view.index);
-    Ok((StatusCode::CREATED, Json(CaptureAnswer { events: answer })).into_response())
+    Ok(planned)
 }
 
 /// Submits and waits until final.
