@@ -216,6 +216,41 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Transaction>, Api
     }
 }
 
+/// The answer to an unreadable request body (413 over the limit).
+pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            413,
+            "BODY_TOO_LARGE",
+            "body too large",
+            format!("at most {} bytes", crate::BODY_LIMIT_BYTES),
+        )
+    } else {
+        ApiError::new(
+            rejection.status().as_u16(),
+            "BAD_BODY",
+            "unreadable body",
+            rejection.body_text(),
+        )
+    }
+}
+
+/// The answer to a submission the ledger did not take.
+pub(crate) fn submit_error(error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::Busy { retry_after } => {
+            ApiError::new(503, "BUSY", "ledger busy", error.to_string())
+                .retry_after(retry_after.as_secs().max(1) as u32)
+        }
+        SubmitError::InvalidBatch(detail) => {
+            ApiError::new(400, "BAD_BATCH", "invalid batch", detail)
+        }
+        SubmitError::Stopped => {
+            ApiError::new(503, "STOPPED", "ledger not running", error.to_string())
+        }
+    }
+}
+
 /// Submits one transaction or a batch. Answers the hashes at once (202), or with
 /// `wait=commit` every transaction's outcome once final (200). Bad transactions in a
 /// batch are rejected one by one (their outcome says why); the others go on.
@@ -243,23 +278,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                413,
-                "BODY_TOO_LARGE",
-                "body too large",
-                format!("at most {} bytes", crate::BODY_LIMIT_BYTES),
-            )
-        } else {
-            ApiError::new(
-                rejection.status().as_u16(),
-                "BAD_BODY",
-                "unreadable body",
-                rejection.body_text(),
-            )
-        }
-    })?;
+    let body = body.map_err(body_error)?;
     let handle = state.ledger(&id)?;
     let submit_query = query(submit_query)?;
     let wait = match submit_query.wait.as_deref() {
@@ -288,18 +307,7 @@ pub async fn submit(
             ));
         }
     }
-    let submitted = handle.submit(transactions).await.map_err(|error| match error {
-        SubmitError::Busy { retry_after } => {
-            ApiError::new(503, "BUSY", "ledger busy", error.to_string())
-                .retry_after(retry_after.as_secs().max(1) as u32)
-        }
-        SubmitError::InvalidBatch(detail) => {
-            ApiError::new(400, "BAD_BATCH", "invalid batch", detail)
-        }
-        SubmitError::Stopped => {
-            ApiError::new(503, "STOPPED", "ledger not running", error.to_string())
-        }
-    })?;
+    let submitted = handle.submit(transactions).await.map_err(submit_error)?;
     let hashes: Vec<String> = submitted.hashes.iter().map(hex::encode).collect();
     if !wait {
         return Ok((StatusCode::ACCEPTED, Json(Accepted { hashes })).into_response());

@@ -103,7 +103,9 @@ fn entry(event: Option<usize>, pointer: &str, reason: impl Into<String>) -> serd
     responses(
         (status = 201, description = "every event committed", body = CaptureAnswer),
         (status = 400, description = "MALFORMED_JSON, INVALID_EPCIS, UNROUTABLE (with `errors`)", body = sdk::wire::Problem),
-        (status = 409, description = "DUPLICATE_EVENT (with `errors`)", body = sdk::wire::Problem),
+        (status = 409, description = "DUPLICATE_EVENT (with `errors`), EVENT_REJECTED", body = sdk::wire::Problem),
+        (status = 413, description = "BODY_TOO_LARGE", body = sdk::wire::Problem),
+        (status = 503, description = "BUSY (with Retry-After), STOPPED", body = sdk::wire::Problem),
         (status = 501, description = "CAPTURE_DISABLED: no [traceability] section", body = sdk::wire::Problem)))]
 pub async fn capture(
     State(state): State<Arc<AppState>>,
@@ -118,14 +120,7 @@ pub async fn capture(
             "this node has no [traceability] section",
         ));
     };
-    let body = body.map_err(|rejection| {
-        ApiError::new(
-            rejection.status().as_u16(),
-            "BAD_BODY",
-            "unreadable body",
-            rejection.body_text(),
-        )
-    })?;
+    let body = body.map_err(crate::api::body_error)?;
     // Parsing, validation and signing are CPU work: off the async runtime.
     let planning = state.clone();
     let key = capture.key.clone();
@@ -315,10 +310,7 @@ async fn commit(
     handle: &LedgerHandle,
     transactions: Vec<Transaction>,
 ) -> Result<Vec<actors::TxOutcome>, ApiError> {
-    let submitted = handle
-        .submit(transactions)
-        .await
-        .map_err(|error| ApiError::new(503, "BUSY", "ledger busy", error.to_string()))?;
+    let submitted = handle.submit(transactions).await.map_err(crate::api::submit_error)?;
     tokio::time::timeout(CAPTURE_WAIT, submitted.wait())
         .await
         .map_err(|_| {
