@@ -309,6 +309,8 @@ pub struct LedgerActor {
     last_leader: Option<consensus::MemberId>,
     /// Addresses of the participants that may propose blocks (the active ones).
     proposers: HashSet<Address>,
+    /// Member numbers of the active participants (what the group's voters converge to).
+    active_members: Vec<MemberId>,
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -340,6 +342,7 @@ impl LedgerActor {
             waiting: HashMap::new(),
             last_leader: None,
             proposers: HashSet::new(),
+            active_members: Vec::new(),
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
@@ -361,11 +364,9 @@ impl LedgerActor {
             Err(error) => return self.halt(format!("reading participants: {error}")),
         };
         let algorithm = self.parts.ledger.hash_algorithm();
-        self.proposers = participants
-            .iter()
-            .filter(|p| p.removed_height.is_none())
-            .map(|p| Address::of(algorithm, &p.public_key))
-            .collect();
+        let active = participants.iter().filter(|p| p.removed_height.is_none());
+        self.proposers = active.clone().map(|p| Address::of(algorithm, &p.public_key)).collect();
+        self.active_members = active.map(|p| p.member).collect();
         let mut nodes = Vec::with_capacity(participants.len());
         for participant in &participants {
             let genesis = self.parts.genesis_nodes.get(participant.member as usize - 1).copied();
@@ -423,8 +424,7 @@ impl LedgerActor {
         if !group.is_leader() || !group.settled() || self.syncing.is_some() {
             return;
         }
-        let Ok(participants) = self.parts.ledger.active_participants() else { return };
-        let desired: Vec<MemberId> = participants.iter().map(|p| p.member).collect();
+        let desired = &self.active_members;
         let voters = group.voters();
         let change = match desired.iter().find(|m| !voters.contains(m)) {
             Some(member) => consensus::MembershipChange::Add(*member),
