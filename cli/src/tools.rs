@@ -394,15 +394,9 @@ pub enum TxCommand {
     /// register_participant) and co-signed by a quorum of current participants'
     /// node keys (--endorse, repeated).
     AddParticipant {
-        /// Gateway and ledger.
+        /// Gateway, ledger, actor, co-signers.
         #[command(flatten)]
-        target: Target,
-        /// The acting user's private key (PKCS#8 PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// Node keys of current participants that co-sign (PKCS#8 PEM; repeat).
-        #[arg(long = "endorse")]
-        endorse: Vec<PathBuf>,
+        signing: ParticipantSigning,
         /// The new node's public key (base58, `polyledger keygen` prints it).
         #[arg(long)]
         node_key: String,
@@ -413,34 +407,16 @@ pub enum TxCommand {
         /// reachable by the others).
         #[arg(long)]
         address: String,
-        /// How long to wait for the transaction to be final.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        wait: Duration,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Remove a node from a raft ledger's consensus group (same signatures as
     /// add-participant).
     RemoveParticipant {
-        /// Gateway and ledger.
+        /// Gateway, ledger, actor, co-signers.
         #[command(flatten)]
-        target: Target,
-        /// The acting user's private key (PKCS#8 PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// Node keys of current participants that co-sign (PKCS#8 PEM; repeat).
-        #[arg(long = "endorse")]
-        endorse: Vec<PathBuf>,
+        signing: ParticipantSigning,
         /// The node's public key (base58).
         #[arg(long)]
         node_key: String,
-        /// How long to wait for the transaction to be final.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        wait: Duration,
-        /// Print the outcome as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Record a recall of a GTIN's lot (the key must be one of the ledger's regulators).
     Recall {
@@ -566,16 +542,7 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                 submit(&client, &ledger, transaction, wait, json).await
             })
         }
-        TxCommand::AddParticipant {
-            target,
-            key,
-            endorse,
-            node_key,
-            node_id,
-            address,
-            wait,
-            json,
-        } => {
+        TxCommand::AddParticipant { signing, node_key, node_id, address } => {
             let public_key = PublicKey::from_base58(&node_key)
                 .map_err(|e| invalid(format!("--node-key: not a base58 public key: {e}")))?;
             address
@@ -583,13 +550,13 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                 .map_err(|_| invalid(format!("--address `{address}`: give IP:PORT")))?;
             let operation =
                 engine::model::Operation::AddParticipant { public_key, node_id, address };
-            participant_change(target, &key, &endorse, operation, wait, json)
+            participant_change(signing, operation)
         }
-        TxCommand::RemoveParticipant { target, key, endorse, node_key, wait, json } => {
+        TxCommand::RemoveParticipant { signing, node_key } => {
             let public_key = PublicKey::from_base58(&node_key)
                 .map_err(|e| invalid(format!("--node-key: not a base58 public key: {e}")))?;
             let operation = engine::model::Operation::RemoveParticipant { public_key };
-            participant_change(target, &key, &endorse, operation, wait, json)
+            participant_change(signing, operation)
         }
         TxCommand::Recall { target, key, gtin, lot, reason, wait, json } => {
             let signer = read_private(&key)?;
@@ -945,16 +912,33 @@ fn print_block(ledger: &str, block: &BlockView) {
     println!("transactions   {}", block.tx_count);
 }
 
+/// What a participant change needs besides the operation.
+#[derive(Args, Debug)]
+pub struct ParticipantSigning {
+    /// Gateway and ledger.
+    #[command(flatten)]
+    target: Target,
+    /// The acting user's private key (PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Node keys of current participants that co-sign (PKCS#8 PEM; repeat).
+    #[arg(long = "endorse")]
+    endorse: Vec<PathBuf>,
+    /// How long to wait for the transaction to be final.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    wait: Duration,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Signs a participant change by the actor and every co-signer, and submits it.
 fn participant_change(
-    target: Target,
-    key: &Path,
-    endorse: &[PathBuf],
+    signing: ParticipantSigning,
     operation: engine::model::Operation,
-    wait: Duration,
-    json: bool,
 ) -> Result<(), Failure> {
-    let actor = read_private(key)?;
+    let ParticipantSigning { target, key, endorse, wait, json } = signing;
+    let actor = read_private(&key)?;
     let cosigners = endorse.iter().map(|path| read_private(path)).collect::<Result<Vec<_>, _>>()?;
     let client = connect(&target)?;
     tokio_runtime()?.block_on(async {

@@ -6,7 +6,8 @@
 //! participants endpoint shows the history. Every ledger verifies afterwards.
 #![cfg(unix)]
 
-use std::io::{Read, Write};
+mod support;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,31 +16,12 @@ use std::time::{Duration, Instant};
 use crypto_parallel::{PrivateKey, SignatureAlgorithm};
 use engine::model::{LedgerId, Operation, Transaction, TransactionContent};
 use engine::verify::{Verdict, verify_ledger};
+use support::{free_port, polyledger};
 
-fn polyledger() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_polyledger"))
-}
+const BATCH: &str = "application/vnd.polyledger.batch";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/vnd.polyledger.batch\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_owned());
-    Ok((status, body))
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    support::http(port, method, path, BATCH, body)
 }
 
 fn admin_key() -> PrivateKey {
@@ -123,7 +105,9 @@ impl Nodes {
             .unwrap();
         self.children[i] = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http(self.http[i], "GET", "/healthz", b"").map_or(true, |(s, _)| s != 200) {
+        while TcpStream::connect(("127.0.0.1", self.http[i])).is_err()
+            || http(self.http[i], "GET", "/healthz", b"").0 != 200
+        {
             assert!(Instant::now() < deadline, "node {} did not start", i + 1);
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -148,7 +132,7 @@ impl Nodes {
     }
 
     fn ledger(&self, i: usize) -> serde_json::Value {
-        let (status, body) = http(self.http[i], "GET", "/api/v1/ledgers/dairy-0", b"").unwrap();
+        let (status, body) = http(self.http[i], "GET", "/api/v1/ledgers/dairy-0", b"");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
@@ -191,7 +175,7 @@ impl Nodes {
             .collect();
         let body = engine::model::encode_transactions(transactions.iter());
         let path = "/api/v1/ledgers/dairy-0/transactions?wait=commit&timeout_ms=15000";
-        let (status, answer) = http(self.http[via], "POST", path, &body).unwrap();
+        let (status, answer) = http(self.http[via], "POST", path, &body);
         assert_eq!(status, 200, "{answer}");
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
         for outcome in answer["outcomes"].as_array().unwrap() {
@@ -301,8 +285,7 @@ fn a_ledger_admits_a_node_that_then_votes_and_removes_another() {
     nodes.commit(0, id, 400, 10);
 
     // The history, as every node serves it.
-    let (status, body) =
-        http(nodes.http[3], "GET", "/api/v1/ledgers/dairy-0/participants", b"").unwrap();
+    let (status, body) = http(nodes.http[3], "GET", "/api/v1/ledgers/dairy-0/participants", b"");
     assert_eq!(status, 200, "{body}");
     let participants: serde_json::Value = serde_json::from_str(&body).unwrap();
     let participants = participants.as_array().unwrap();

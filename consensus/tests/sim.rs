@@ -187,6 +187,41 @@ impl Sim {
         }
     }
 
+    /// One round's fault, drawn from the seed: 2% crash a node (while more than
+    /// `min_up` are up), 4% restart every crashed node, 2% isolate a node, 4% reconnect.
+    fn random_fault(&mut self, min_up: usize) {
+        let n = self.node_count;
+        let fault = self.rng.random_range(0..100);
+        if fault < 2 {
+            let node = self.rng.random_range(1..=n);
+            if self.up(node) && (1..=n).filter(|m| self.up(*m)).count() > min_up {
+                self.crash(node);
+            }
+        } else if fault < 6 {
+            for node in 1..=n {
+                if !self.up(node) {
+                    self.start(node);
+                }
+            }
+        } else if fault < 8 {
+            self.isolated = vec![self.rng.random_range(1..=n)];
+        } else if fault < 12 {
+            self.isolated.clear();
+        }
+    }
+
+    /// Heal: everyone up, a reliable network.
+    fn heal(&mut self) {
+        for node in 1..=self.node_count {
+            if !self.up(node) {
+                self.start(node);
+            }
+        }
+        self.isolated.clear();
+        self.drop_rate = 0.0;
+        self.max_delay = 1;
+    }
+
     fn member_mut(&mut self, node: u64, group: u8) -> &mut Member {
         &mut self.nodes[node as usize - 1].members.as_mut().unwrap()[group as usize]
     }
@@ -338,35 +373,11 @@ fn run(seed: u64) -> Stats {
             let group = sim.rng.random_range(0..GROUPS);
             sim.propose(group);
         }
-        let fault = sim.rng.random_range(0..100);
-        if fault < 2 {
-            let node = sim.rng.random_range(1..=NODES);
-            if sim.up(node) && (1..=NODES).filter(|n| sim.up(*n)).count() > 1 {
-                sim.crash(node);
-            }
-        } else if fault < 6 {
-            for node in 1..=NODES {
-                if !sim.up(node) {
-                    sim.start(node);
-                }
-            }
-        } else if fault < 8 {
-            sim.isolated = vec![sim.rng.random_range(1..=NODES)];
-        } else if fault < 12 {
-            sim.isolated.clear();
-        }
+        sim.random_fault(1);
         sim.step();
         sim.check_safety();
     }
-    // Heal: everyone up, a reliable network.
-    for node in 1..=NODES {
-        if !sim.up(node) {
-            sim.start(node);
-        }
-    }
-    sim.isolated.clear();
-    sim.drop_rate = 0.0;
-    sim.max_delay = 1;
+    sim.heal();
     let applied_before_heal: Vec<Vec<u8>> = sim.applied.keys().cloned().collect();
     for _ in 0..200 {
         sim.step();
@@ -560,35 +571,11 @@ fn run_membership(seed: u64) -> MembershipStats {
             let group = sim.rng.random_range(0..GROUPS);
             change_membership(&mut sim, group, &mut ever, &mut removed, seed, true);
         }
-        let fault = sim.rng.random_range(0..100);
-        if fault < 2 {
-            let node = sim.rng.random_range(1..=ALL);
-            if sim.up(node) && (1..=ALL).filter(|n| sim.up(*n)).count() > 3 {
-                sim.crash(node);
-            }
-        } else if fault < 6 {
-            for node in 1..=ALL {
-                if !sim.up(node) {
-                    sim.start(node);
-                }
-            }
-        } else if fault < 8 {
-            sim.isolated = vec![sim.rng.random_range(1..=ALL)];
-        } else if fault < 12 {
-            sim.isolated.clear();
-        }
+        sim.random_fault(3);
         sim.step();
         sim.check_safety();
     }
-    // Heal.
-    for node in 1..=ALL {
-        if !sim.up(node) {
-            sim.start(node);
-        }
-    }
-    sim.isolated.clear();
-    sim.drop_rate = 0.0;
-    sim.max_delay = 1;
+    sim.heal();
     let applied_before_heal: Vec<Vec<u8>> = sim.applied.keys().cloned().collect();
     for round in 0..300 {
         // Learners that caught up are promoted (no new additions or removals now).

@@ -252,6 +252,26 @@ impl Checker {
         }
     }
 
+    /// The array under `name` and its pointer; `None` when absent (or not an array,
+    /// which is recorded).
+    fn array<'v>(
+        &mut self,
+        event: usize,
+        base: &str,
+        map: &'v Map<String, Value>,
+        name: &str,
+    ) -> Option<(String, &'v [Value])> {
+        let value = map.get(name)?;
+        let pointer = format!("{base}/{}", escape(name));
+        match value.as_array() {
+            Some(items) => Some((pointer, items)),
+            None => {
+                self.fail(Some(event), pointer, "must be an array");
+                None
+            }
+        }
+    }
+
     /// An array of identifiers under `name`; adds their canonical forms to `codes`.
     fn identifier_list(
         &mut self,
@@ -261,12 +281,7 @@ impl Checker {
         name: &str,
         codes: &mut BTreeSet<String>,
     ) -> usize {
-        let Some(value) = map.get(name) else { return 0 };
-        let pointer = format!("{base}/{}", escape(name));
-        let Some(items) = value.as_array() else {
-            self.fail(Some(event), pointer, "must be an array");
-            return 0;
-        };
+        let Some((pointer, items)) = self.array(event, base, map, name) else { return 0 };
         for (i, item) in items.iter().enumerate() {
             if let Some(id) = self.identifier(event, format!("{pointer}/{i}"), item) {
                 codes.insert(id.canonical());
@@ -284,12 +299,7 @@ impl Checker {
         name: &str,
         codes: &mut BTreeSet<String>,
     ) -> usize {
-        let Some(value) = map.get(name) else { return 0 };
-        let pointer = format!("{base}/{}", escape(name));
-        let Some(items) = value.as_array() else {
-            self.fail(Some(event), pointer, "must be an array");
-            return 0;
-        };
+        let Some((pointer, items)) = self.array(event, base, map, name) else { return 0 };
         for (i, item) in items.iter().enumerate() {
             let at = format!("{pointer}/{i}");
             let Some(element) = item.as_object() else {
