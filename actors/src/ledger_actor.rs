@@ -348,6 +348,7 @@ impl LedgerActor {
             shutdown: None,
         };
         actor.refresh_participants();
+        *actor.parts.shared.voters.write() = actor.parts.group.voters();
         actor
     }
 
@@ -467,6 +468,7 @@ impl LedgerActor {
                 );
                 self.parts.group = Box::new(group);
                 self.parts.join = None;
+                *self.parts.shared.voters.write() = self.parts.group.voters();
             }
             Err(error) => self.halt(format!("opening the admitted member: {error}")),
         }
@@ -692,10 +694,13 @@ impl LedgerActor {
             if self.halted().is_some() {
                 return;
             }
-            let ready = match self.parts.group.ready() {
+            let mut ready = match self.parts.group.ready() {
                 Ok(ready) => ready,
                 Err(error) => return self.halt(format!("consensus failed: {error}")),
             };
+            if let Some(voters) = ready.voters.take() {
+                *self.parts.shared.voters.write() = voters;
+            }
             for (member, bytes) in ready.messages {
                 if let Some(node) = self.member_node(member) {
                     self.send(node, kind::CONSENSUS, bytes);
@@ -722,10 +727,6 @@ impl LedgerActor {
         }
         self.parts.shared.leader.store(self.parts.group.is_leader(), Ordering::Release);
         self.parts.shared.term.store(self.parts.group.term(), Ordering::Relaxed);
-        let voters = self.parts.group.voters();
-        if *self.parts.shared.voters.read() != voters {
-            *self.parts.shared.voters.write() = voters;
-        }
         let leader = self.parts.group.leader();
         if leader != self.last_leader {
             if leader.is_some() {

@@ -141,8 +141,8 @@ pub struct Ready {
     pub restored: Option<Checkpoint>,
     /// Newly committed entries, in order.
     pub committed: Vec<Committed>,
-    /// The voting members after a membership change committed in this round (ascending),
-    /// when one did.
+    /// The voting members after a membership change committed (or a snapshot installed)
+    /// in this round (ascending), when one did.
     pub voters: Option<Vec<MemberId>>,
 }
 

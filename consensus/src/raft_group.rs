@@ -377,6 +377,8 @@ impl ConsensusGroup for RaftGroup {
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
             self.node.mut_store().apply_snapshot(&snapshot)?;
+            // The snapshot carries the configuration: report it like a change.
+            out.voters = Some(self.voters());
             out.restored = Some(Checkpoint {
                 index: snapshot.get_metadata().index,
                 data: snapshot.data.to_vec(),
