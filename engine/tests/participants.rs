@@ -189,3 +189,41 @@ fn configured_quorum(store: &dyn KvStore) {
     assert_eq!(result(&block), ResultCode::NoPermission, "the last participant stays");
     assert!(matches!(verify_ledger(ledger.store(), id).unwrap(), Verdict::Valid { .. }));
 }
+
+#[test]
+fn register_participant_is_needed_on_a_permissioned_ledger() {
+    on_both_stores(participant_permission);
+}
+
+fn participant_permission(store: &dyn KvStore) {
+    use engine::model::{RolePolicy, permission};
+    let admin = key(1, SignatureAlgorithm::Ed25519);
+    let clerk = key(2, SignatureAlgorithm::Ed25519);
+    let mut settings = three_nodes(&admin);
+    settings.roles = vec![
+        ("admin".into(), permission::ALL),
+        ("clerk".into(), permission::ALL & !permission::REGISTER_PARTICIPANT),
+    ];
+    let mut ledger = Ledger::create(store, settings).unwrap();
+    let id = ledger.id();
+    let (n1, n2) = (node(201), node(202));
+    let setup =
+        signed(id, 1, Operation::RegisterUser { public_key: clerk.public_key() }, &admin, &[]);
+    assert_eq!(result(&append(&mut ledger, vec![setup])), ResultCode::Committed);
+    let assign = Operation::AssignRoles {
+        user: engine::model::Address::of(HashAlgorithm::Sm3, &clerk.public_key()),
+        roles: vec!["clerk".into()],
+        policy: RolePolicy::Union,
+    };
+    assert_eq!(
+        result(&append(&mut ledger, vec![signed(id, 2, assign, &admin, &[])])),
+        ResultCode::Committed
+    );
+    // Every other permission and a quorum of co-signatures: still refused.
+    let root = ledger.head().state_root;
+    let block = append(&mut ledger, vec![signed(id, 3, add(204, 4), &clerk, &[&n1, &n2])]);
+    assert_eq!(result(&block), ResultCode::NoPermission);
+    assert_eq!(ledger.head().state_root, root);
+    let block = append(&mut ledger, vec![signed(id, 4, add(204, 4), &admin, &[&n1, &n2])]);
+    assert_eq!(result(&block), ResultCode::Committed);
+}
