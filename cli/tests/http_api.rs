@@ -4,9 +4,11 @@
 //! explorer page in headless Chromium.
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -559,6 +561,8 @@ fn openapi_document_matches_the_routes() {
         "POST /api/v1/admin/backup",
         "GET /api/v1/stream/system",
         "POST /epcis/capture",
+        "GET /api/v1/trace/{code}",
+        "GET /epcis/events",
     ];
     let mut expected = expected.to_vec();
     expected.sort();
@@ -575,7 +579,8 @@ fn openapi_document_matches_the_routes() {
             .replace("{hash}", &"00".repeat(32))
             .replace("{address}", &"00".repeat(32))
             .replace("{account}", "shipments")
-            .replace("{topic}", "t0");
+            .replace("{topic}", "t0")
+            .replace("{code}", "urn:epc:id:sgtin:0614141.107346.2017");
         if path.contains("/stream/") {
             // A stream never ends: check its head only.
             let mut stream = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
@@ -655,13 +660,6 @@ fn sdk_round_trip() {
     });
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok()?;
-        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    })
-}
-
 fn dump_dom(browser: &Path, url: &str, screenshot: Option<&Path>) -> String {
     let mut command = Command::new(browser);
     command.args([
@@ -686,7 +684,7 @@ fn dump_dom(browser: &Path, url: &str, screenshot: Option<&Path>) -> String {
 /// the target directory's `test-artifacts/`.
 #[test]
 fn explorer_page_in_headless_chromium() {
-    let Some(browser) = chromium() else {
+    let Some(browser) = support::chromium() else {
         // CI installs chromium (scripts/test.sh): missing there is a failure, not a skip.
         assert!(std::env::var_os("CI").is_none(), "CI must have chromium (scripts/test.sh)");
         eprintln!(
@@ -716,8 +714,7 @@ fn explorer_page_in_headless_chromium() {
         );
     }
     let (_, block1) = get(node.port, &format!("/api/v1/ledgers/{}/blocks/1", node.id));
-    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = support::artifacts_dir();
     let views = [
         ("home", format!("{}/", node.url()), vec!["dairy-0".to_owned()]),
         (

@@ -192,6 +192,14 @@ pub fn recall_key(ledger: &LedgerId, gtin: &str, lot: &str) -> Vec<u8> {
     key
 }
 
+/// The prefix of every recall of `gtin` (`recall_key` up to the lot).
+pub fn recall_gtin_prefix(ledger: &LedgerId, gtin: &str) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Recall);
+    key.extend_from_slice(&(gtin.len() as u16).to_be_bytes());
+    key.extend_from_slice(gtin.as_bytes());
+    key
+}
+
 /// A role's record.
 pub fn role_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::Role);

@@ -814,19 +814,27 @@ impl<S: KvStore> Ledger<S> {
 
     /// The recall of `gtin`'s `lot`, if one was recorded.
     pub fn recall(&self, gtin: &str, lot: &str) -> Result<Option<RecallRecord>, EngineError> {
-        let Some(bytes) = self.store.get(&layout::recall_key(&self.id, gtin, lot))? else {
-            return Ok(None);
-        };
-        let mut reader = Reader::new(&bytes);
-        let height = reader.u64("height").map_err(corrupt("recall"))?;
-        let tx_hash = reader.array("tx hash").map_err(corrupt("recall"))?;
-        let regulator = Address(reader.array("regulator").map_err(corrupt("recall"))?);
-        let reason = reader.raw(reader.remaining(), "reason").map_err(corrupt("recall"))?;
-        let reason = String::from_utf8(reason.to_vec()).map_err(|_| EngineError::Corrupt {
-            what: "recall",
-            detail: "reason not UTF-8".into(),
-        })?;
-        Ok(Some(RecallRecord { height, tx_hash, regulator, reason }))
+        match self.store.get(&layout::recall_key(&self.id, gtin, lot))? {
+            Some(bytes) => decode_recall(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every recalled lot of `gtin` with its recall, in lot order: one prefix scan (the
+    /// common answer, none, costs one seek).
+    pub fn recalls_of(&self, gtin: &str) -> Result<Vec<(String, RecallRecord)>, EngineError> {
+        let prefix = layout::recall_gtin_prefix(&self.id, gtin);
+        scan_prefix(&self.store, &prefix, Direction::Forward, usize::MAX)?
+            .into_iter()
+            .map(|(key, value)| {
+                let lot = key.get(prefix.len() + 2..).unwrap_or_default();
+                let lot = String::from_utf8(lot.to_vec()).map_err(|_| EngineError::Corrupt {
+                    what: "recall",
+                    detail: "lot not UTF-8".into(),
+                })?;
+                Ok((lot, decode_recall(&value)?))
+            })
+            .collect()
     }
 
     /// How many events the ledger holds: the number the next event gets.
@@ -958,33 +966,70 @@ impl<S: KvStore> Ledger<S> {
 
     /// Proof that transaction `tx_hash` (with its result) is in its block.
     pub fn prove_transaction(&self, tx_hash: &Hash32) -> Result<Option<TxProof>, EngineError> {
-        let Some(record) = self.transaction(tx_hash)? else { return Ok(None) };
-        let block = self.block(record.height)?.ok_or(EngineError::Corrupt {
-            what: "transaction",
-            detail: "points at a missing block".into(),
-        })?;
-        let algorithm = self.hash_algorithm();
-        let leaves: Vec<Hash32> = block
-            .transactions
-            .iter()
-            .map(|(hash, result)| txroot::leaf_hash(algorithm, hash, *result))
-            .collect();
-        let index = record.index as usize;
-        if index >= leaves.len() || block.transactions[index].0 != *tx_hash {
-            return Err(EngineError::Corrupt {
-                what: "transaction",
-                detail: "index mismatch".into(),
-            });
-        }
-        Ok(Some(TxProof {
-            header: block.header,
-            tx_hash: *tx_hash,
-            result: block.transactions[index].1,
-            index: index as u64,
-            tree_size: leaves.len() as u64,
-            path: txroot::audit_path(algorithm, &leaves, index),
-        }))
+        Ok(self.prove_transactions(std::slice::from_ref(tx_hash))?.pop().flatten().map(|(_, p)| p))
     }
+
+    /// Each transaction's record and inclusion proof (`None`: not committed), in the
+    /// order asked. Transactions of one block share one read of it and one hashing of
+    /// its leaves (a history of many events in few blocks costs few block reads).
+    pub fn prove_transactions(
+        &self,
+        tx_hashes: &[Hash32],
+    ) -> Result<Vec<Option<(TxRecord, TxProof)>>, EngineError> {
+        let algorithm = self.hash_algorithm();
+        let mut blocks: HashMap<u64, (StoredBlock, Vec<Hash32>)> = HashMap::new();
+        let mut out = Vec::with_capacity(tx_hashes.len());
+        for tx_hash in tx_hashes {
+            let Some(record) = self.transaction(tx_hash)? else {
+                out.push(None);
+                continue;
+            };
+            let (block, leaves) = match blocks.entry(record.height) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let block = self.block(record.height)?.ok_or(EngineError::Corrupt {
+                        what: "transaction",
+                        detail: "points at a missing block".into(),
+                    })?;
+                    let leaves: Vec<Hash32> = block
+                        .transactions
+                        .iter()
+                        .map(|(hash, result)| txroot::leaf_hash(algorithm, hash, *result))
+                        .collect();
+                    entry.insert((block, leaves))
+                }
+            };
+            let index = record.index as usize;
+            if index >= leaves.len() || block.transactions[index].0 != *tx_hash {
+                return Err(EngineError::Corrupt {
+                    what: "transaction",
+                    detail: "index mismatch".into(),
+                });
+            }
+            let proof = TxProof {
+                header: block.header.clone(),
+                tx_hash: *tx_hash,
+                result: block.transactions[index].1,
+                index: index as u64,
+                tree_size: leaves.len() as u64,
+                path: txroot::audit_path(algorithm, leaves, index),
+            };
+            out.push(Some((record, proof)));
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a `RECALL` record: `height u64 | tx hash [32] | regulator [32] | reason`.
+fn decode_recall(bytes: &[u8]) -> Result<RecallRecord, EngineError> {
+    let mut reader = Reader::new(bytes);
+    let height = reader.u64("height").map_err(corrupt("recall"))?;
+    let tx_hash = reader.array("tx hash").map_err(corrupt("recall"))?;
+    let regulator = Address(reader.array("regulator").map_err(corrupt("recall"))?);
+    let reason = reader.raw(reader.remaining(), "reason").map_err(corrupt("recall"))?;
+    let reason = String::from_utf8(reason.to_vec())
+        .map_err(|_| EngineError::Corrupt { what: "recall", detail: "reason not UTF-8".into() })?;
+    Ok(RecallRecord { height, tx_hash, regulator, reason })
 }
 
 /// Checks every signature of every transaction in one batch; `true` per transaction

@@ -78,6 +78,22 @@ pub struct CapturedView {
     pub height: u64,
     /// The trace codes it was appended to.
     pub codes: Vec<String>,
+    /// Recalls of items it names, recorded before it: the event is recorded all the
+    /// same, and flagged (here and in every trace it appears in).
+    pub recall_alerts: Vec<RecallAlert>,
+}
+
+/// A recall that an event names a recalled item of.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RecallAlert {
+    /// GTIN-14.
+    pub gtin: String,
+    /// Lot/batch.
+    pub lot: String,
+    /// Why it was recalled.
+    pub reason: String,
+    /// Height of the recall's block on this event's ledger.
+    pub height: u64,
 }
 
 /// The answer to a capture.
@@ -130,6 +146,7 @@ pub async fn capture(
     .await
     .map_err(|e| ApiError::internal(format!("capture task failed: {e}")))??;
     let mut problems = Vec::new();
+    let mut alerts: Vec<(usize, RecallAlert)> = Vec::new();
 
     // Group by ledger; then duplicates (an event captured before makes the same
     // transaction), one read per ledger.
@@ -145,16 +162,28 @@ pub async fn capture(
         let algorithm = handle.settings().hash_algorithm;
         let hashes: Vec<(usize, engine::model::Hash32)> =
             items.iter().map(|(index, tx, _)| (*index, tx.hash(algorithm))).collect();
-        let seen = read(handle, move |ledger| {
+        let named: Vec<(usize, Vec<String>, serde_json::Value)> = items
+            .iter()
+            .map(|(index, tx, codes)| (*index, codes.clone(), event_json(tx)))
+            .collect();
+        let (seen, recalled) = read(handle, move |ledger| {
             let mut seen = Vec::new();
             for (index, hash) in hashes {
                 if ledger.transaction(&hash)?.is_some() {
                     seen.push((index, hash));
                 }
             }
-            Ok(seen)
+            let mut recalled = Vec::new();
+            for (index, codes, event) in named {
+                for (gtin, lot, record) in crate::trace::recalls_for(ledger, &codes, &event)? {
+                    let (reason, height) = (record.reason, record.height);
+                    recalled.push((index, RecallAlert { gtin, lot, reason, height }));
+                }
+            }
+            Ok((seen, recalled))
         })
         .await?;
+        alerts.extend(recalled);
         for (index, hash) in seen {
             problems.push(entry(
                 Some(index),
@@ -180,12 +209,17 @@ pub async fn capture(
         for ((index, _, codes), outcome) in items.into_iter().zip(outcomes) {
             match outcome.status {
                 TxStatus::Committed { height, result: ResultCode::Committed, .. } => {
+                    let mut recall_alerts = Vec::new();
+                    while let Some(at) = alerts.iter().position(|(i, _)| *i == index) {
+                        recall_alerts.push(alerts.swap_remove(at).1);
+                    }
                     answer.push(CapturedView {
                         index,
                         ledger: name.clone(),
                         hash: hex::encode(outcome.hash),
                         height,
                         codes,
+                        recall_alerts,
                     });
                 }
                 TxStatus::Committed { result, .. } => {
@@ -233,17 +267,24 @@ fn plan(
         let gtin_code = event.codes.iter().find_map(|code| {
             Identifier::parse(code).ok().and_then(|id| id.gtin().map(|g| (g.to_owned(), code)))
         });
-        let (target, code) = match (category, &gtin_code) {
-            (Some(category), _) => (
+        // Else a key with a company prefix (the parent first: a pallet's SSCC).
+        let company_code = event.parent.iter().chain(event.codes.iter()).find_map(|code| {
+            Identifier::parse(code)
+                .ok()
+                .and_then(|id| id.company_digits().map(|d| (d.to_owned(), code)))
+        });
+        let (target, code) = match (category, &gtin_code, &company_code) {
+            (Some(category), _, _) => (
                 Target::Category(category),
                 gtin_code.as_ref().map(|(_, c)| *c).or(event.codes.first()),
             ),
-            (None, Some((gtin, code))) => (Target::Gtin(gtin), Some(*code)),
-            (None, None) => {
+            (None, Some((gtin, code)), _) => (Target::Gtin(gtin), Some(*code)),
+            (None, None, Some((digits, code))) => (Target::Company(digits), Some(*code)),
+            (None, None, None) => {
                 problems.push(entry(
                     Some(event.index),
                     &pointer,
-                    "no trade item (GTIN) to route by; pass ?category=",
+                    "no GS1 key with a company prefix to route by; pass ?category=",
                 ));
                 continue;
             }
@@ -303,6 +344,18 @@ fn plan(
         return Err(refused(400, "UNROUTABLE", "events cannot be routed", problems));
     }
     Ok(planned)
+}
+
+/// The event JSON a capture transaction publishes (its first `PublishEvent`).
+fn event_json(tx: &Transaction) -> serde_json::Value {
+    tx.content
+        .operations
+        .iter()
+        .find_map(|op| match op {
+            Operation::PublishEvent { payload, .. } => serde_json::from_slice(payload).ok(),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Submits and waits until final.

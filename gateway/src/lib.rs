@@ -39,6 +39,7 @@ mod metrics;
 mod problem;
 mod streams;
 pub mod tls;
+pub mod trace;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -143,6 +144,8 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(streams::stream_system))
         .routes(routes!(admin::backup))
         .routes(routes!(capture::capture))
+        .routes(routes!(trace::get_trace))
+        .routes(routes!(trace::list_events))
 }
 
 /// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
@@ -162,6 +165,8 @@ pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Route
     let document = Arc::new(document);
     routes
         .route("/", get(explorer::page))
+        // The consumer page: the code may be a Digital Link URI with its slashes.
+        .route("/trace/{*code}", get(trace::trace_page))
         // WebSocket streams (OpenAPI 3 cannot describe them; the SSE routes document
         // the messages).
         .route("/api/v1/ledgers/{id}/ws/blocks", get(streams::ws_blocks))

@@ -60,6 +60,16 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.problem.code
     }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.problem.status
+    }
+
+    /// What went wrong, for a person (`detail`).
+    pub fn detail(&self) -> &str {
+        &self.problem.detail
+    }
 }
 
 impl From<engine::ledger::EngineError> for ApiError {

@@ -400,6 +400,26 @@ impl Client {
         .await
     }
 
+    /// A product's trace (`code`: EPC URN or GS1 Digital Link URI): every captured
+    /// event in time order with its proof; check it with [`crate::trace::verify`].
+    pub async fn trace(&self, code: &str) -> Result<crate::wire::TraceView, ClientError> {
+        self.get(&format!("/api/v1/trace/{}", segment(code.as_bytes()))).await
+    }
+
+    /// One page of captured EPCIS events; `query` holds EPCIS query parameters
+    /// (`MATCH_epc`, `EQ_bizStep`, `GE_eventTime`, `LT_eventTime`, `perPage`,
+    /// `nextPageToken`).
+    pub async fn epcis_events(
+        &self,
+        query: &[(&str, &str)],
+    ) -> Result<crate::wire::EpcisEventsPage, ClientError> {
+        let query: Vec<String> = query
+            .iter()
+            .map(|(name, value)| format!("{name}={}", segment(value.as_bytes())))
+            .collect();
+        self.get(&format!("/epcis/events?{}", query.join("&"))).await
+    }
+
     /// Proof that transaction `hash` (with its result) is in its block.
     pub async fn prove_transaction(
         &self,

@@ -8,6 +8,9 @@
 //! - `subscribe` — a ledger's blocks, events or one topic as a stream that resumes
 //!   after disconnects, without loss or duplicates (`Client::subscribe`);
 //! - `proof` — verify a proof document offline (`proof::verify`);
+//! - `trace` — verify a product's trace offline (`trace::verify`);
+//! - `routing` — the shard map and `route` (the `sharding` crate: one routing function
+//!   for gateway, SDK and load generator);
 //! - `vault` — keys at rest: password-encrypted key files (scrypt, AES-256-GCM) and
 //!   Shamir shares of a key (any M of N recover it);
 //! - `webhook` — check a webhook delivery's signature (`webhook::verify`);
@@ -22,9 +25,13 @@ pub mod keys;
 pub mod proof;
 #[cfg(feature = "client")]
 pub mod subscribe;
+pub mod trace;
 pub mod vault;
 pub mod webhook;
 pub mod wire;
+
+/// The shard map and GS1 identifiers: routing offline exactly as the nodes do.
+pub use sharding as routing;
 
 pub use builder::{BuildError, TxBuilder};
 #[cfg(feature = "client")]

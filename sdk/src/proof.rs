@@ -27,6 +27,8 @@ pub struct Verified {
     pub block_hash: Hash32,
     /// That block's height.
     pub height: u64,
+    /// That block's timestamp (ms since the Unix epoch).
+    pub timestamp_ms: u64,
 }
 
 fn malformed(what: impl std::fmt::Display) -> VerifyError {
@@ -108,7 +110,7 @@ pub fn verify(document: &ProofDocument) -> Result<Verified, VerifyError> {
             document.block_hash
         )));
     }
-    Ok(Verified { block_hash, height: header.height })
+    Ok(Verified { block_hash, height: header.height, timestamp_ms: header.timestamp_ms })
 }
 
 /// Builds the document of a transaction proof.

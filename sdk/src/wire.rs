@@ -1086,3 +1086,133 @@ pub struct BackupRequest {
     #[serde(default)]
     pub name: Option<String>,
 }
+
+/// The answer of `GET /api/v1/trace/{code}`: a product's history across the node's
+/// ledgers, each event with what proves it offline (`sdk::trace::verify`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TraceView {
+    /// The trace code asked for, in canonical form (GS1 Digital Link on `id.gs1.org`).
+    pub code: String,
+    /// Its events, and those of the containers that held it while they did, ordered by
+    /// `event_time_ms`, then ledger name, then event number.
+    pub events: Vec<TraceEventView>,
+    /// The containers followed (pallets, cases) and when they held the item.
+    pub containers: Vec<ContainmentView>,
+    /// Recalls of the item's GTIN and lot, with their proofs.
+    pub recalls: Vec<RecallView>,
+    /// The history was longer than the node answers at once (`TRACE_EVENTS_MAX`).
+    pub truncated: bool,
+}
+
+/// One event of a trace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TraceEventView {
+    /// Ledger name.
+    pub ledger: String,
+    /// Ledger id (hex).
+    pub ledger_id: String,
+    /// Height of the block that committed it.
+    pub height: u64,
+    /// That block's timestamp (ms since the Unix epoch).
+    pub block_time_ms: u64,
+    /// The ledger's event number.
+    pub event_number: u64,
+    /// The trace code whose history holds it: the item's, or a container's.
+    pub topic: String,
+    /// The container it was inherited from, when not the item's own event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// EPCIS event type (`ObjectEvent`, …).
+    pub event_type: String,
+    /// `eventTime` as given.
+    pub event_time: String,
+    /// `eventTime` in ms since the Unix epoch.
+    pub event_time_ms: i64,
+    /// `action`, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `bizStep`, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_step: Option<String>,
+    /// `disposition`, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    /// `bizLocation.id`, else `readPoint.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The event's JSON exactly as recorded (the payload of its `PublishEvent`).
+    pub payload: String,
+    /// The transaction that recorded it, as signed (hex of its canonical bytes).
+    pub transaction_hex: String,
+    /// Committed after a recall of this item: still recorded, flagged.
+    pub recall_alert: bool,
+    /// Proof that the transaction committed in its block.
+    pub proof: ProofDocument,
+}
+
+/// A container that held the traced item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ContainmentView {
+    /// The container's trace code (an SSCC pallet, a case).
+    pub parent: String,
+    /// The code it contained (the item, or an inner container).
+    pub child: String,
+    /// From the `ADD` aggregation (ms since the Unix epoch).
+    pub from_ms: i64,
+    /// Until the `DELETE` aggregation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+/// A recall that applies to the traced item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecallView {
+    /// GTIN-14 recalled.
+    pub gtin: String,
+    /// Lot/batch recalled.
+    pub lot: String,
+    /// Why.
+    pub reason: String,
+    /// The regulator's address (hex).
+    pub regulator: String,
+    /// Ledger name.
+    pub ledger: String,
+    /// Height of the block that recorded it.
+    pub height: u64,
+    /// That block's timestamp (ms since the Unix epoch).
+    pub block_time_ms: u64,
+    /// The recall transaction, as signed (hex).
+    pub transaction_hex: String,
+    /// Proof that it committed.
+    pub proof: ProofDocument,
+}
+
+/// The answer of `GET /epcis/events`: one page of captured events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EpcisEventsPage {
+    /// Matching events (EPCIS JSON as recorded), in ledger order.
+    pub events: Vec<EpcisEventView>,
+    /// Pass as `nextPageToken` for the next page; absent on the last.
+    #[serde(rename = "nextPageToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// One event of an `/epcis/events` page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EpcisEventView {
+    /// Ledger name.
+    pub ledger: String,
+    /// Height of its block.
+    pub height: u64,
+    /// Its transaction (hex).
+    pub tx_hash: String,
+    /// The event as recorded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub event: serde_json::Value,
+}

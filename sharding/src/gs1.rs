@@ -460,6 +460,27 @@ impl Identifier {
             _ => None,
         }
     }
+
+    /// The digits that begin with the GS1 company prefix (after an indicator or
+    /// extension digit), for routing a key that has no GTIN (an SSCC pallet, a GLN
+    /// place) by its company: `None` for a GIAI whose first 4 characters are not digits.
+    pub fn company_digits(&self) -> Option<&str> {
+        let digits = match self {
+            Identifier::Sgtin { gtin, .. }
+            | Identifier::Lgtin { gtin, .. }
+            | Identifier::Gtin { gtin } => &gtin[1..13],
+            Identifier::Sscc { sscc } => &sscc[1..17],
+            Identifier::Sgln { gln, .. } | Identifier::Pgln { gln } => &gln[..12],
+            Identifier::Grai { grai, .. } => &grai[1..13],
+            Identifier::Gdti { gdti, .. } => &gdti[..12],
+            Identifier::Gsrn { gsrn } => &gsrn[..17],
+            Identifier::Giai { giai } => {
+                let end = giai.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(giai.len());
+                &giai[..end.min(12)]
+            }
+        };
+        (digits.len() >= 4).then_some(digits)
+    }
 }
 
 impl fmt::Display for Identifier {

@@ -9,6 +9,8 @@
 //! - A GTIN-14's category: an exact `gtins` entry, else the longest `prefixes` entry that
 //!   the GTIN's digits 2..=13 (after the indicator digit, before the check digit) start
 //!   with; else [`RouteError::UnassignedGtin`].
+//! - A key without a GTIN (an SSCC pallet, a GLN): the longest `prefixes` entry its
+//!   company digits start with ([`crate::gs1::Identifier::company_digits`]).
 //! - Within a category of `k` ledgers, a trace code goes to ledger number
 //!   `bucket(code, k)`: the first 8 bytes of SHA-256(`"polyledger-route-v1" ‖ code`)
 //!   as a big-endian `u64`, modulo `k`. The code is the canonical identifier
@@ -43,6 +45,9 @@ pub enum RouteError {
     /// The GTIN matches no prefix and no GTIN entry.
     #[error("GTIN {0} is not assigned to a category")]
     UnassignedGtin(String),
+    /// The key's company prefix matches no `prefixes` entry.
+    #[error("company digits {0} match no prefix of the map")]
+    UnassignedCompany(String),
     /// Not a valid GTIN-14.
     #[error("`{0}` is not a GTIN-14 with a valid check digit")]
     BadGtin(String),
@@ -74,6 +79,10 @@ pub enum Target<'a> {
     Category(&'a str),
     /// A GTIN-14; its category comes from the map.
     Gtin(&'a str),
+    /// A GS1 key without a GTIN (an SSCC, a GLN): the digits that begin with its
+    /// company prefix ([`crate::gs1::Identifier::company_digits`]); its category is the
+    /// longest matching `prefixes` entry.
+    Company(&'a str),
 }
 
 /// The bucket of `code` among `k` (`k >= 1`).
@@ -164,12 +173,16 @@ impl ShardMap {
         if let Some(category) = self.gtins.get(gtin) {
             return Ok(category);
         }
-        let company_digits = &gtin[1..13];
-        (4..=12)
-            .rev()
-            .find_map(|len| self.prefixes.get(&company_digits[..len]))
-            .map(String::as_str)
+        self.category_of_company(&gtin[1..13])
             .ok_or_else(|| RouteError::UnassignedGtin(gtin.to_owned()))
+    }
+
+    /// The category of the longest `prefixes` entry `digits` start with.
+    pub fn category_of_company(&self, digits: &str) -> Option<&str> {
+        (4..=12.min(digits.len()))
+            .rev()
+            .find_map(|len| self.prefixes.get(&digits[..len]))
+            .map(String::as_str)
     }
 
     /// The ledger that records `trace_code` (a canonical identifier) for `target`.
@@ -177,6 +190,9 @@ impl ShardMap {
         let category = match target {
             Target::Category(name) => name,
             Target::Gtin(gtin) => self.category_of_gtin(gtin)?,
+            Target::Company(digits) => self
+                .category_of_company(digits)
+                .ok_or_else(|| RouteError::UnassignedCompany(digits.to_owned()))?,
         };
         let ledgers = self
             .categories

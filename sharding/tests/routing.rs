@@ -51,6 +51,24 @@ fn gtins_go_to_their_category_by_exact_entry_then_longest_prefix() {
 }
 
 #[test]
+fn keys_without_a_gtin_go_by_their_company_prefix() {
+    use sharding::Identifier;
+    let map = map();
+    let digits = |code: &str| Identifier::parse(code).unwrap().company_digits().unwrap().to_owned();
+    let pallet = "urn:epc:id:sscc:0614141.1234567890";
+    // SSCC-18: extension digit, company prefix, serial reference, check digit.
+    assert_eq!(digits(pallet), "0614141234567890");
+    let code = sharding::gs1::canonicalize(pallet).unwrap();
+    assert_eq!(map.route(Target::Company(&digits(pallet)), &code).unwrap(), "dairy-0");
+    let place = "urn:epc:id:sgln:9506000.00001.0";
+    assert_eq!(map.category_of_company(&digits(place)), Some("formula"));
+    assert_eq!(
+        map.route(Target::Company("4012345000"), "x"),
+        Err(RouteError::UnassignedCompany("4012345000".into()))
+    );
+}
+
+#[test]
 fn a_split_category_spreads_evenly() {
     // Chi-square goodness of fit over 100,000 codes; the codes are fixed, so the
     // statistic is too: the bound is the 99.9th percentile of chi-square with k-1

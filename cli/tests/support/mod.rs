@@ -229,3 +229,19 @@ pub fn publish(account: &str, topic: &str, payload: &str) -> Operation {
         payload: payload.as_bytes().to_vec(),
     }
 }
+
+/// Headless Chromium, if this machine has it (`scripts/system-deps.sh --for-tests`
+/// installs it; CI must have it).
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+        let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok()?;
+        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    })
+}
+
+/// Where tests keep what a person may want to look at (screenshots).
+pub fn artifacts_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

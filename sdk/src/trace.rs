@@ -1,0 +1,167 @@
+//! Offline verification of a trace (`GET /api/v1/trace/{code}`): every event and every
+//! recall is checked against the transaction that recorded it and that transaction's
+//! inclusion proof, with no node and no storage.
+//!
+//! For each event, [`verify`] checks that
+//! - `transaction_hex` decodes, its signatures verify, and it hashes to the proof's
+//!   transaction (so the bytes are the ones the ledger committed);
+//! - the transaction publishes exactly `payload` on event account `epcis`, topic
+//!   `topic`, on the proof's ledger;
+//! - the proof holds, ends at the claimed height, and records result `committed`;
+//! - the display fields (type, time, action, bizStep, disposition, location, block
+//!   time) are what the payload and the proven block say;
+//! - events come in trace order (`event_time_ms`, ledger, event number).
+//!
+//! Recalls are checked the same way against their `Recall` operation. What stays the
+//! caller's decision is whether the block hashes returned ([`TraceVerified::blocks`])
+//! are blocks it trusts (its own node's, several nodes' agreeing, a checkpoint), and
+//! whether the node left events out: a proof shows that an event is recorded, not that
+//! no other is.
+
+use std::collections::BTreeMap;
+
+use engine::model::{Hash32, Operation, Transaction};
+
+use crate::proof::{self, Verified, VerifyError};
+use crate::wire::{ProofDocument, TraceView};
+
+/// The event account captured EPCIS events are published on.
+pub const EPCIS_ACCOUNT: &str = "epcis";
+
+/// What a verified trace establishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceVerified {
+    /// Events verified.
+    pub events: usize,
+    /// Recalls verified.
+    pub recalls: usize,
+    /// Every (ledger id hex, height) the proofs end at, with the block hash each
+    /// recomputes: what to compare with blocks you trust.
+    pub blocks: BTreeMap<(String, u64), Hash32>,
+}
+
+fn invalid(what: impl std::fmt::Display) -> VerifyError {
+    VerifyError::Invalid(what.to_string())
+}
+
+/// Decodes `hex`, checks its signatures and that its hash is the proof's transaction;
+/// verifies the proof.
+fn proven_transaction(
+    what: &str,
+    transaction_hex: &str,
+    document: &ProofDocument,
+) -> Result<(Transaction, Verified), VerifyError> {
+    let bytes = hex::decode(transaction_hex)
+        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction_hex: {e}")))?;
+    let tx = Transaction::decode(&bytes)
+        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction: {e}")))?;
+    let algorithm = crypto_parallel::HashAlgorithm::from_name(&document.hash_algorithm)
+        .ok_or_else(|| VerifyError::Malformed(format!("{what}: unknown hash algorithm")))?;
+    let hash = hex::encode(tx.hash(algorithm));
+    if document.tx_hash.as_deref() != Some(hash.as_str()) {
+        return Err(invalid(format!("{what}: the transaction is not the one the proof is for")));
+    }
+    if hex::encode(tx.content.ledger_id.0) != document.ledger_id {
+        return Err(invalid(format!("{what}: the transaction is for another ledger")));
+    }
+    if !engine::ledger::verify_signatures(std::slice::from_ref(&tx))[0] {
+        return Err(invalid(format!("{what}: a signature does not verify")));
+    }
+    let verified = proof::verify(document).map_err(|e| match e {
+        VerifyError::Invalid(reason) => invalid(format!("{what}: {reason}")),
+        VerifyError::Malformed(reason) => VerifyError::Malformed(format!("{what}: {reason}")),
+    })?;
+    if document.result.as_deref() != Some("committed") {
+        return Err(invalid(format!("{what}: the transaction did not commit")));
+    }
+    Ok((tx, verified))
+}
+
+fn text(event: &serde_json::Value, field: &str) -> Option<String> {
+    event.get(field).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+fn place(event: &serde_json::Value) -> Option<String> {
+    ["bizLocation", "readPoint"].iter().find_map(|field| {
+        event
+            .get(*field)
+            .and_then(|v| v.get("id"))
+            .and_then(|v| v.as_str())
+            .map(|id| sharding::gs1::canonicalize(id).unwrap_or_else(|_| id.to_owned()))
+    })
+}
+
+/// Verifies every event and recall of `trace` (see the module docs).
+pub fn verify(trace: &TraceView) -> Result<TraceVerified, VerifyError> {
+    let mut blocks = BTreeMap::new();
+    let mut previous: Option<(i64, &str, u64)> = None;
+    for (i, event) in trace.events.iter().enumerate() {
+        let what = format!("event {i}");
+        let (tx, verified) = proven_transaction(&what, &event.transaction_hex, &event.proof)?;
+        let published = tx.content.operations.iter().any(|op| {
+            matches!(op, Operation::PublishEvent { account, topic, payload }
+                if account == EPCIS_ACCOUNT && *topic == event.topic
+                    && payload == event.payload.as_bytes())
+        });
+        if !published {
+            return Err(invalid(format!(
+                "{what}: the transaction does not publish this payload on topic {}",
+                event.topic
+            )));
+        }
+        if verified.height != event.height || verified.timestamp_ms != event.block_time_ms {
+            return Err(invalid(format!("{what}: height or block time differ from the proof")));
+        }
+        if event.proof.ledger_id != event.ledger_id {
+            return Err(invalid(format!("{what}: the proof is for another ledger")));
+        }
+        let json: serde_json::Value = serde_json::from_str(&event.payload)
+            .map_err(|e| invalid(format!("{what}: payload is not JSON: {e}")))?;
+        let time = text(&json, "eventTime").unwrap_or_default();
+        let time_ms = sharding::epcis::parse_time(&time)
+            .map_err(|e| invalid(format!("{what}: eventTime: {e}")))?;
+        let shown = (
+            text(&json, "type"),
+            time,
+            time_ms,
+            text(&json, "action"),
+            text(&json, "bizStep"),
+            text(&json, "disposition"),
+            place(&json),
+        );
+        let claimed = (
+            Some(event.event_type.clone()),
+            event.event_time.clone(),
+            event.event_time_ms,
+            event.action.clone(),
+            event.biz_step.clone(),
+            event.disposition.clone(),
+            event.location.clone(),
+        );
+        if shown != claimed {
+            return Err(invalid(format!("{what}: its fields differ from the recorded payload")));
+        }
+        let key = (event.event_time_ms, event.ledger.as_str(), event.event_number);
+        if previous.is_some_and(|p| p > key) {
+            return Err(invalid(format!("{what}: out of order")));
+        }
+        previous = Some(key);
+        blocks.insert((event.proof.ledger_id.clone(), verified.height), verified.block_hash);
+    }
+    for (i, recall) in trace.recalls.iter().enumerate() {
+        let what = format!("recall {i}");
+        let (tx, verified) = proven_transaction(&what, &recall.transaction_hex, &recall.proof)?;
+        let recorded = tx.content.operations.iter().any(|op| {
+            matches!(op, Operation::Recall { gtin, lot, reason }
+                if *gtin == recall.gtin && *lot == recall.lot && *reason == recall.reason)
+        });
+        if !recorded {
+            return Err(invalid(format!("{what}: the transaction does not record this recall")));
+        }
+        if verified.height != recall.height || verified.timestamp_ms != recall.block_time_ms {
+            return Err(invalid(format!("{what}: height or block time differ from the proof")));
+        }
+        blocks.insert((recall.proof.ledger_id.clone(), verified.height), verified.block_hash);
+    }
+    Ok(TraceVerified { events: trace.events.len(), recalls: trace.recalls.len(), blocks })
+}
