@@ -38,6 +38,7 @@ fn settings(index: usize, node: &PrivateKey, admin: &PrivateKey) -> LedgerSettin
         initial_users: vec![admin.public_key()],
         regulators: Vec::new(),
         participant_quorum: 0,
+        parents: Vec::new(),
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }

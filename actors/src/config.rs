@@ -1293,6 +1293,7 @@ impl LedgerSection {
             participant_quorum: self.participant_quorum,
             roles: self.roles.clone(),
             created_ms: self.created_ms,
+            parents: Vec::new(),
         };
         settings.check().map_err(|reason| invalid(field, reason))?;
         Ok(settings)

@@ -261,6 +261,8 @@ pub(crate) struct Shared {
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
+    /// The ledger's seal, once sealed: submissions are refused.
+    pub(crate) sealed: RwLock<Option<engine::ledger::SealRecord>>,
     /// Set when the node begins to stop: followers (subscriptions, webhooks) end.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -329,6 +331,9 @@ fn checkpoint_data(height: u64, block_hash: &Hash32) -> Vec<u8> {
 impl LedgerActor {
     pub(crate) fn new(parts: ActorParts) -> Self {
         *parts.shared.head.write() = Some(parts.ledger.head());
+        if let Ok(seal) = parts.ledger.sealed() {
+            *parts.shared.sealed.write() = seal;
+        }
         let mut actor = LedgerActor {
             parts,
             mempool: VecDeque::new(),
@@ -354,6 +359,14 @@ impl LedgerActor {
 
     fn id(&self) -> LedgerId {
         self.parts.ledger.id()
+    }
+
+    /// Reads the seal after a block with a `Seal` committed (it may have been refused).
+    fn refresh_seal(&mut self) {
+        match self.parts.ledger.sealed() {
+            Ok(seal) => *self.parts.shared.sealed.write() = seal,
+            Err(error) => tracing::error!(%error, "reading the ledger's seal"),
+        }
     }
 
     /// Re-reads the ledger's participants: who may propose, each member's node, and
@@ -943,6 +956,12 @@ impl LedgerActor {
         expected_hash: Option<Hash32>,
     ) -> Result<(), String> {
         let count = proposal.transactions.len();
+        let seal = proposal.transactions.iter().any(|tx| {
+            tx.content
+                .operations
+                .iter()
+                .any(|op| matches!(op, engine::model::Operation::Seal { .. }))
+        });
         let participant_change = proposal.transactions.iter().any(|tx| {
             tx.content.operations.iter().any(|op| {
                 matches!(
@@ -1008,6 +1027,9 @@ impl LedgerActor {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
         *self.parts.shared.head.write() = Some(self.parts.ledger.head());
+        if seal {
+            self.refresh_seal();
+        }
         if participant_change {
             self.refresh_participants();
         }

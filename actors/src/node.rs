@@ -95,6 +95,14 @@ pub enum SubmitError {
     /// The ledger's actor is gone (node shutting down).
     #[error("the ledger is not running on this node")]
     Stopped,
+    /// The ledger is sealed (split or merged into others): it takes no transactions.
+    #[error("the ledger is sealed at height {height}: {note}")]
+    Sealed {
+        /// Its last height.
+        height: u64,
+        /// The seal's note.
+        note: String,
+    },
 }
 
 /// A submitted batch: the transaction hashes at once, their outcomes when final.
@@ -149,6 +157,11 @@ impl LedgerHandle {
     /// Why the ledger is halted on this node, if it is.
     pub fn halted(&self) -> Option<String> {
         self.shared.halted.read().clone()
+    }
+
+    /// The ledger's seal, once sealed.
+    pub fn sealed(&self) -> Option<engine::ledger::SealRecord> {
+        self.shared.sealed.read().clone()
     }
 
     /// True when this node's member of the ledger's group proposes now.
@@ -238,6 +251,10 @@ impl LedgerHandle {
                 "a batch has 1 to {} transactions, got {count}",
                 engine::limits::BLOCK_TXS_MAX
             )));
+        }
+        if let Some(seal) = self.shared.sealed.read().as_ref() {
+            self.metrics.rejected("sealed", count as u64);
+            return Err(SubmitError::Sealed { height: seal.height, note: seal.note.clone() });
         }
         let before = self.shared.pending.fetch_add(count, Ordering::AcqRel);
         if before + count > self.options.mempool_capacity {

@@ -982,6 +982,7 @@ fn describe_operation(operation: &sdk::wire::OperationJson) -> String {
         OperationJson::RemoveParticipant { public_key } => {
             format!("remove_participant {public_key}")
         }
+        OperationJson::Seal { note } => format!("seal: {note}"),
         OperationJson::PublishEvent { account, topic, payload, payload_hex } => format!(
             "publish_event {account}/{topic}: {}",
             show_bytes(payload.as_deref(), payload_hex.as_deref().unwrap_or(""))

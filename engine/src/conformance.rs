@@ -242,6 +242,7 @@ pub fn ledger_events(store: &dyn KvStore) {
         initial_users: vec![admin.public_key(), other.public_key()],
         regulators: Vec::new(),
         participant_quorum: 0,
+        parents: Vec::new(),
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };
@@ -374,6 +375,7 @@ pub fn ledger_recalls(store: &dyn KvStore) {
         initial_users: vec![admin.public_key()],
         regulators: vec![regulator.public_key()],
         participant_quorum: 0,
+        parents: Vec::new(),
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     };

@@ -382,6 +382,18 @@ pub struct Ledger<S: KvStore> {
 
 const META_HEAD: &str = "head";
 const META_SETTINGS: &str = "settings";
+const META_SEALED: &str = "sealed";
+
+/// A ledger's seal (`Operation::Seal`), as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealRecord {
+    /// Height of the sealing block: the ledger's last.
+    pub height: u64,
+    /// The sealing transaction.
+    pub tx_hash: Hash32,
+    /// Its note.
+    pub note: String,
+}
 
 fn encode_head(head: &Head) -> Vec<u8> {
     let mut writer = Writer::with_capacity(72);
@@ -592,6 +604,7 @@ impl<S: KvStore> Ledger<S> {
         // Phase 2: execute in order against the overlay.
         let mut execution = BlockExecution::new(self, height);
         execution.tx_hashes_committed = committed_before;
+        execution.sealed = self.sealed()?.is_some();
         for (index, ((transaction, signatures_ok), (content, tx_hash))) in
             transactions.into_iter().zip(verdicts).zip(contents.into_iter().zip(hashes)).enumerate()
         {
@@ -810,6 +823,20 @@ impl<S: KvStore> Ledger<S> {
     /// Whether the owner of `account` allowed `grantee` to write it.
     pub fn may_write(&self, account: &str, grantee: &Address) -> Result<bool, EngineError> {
         Ok(self.store.get(&layout::data_access_key(&self.id, account, &grantee.0))?.is_some())
+    }
+
+    /// The ledger's seal, once sealed: it takes no more transactions.
+    pub fn sealed(&self) -> Result<Option<SealRecord>, EngineError> {
+        let Some(bytes) = self.store.get(&layout::meta_key(&self.id, META_SEALED))? else {
+            return Ok(None);
+        };
+        let mut reader = Reader::new(&bytes);
+        let height = reader.u64("height").map_err(corrupt("seal"))?;
+        let tx_hash = reader.array("tx hash").map_err(corrupt("seal"))?;
+        let note = reader.raw(reader.remaining(), "note").map_err(corrupt("seal"))?;
+        let note = String::from_utf8(note.to_vec())
+            .map_err(|_| EngineError::Corrupt { what: "seal", detail: "note not UTF-8".into() })?;
+        Ok(Some(SealRecord { height, tx_hash, note }))
     }
 
     /// The recall of `gtin`'s `lot`, if one was recorded.
@@ -1110,6 +1137,8 @@ struct Staged {
     grants: Vec<(String, Address, bool)>,
     /// Participant records admitted or removed.
     participants: Vec<Participant>,
+    /// The seal's note, when the transaction seals the ledger.
+    seal: Option<String>,
 }
 
 /// A recalled lot: (GTIN, lot).
@@ -1148,6 +1177,8 @@ struct BlockExecution<'a, S: KvStore> {
     participants: Option<Vec<Participant>>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
     tx_hashes_committed: HashSet<Hash32>,
+    /// Sealed before this transaction (by an earlier block or this one).
+    sealed: bool,
     tx_hashes: HashSet<Hash32>,
     state_updates: BTreeMap<Hash32, Option<Vec<u8>>>,
     entries: Vec<(Hash32, ResultCode)>,
@@ -1178,6 +1209,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             block_grants: HashMap::new(),
             participants: None,
             tx_hashes_committed: HashSet::new(),
+            sealed: false,
             tx_hashes: HashSet::new(),
             state_updates: BTreeMap::new(),
             entries: Vec::new(),
@@ -1320,6 +1352,8 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             ResultCode::Duplicate
         } else if transaction.content.ledger_id != self.ledger.id {
             ResultCode::WrongLedger
+        } else if self.sealed {
+            ResultCode::LedgerSealed
         } else {
             match self.stage(&transaction)? {
                 Ok(staged) => {
@@ -1459,6 +1493,21 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 Operation::AddParticipant { .. } | Operation::RemoveParticipant { .. } => {
                     permission::REGISTER_PARTICIPANT
                 }
+                // Administration: roles' keepers, or (open ledgers) the initial users.
+                Operation::Seal { .. } if ledger.settings.permissioned() => {
+                    permission::CONFIGURE_ROLES
+                }
+                Operation::Seal { .. } => {
+                    let admin = ledger
+                        .settings
+                        .initial_users
+                        .iter()
+                        .any(|key| Address::of(self.algorithm, key) == actor);
+                    if !admin {
+                        return Ok(Err(ResultCode::NoPermission));
+                    }
+                    0
+                }
             };
             if lacks(needed) {
                 return Ok(Err(ResultCode::NoPermission));
@@ -1564,6 +1613,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                         Err(code) => return Ok(Err(code)),
                     }
                 }
+                Operation::Seal { note } => staged.seal = Some(note.clone()),
                 Operation::GrantWrite { account, grantee, allowed } => {
                     let owner = match staged.accounts.iter().find(|(n, _)| n == account) {
                         Some((_, owner)) => Some(*owner),
@@ -1680,6 +1730,14 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             record.u64(self.height).raw(tx_hash).raw(&regulator.0).raw(reason.as_bytes());
             self.batch.put(layout::recall_key(&id, &gtin, &lot), record.into_bytes());
             self.recalled.insert((gtin, lot));
+        }
+        if let Some(note) = staged.seal {
+            let leaf = data_leaf_value(self.algorithm, self.height, note.as_bytes());
+            self.state_updates.insert(StateKey::Sealed.key_hash(self.algorithm), Some(leaf));
+            let mut record = Writer::with_capacity(40 + note.len());
+            record.u64(self.height).raw(tx_hash).raw(note.as_bytes());
+            self.batch.put(layout::meta_key(&id, META_SEALED), record.into_bytes());
+            self.sealed = true;
         }
         for ((account, topic), sequence, payload) in staged.events {
             let next = self.next_event.as_mut().expect("loaded by stage for a block with events");

@@ -158,6 +158,15 @@ pub enum Operation {
         /// Its node key.
         public_key: PublicKey,
     },
+    /// Seal the ledger: it takes no transaction after this one (later ones, in this
+    /// block too, get `LedgerSealed`). A split or merge seals its parents; the children's
+    /// genesis commits to the sealing block (`LedgerSettings::parents`). Only an initial
+    /// user (an administrator) may, or on a permissioned ledger a holder of
+    /// `configure_roles`.
+    Seal {
+        /// Why, for the record (e.g. "split into dairy-1, dairy-2"), up to 1,024 bytes.
+        note: String,
+    },
 }
 
 /// Ledger permissions: a bit set held through roles (`LedgerSettings::roles`,
@@ -220,6 +229,12 @@ pub const ROLES_MAX: usize = 256;
 /// Most roles one user holds.
 pub const USER_ROLES_MAX: usize = 32;
 
+/// Most parents a ledger continues (a merge of this many sealed ledgers).
+pub const PARENTS_MAX: usize = 64;
+
+/// Longest seal note in bytes.
+pub const SEAL_NOTE_LEN_MAX: usize = 1024;
+
 /// Longest recall reason in bytes.
 pub const RECALL_REASON_LEN_MAX: usize = 1024;
 
@@ -266,6 +281,7 @@ impl Operation {
     const TAG_GRANT_WRITE: u8 = 9;
     const TAG_ADD_PARTICIPANT: u8 = 10;
     const TAG_REMOVE_PARTICIPANT: u8 = 11;
+    const TAG_SEAL: u8 = 12;
 
     fn encode(&self, writer: &mut Writer) {
         match self {
@@ -329,6 +345,9 @@ impl Operation {
             Operation::RemoveParticipant { public_key } => {
                 writer.u8(Self::TAG_REMOVE_PARTICIPANT);
                 encode_public_key(writer, public_key);
+            }
+            Operation::Seal { note } => {
+                writer.u8(Self::TAG_SEAL).bytes16(note.as_bytes());
             }
         }
     }
@@ -427,6 +446,14 @@ impl Operation {
             Self::TAG_REMOVE_PARTICIPANT => {
                 Ok(Operation::RemoveParticipant { public_key: decode_public_key(reader)? })
             }
+            Self::TAG_SEAL => {
+                let note = reader.bytes16(SEAL_NOTE_LEN_MAX, "seal note")?;
+                let note = String::from_utf8(note.to_vec()).map_err(|_| DecodeError::Invalid {
+                    what: "seal note",
+                    reason: "not UTF-8".into(),
+                })?;
+                Ok(Operation::Seal { note })
+            }
             tag => Err(DecodeError::UnknownTag { what: "operation", tag: tag.into() }),
         }
     }
@@ -492,6 +519,12 @@ impl Operation {
                 Ok(())
             }
             Operation::RemoveParticipant { .. } => Ok(()),
+            Operation::Seal { note } => {
+                if note.len() > SEAL_NOTE_LEN_MAX {
+                    return Err(format!("seal note longer than {SEAL_NOTE_LEN_MAX} bytes"));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -672,6 +705,8 @@ pub enum ResultCode {
     WrongLedger = 6,
     /// A signature does not verify.
     InvalidSignature = 7,
+    /// The ledger is sealed (`Operation::Seal`): it takes no more transactions.
+    LedgerSealed = 8,
 }
 
 impl ResultCode {
@@ -686,6 +721,7 @@ impl ResultCode {
             5 => ResultCode::AccountExists,
             6 => ResultCode::WrongLedger,
             7 => ResultCode::InvalidSignature,
+            8 => ResultCode::LedgerSealed,
             tag => return Err(DecodeError::UnknownTag { what: "result code", tag: tag.into() }),
         })
     }
@@ -701,6 +737,7 @@ impl ResultCode {
             ResultCode::AccountExists => "account_exists",
             ResultCode::WrongLedger => "wrong_ledger",
             ResultCode::InvalidSignature => "invalid_signature",
+            ResultCode::LedgerSealed => "ledger_sealed",
         }
     }
 }
@@ -801,6 +838,21 @@ pub struct LedgerSettings {
     pub participant_quorum: u32,
     /// Genesis time, milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The sealed ledgers this one continues (a split's parent, a merge's parents),
+    /// each with its sealing block: the genesis commits to them, so a history read
+    /// across the lineage is verifiable. Empty for a new ledger.
+    pub parents: Vec<Lineage>,
+}
+
+/// A sealed parent a ledger continues (`LedgerSettings::parents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// The parent ledger.
+    pub ledger_id: LedgerId,
+    /// Height of its sealing block (the block with its `Seal`).
+    pub height: u64,
+    /// That block's hash.
+    pub block_hash: Hash32,
 }
 
 impl LedgerSettings {
@@ -808,8 +860,10 @@ impl LedgerSettings {
     /// u16* | consensus bytes16 | count u32 + participant keys bytes16* | count u32 +
     /// user keys bytes16* | created_ms u64`, then extensions, each only when non-empty,
     /// tags increasing: `0x01 | count u32 + regulator keys bytes16*`, `0x02 | count u32 +
-    /// (role name bytes16 | permissions u32)*` (so settings using none, and the ids of
-    /// ledgers created before extensions existed, are unchanged).
+    /// (role name bytes16 | permissions u32)*`, `0x03 | participant quorum u32`, `0x04 |
+    /// count u32 + (parent ledger id [32] | sealing height u64 | sealing block hash
+    /// [32])*` (so settings using none, and the ids of ledgers created before extensions
+    /// existed, are unchanged).
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::with_capacity(256);
         writer
@@ -845,6 +899,12 @@ impl LedgerSettings {
         if self.participant_quorum != 0 {
             writer.u8(Self::EXTENSION_PARTICIPANT_QUORUM).u32(self.participant_quorum);
         }
+        if !self.parents.is_empty() {
+            writer.u8(Self::EXTENSION_PARENTS).u32(self.parents.len() as u32);
+            for parent in &self.parents {
+                writer.raw(&parent.ledger_id.0).u64(parent.height).raw(&parent.block_hash);
+            }
+        }
         writer.into_bytes()
     }
 
@@ -876,6 +936,7 @@ impl LedgerSettings {
         }
         let created_ms = reader.u64("created")?;
         let (mut regulators, mut roles, mut participant_quorum) = (Vec::new(), Vec::new(), 0);
+        let mut parents = Vec::new();
         let mut last_tag = 0u8;
         while reader.remaining() > 0 {
             let tag = reader.u8("settings extension")?;
@@ -923,6 +984,19 @@ impl LedgerSettings {
                         return Err(empty());
                     }
                 }
+                Self::EXTENSION_PARENTS => {
+                    let count = reader.count(PARENTS_MAX, "parents")?;
+                    if count == 0 {
+                        return Err(empty());
+                    }
+                    for _ in 0..count {
+                        parents.push(Lineage {
+                            ledger_id: LedgerId(reader.array("parent ledger id")?),
+                            height: reader.u64("parent height")?,
+                            block_hash: reader.array("parent block hash")?,
+                        });
+                    }
+                }
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "settings extension",
@@ -944,6 +1018,7 @@ impl LedgerSettings {
             roles,
             participant_quorum,
             created_ms,
+            parents,
         })
     }
 
@@ -953,6 +1028,8 @@ impl LedgerSettings {
     pub const EXTENSION_ROLES: u8 = 2;
     /// Settings extension tag: participant quorum.
     pub const EXTENSION_PARTICIPANT_QUORUM: u8 = 3;
+    /// Settings extension tag: parents (lineage).
+    pub const EXTENSION_PARENTS: u8 = 4;
 
     /// Signatures of current participants that admitting or removing one needs, out of
     /// `active` current participants: a majority, or the configured quorum when larger

@@ -100,13 +100,15 @@ pub enum StateKey {
         /// Lot/batch.
         lot: String,
     },
+    /// The ledger's seal (value: `sealing height u64 ‖ H(note)`).
+    Sealed,
 }
 
 impl StateKey {
     /// Preimage: `0x01 ‖ address`, `0x02 ‖ name`, `0x03 ‖ u16 len ‖ name ‖ u16 len ‖
     /// key`, `0x04 ‖ name`, `0x05 ‖ u16 len ‖ account ‖ u16 len ‖ topic` or `0x06 ‖ u16 len ‖ gtin ‖ u16
     /// len ‖ lot`, `0x07 ‖ role name`, `0x08 ‖ address` or `0x09 ‖ u16 len ‖ account ‖ u16
-    /// len (32) ‖ grantee`, `0x0a ‖ member u64`.
+    /// len (32) ‖ grantee`, `0x0a ‖ member u64`, `0x0b` (the seal).
     pub fn preimage(&self) -> Vec<u8> {
         match self {
             StateKey::User(address) => [&[0x01][..], &address.0].concat(),
@@ -123,6 +125,7 @@ impl StateKey {
                 tagged_pair(0x09, account.as_bytes(), &grantee.0)
             }
             StateKey::Participant(member) => [&[0x0a][..], &member.to_be_bytes()].concat(),
+            StateKey::Sealed => vec![0x0b],
         }
     }
 

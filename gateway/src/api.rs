@@ -111,6 +111,11 @@ fn ledger_view(handle: &LedgerHandle) -> LedgerView {
         transactions_committed: handle.transactions_committed(),
         pending: handle.pending() as u64,
         voters: handle.voters(),
+        sealed: handle.sealed().map(|seal| sdk::wire::SealView {
+            height: seal.height,
+            tx_hash: hex::encode(seal.tx_hash),
+            note: seal.note,
+        }),
     }
 }
 
@@ -247,6 +252,9 @@ pub(crate) fn submit_error(error: SubmitError) -> ApiError {
         }
         SubmitError::Stopped => {
             ApiError::new(503, "STOPPED", "ledger not running", error.to_string())
+        }
+        SubmitError::Sealed { .. } => {
+            ApiError::new(409, "LEDGER_SEALED", "ledger sealed", error.to_string())
         }
     }
 }

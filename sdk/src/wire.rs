@@ -169,6 +169,11 @@ pub enum OperationJson {
         /// Its node key (hex).
         public_key: String,
     },
+    /// Seal the ledger: it takes no more transactions (an administrator only).
+    Seal {
+        /// Why, for the record.
+        note: String,
+    },
 }
 
 /// Permission names of a bit set, in `permission::NAMES` order.
@@ -253,6 +258,7 @@ impl OperationJson {
             Operation::RemoveParticipant { public_key } => {
                 OperationJson::RemoveParticipant { public_key: hex::encode(public_key.to_bytes()) }
             }
+            Operation::Seal { note } => OperationJson::Seal { note: note.clone() },
         }
     }
 
@@ -331,6 +337,7 @@ impl OperationJson {
             OperationJson::RemoveParticipant { public_key } => Operation::RemoveParticipant {
                 public_key: parse_public_key("public_key", public_key)?,
             },
+            OperationJson::Seal { note } => Operation::Seal { note: note.clone() },
         })
     }
 }
@@ -546,6 +553,9 @@ pub struct LedgerView {
     /// admitted.
     #[serde(default)]
     pub voters: Vec<u64>,
+    /// Its seal, once sealed (a split or merge): it takes no more transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealView>,
 }
 
 /// A ledger's genesis settings.
@@ -571,6 +581,37 @@ pub struct SettingsView {
     pub roles: Vec<RoleView>,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
+    /// The sealed ledgers this one continues (split, merge), with their sealing blocks.
+    #[serde(default)]
+    pub parents: Vec<LineageView>,
+    /// The canonical settings bytes (hex): what the genesis block commits to
+    /// (`docs/FORMAT.md`); `POST /api/v1/admin/ledgers` takes them.
+    #[serde(default)]
+    pub settings_hex: String,
+}
+
+/// A sealed parent ledger and its sealing block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LineageView {
+    /// Parent ledger id (hex).
+    pub ledger_id: String,
+    /// Height of its sealing block.
+    pub height: u64,
+    /// That block's hash (hex).
+    pub block_hash: String,
+}
+
+/// A ledger's seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SealView {
+    /// Height of the sealing block: the ledger's last.
+    pub height: u64,
+    /// The sealing transaction (hex).
+    pub tx_hash: String,
+    /// Its note.
+    pub note: String,
 }
 
 /// A role and its permissions.
@@ -668,6 +709,16 @@ impl SettingsView {
                 })
                 .collect(),
             created_ms: settings.created_ms,
+            parents: settings
+                .parents
+                .iter()
+                .map(|p| LineageView {
+                    ledger_id: hex::encode(p.ledger_id.0),
+                    height: p.height,
+                    block_hash: hex::encode(p.block_hash),
+                })
+                .collect(),
+            settings_hex: hex::encode(settings.encode()),
         }
     }
 }

@@ -51,6 +51,7 @@ impl Bench {
             initial_users: vec![key.public_key()],
             regulators: Vec::new(),
             participant_quorum: 0,
+            parents: Vec::new(),
             roles: Vec::new(),
             created_ms: 0,
         };

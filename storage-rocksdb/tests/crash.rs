@@ -39,6 +39,7 @@ fn open_or_create(dir: &Path) -> Ledger<RocksStore> {
                 initial_users: vec![admin_key().public_key()],
                 regulators: Vec::new(),
                 participant_quorum: 0,
+                parents: Vec::new(),
                 roles: Vec::new(),
                 created_ms: 0,
             };

@@ -31,6 +31,7 @@ pub fn settings(name: &str, consensus: &str, participants: Vec<PublicKey>) -> Le
         initial_users: vec![admin().public_key()],
         regulators: Vec::new(),
         participant_quorum: 0,
+        parents: Vec::new(),
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }

@@ -25,6 +25,7 @@ pub fn settings(admin: &PrivateKey, hash_algorithm: HashAlgorithm) -> LedgerSett
         initial_users: vec![admin.public_key()],
         regulators: Vec::new(),
         participant_quorum: 0,
+        parents: Vec::new(),
         roles: Vec::new(),
         created_ms: 1_764_000_000_000,
     }
