@@ -124,7 +124,7 @@ async fn run(
     workloads: &[Vec<Transaction>],
     rate_per_ledger: Option<f64>,
 ) -> RunResult {
-    run_on(node.ledgers(), workloads, rate_per_ledger).await
+    run_on(&node.ledgers(), workloads, rate_per_ledger).await
 }
 
 async fn run_on(

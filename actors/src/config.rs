@@ -125,6 +125,10 @@
 //! [traceability]
 //! shard_map = "shardmap.json"     # required; category → ledgers, prefixes/GTINs → category
 //! capture_key_file = "capture.key.pem"  # required; the user key that signs captured events
+//! map_ledger = "system"           # optional; the ledger that records the shard map (data
+//!                                 # account `shard-map`, key `map`, one version per
+//!                                 # epoch): every node routes by it, changes are
+//!                                 # auditable; the file's map is recorded there first
 //! ```
 
 use std::collections::HashSet;
@@ -221,6 +225,9 @@ pub struct TraceabilitySection {
     /// `capture_key_file`: the user key (PKCS#8 PEM, or encrypted with the node key's
     /// password) that signs capture transactions; a registered user of the ledgers.
     pub capture_key_file: PathBuf,
+    /// `map_ledger`: the ledger that records the shard map; `None`: the file's map.
+    #[serde(default)]
+    pub map_ledger: Option<String>,
 }
 
 /// `[gateway]`: the client API's TLS and bearer tokens.
@@ -933,6 +940,7 @@ impl NodeConfig {
             traceability: raw.traceability.map(|section| TraceabilitySection {
                 shard_map: resolve(base_dir, &section.shard_map),
                 capture_key_file: resolve(base_dir, &section.capture_key_file),
+                map_ledger: section.map_ledger,
             }),
         };
         config.validate()?;
@@ -954,7 +962,16 @@ impl NodeConfig {
         self.validate_peers()?;
         self.validate_ledgers()?;
         self.validate_tuning()?;
-        self.validate_webhooks()
+        self.validate_webhooks()?;
+        if let Some(name) = self.traceability.as_ref().and_then(|t| t.map_ledger.as_ref()) {
+            if self.ledger(name).is_none() {
+                return Err(invalid(
+                    "traceability.map_ledger",
+                    format!("no ledger `{name}` is configured on this node"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_webhooks(&self) -> Result<(), ConfigError> {

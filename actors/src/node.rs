@@ -48,6 +48,9 @@ pub enum NodeError {
     /// Invalid node setup.
     #[error("{0}")]
     Invalid(String),
+    /// A ledger of that name is hosted already.
+    #[error("ledger {0} exists on this node")]
+    Exists(String),
     /// The transport could not start (e.g. the address is in use).
     #[error("transport on {address}: {source}")]
     Transport {
@@ -321,12 +324,200 @@ impl LedgerHandle {
 
 type Registry = Arc<RwLock<HashMap<[u8; 32], Addr<LedgerActor>>>>;
 
+/// What starting a ledger's actor needs, kept so ledgers can start after the node has
+/// (`LedgerSet::create`).
+struct Starter {
+    node_id: NodeId,
+    key: PrivateKey,
+    node_of_key: HashMap<Vec<u8>, NodeId>,
+    store: Arc<dyn KvStore>,
+    transport: Option<Transport>,
+    registry: Registry,
+    ledger_options: LedgerOptions,
+    raft: RaftOptions,
+    arbiters: Vec<Arbiter>,
+}
+
+/// The ledgers a node hosts: the configured ones, and those created at run time
+/// (`create`, e.g. a new category or a split's children), which are recorded in the
+/// store's catalog and reopened at every start. Cheap to clone; shared by the gateway.
+#[derive(Clone)]
+pub struct LedgerSet {
+    handles: Arc<RwLock<Arc<Vec<LedgerHandle>>>>,
+    starter: Arc<parking_lot::Mutex<Option<Starter>>>,
+}
+
+impl LedgerSet {
+    /// A fixed set (tests, tools): `create` is refused.
+    pub fn fixed(handles: Vec<LedgerHandle>) -> Self {
+        LedgerSet {
+            handles: Arc::new(RwLock::new(Arc::new(handles))),
+            starter: Arc::new(parking_lot::Mutex::new(None)),
+        }
+    }
+
+    /// Every hosted ledger, as of now.
+    pub fn all(&self) -> Arc<Vec<LedgerHandle>> {
+        self.handles.read().clone()
+    }
+
+    /// Creates a ledger from `settings` (its genesis block), records it in the node's
+    /// catalog so it reopens at every start, and starts its actor. Every participant
+    /// must create it with the same settings (same bytes: same ledger id); the group
+    /// forms as they do. Must be called on a thread of the node's actix `System`.
+    pub fn create(&self, settings: LedgerSettings) -> Result<LedgerHandle, NodeError> {
+        let mut guard = self.starter.lock();
+        let Some(starter) = guard.as_mut() else {
+            return Err(NodeError::Invalid("this node cannot create ledgers at run time".into()));
+        };
+        let name = settings.name.clone();
+        if self.all().iter().any(|handle| handle.name == name) {
+            return Err(NodeError::Exists(name));
+        }
+        let handle = starter.start(settings.clone())?;
+        let key = layout::catalog_key(&name);
+        let mut batch = engine::store::WriteBatch::new();
+        batch.put(key, settings.encode());
+        starter
+            .store
+            .write(batch)
+            .map_err(|e| NodeError::Ledger { name: name.clone(), source: e.into() })?;
+        let mut handles = self.handles.write();
+        let mut next = handles.as_ref().clone();
+        next.push(handle.clone());
+        *handles = Arc::new(next);
+        Ok(handle)
+    }
+}
+
+impl Starter {
+    /// Opens or creates the ledger of `settings` and starts its actor.
+    fn start(&mut self, settings: LedgerSettings) -> Result<LedgerHandle, NodeError> {
+        let own_key = self.key.public_key();
+        let node_of_key = &self.node_of_key;
+        let store = &self.store;
+        let transport = &self.transport;
+        let registry = &self.registry;
+        if settings.participants.len() > 1 && transport.is_none() {
+            return Err(NodeError::Invalid(format!(
+                "ledger {}: other participants need the node-to-node transport, which this \
+                 node started without (no configured ledger had other participants)",
+                settings.name
+            )));
+        }
+        let name = settings.name.clone();
+        let ledger = open_or_create(store.clone(), settings.clone())
+            .map_err(|source| NodeError::Ledger { name: name.clone(), source })?;
+        let id = ledger.id();
+        let member_nodes: Vec<NodeId> = settings
+            .participants
+            .iter()
+            .map(|key| {
+                node_of_key.get(&key.to_bytes()).copied().ok_or_else(|| {
+                    NodeError::Invalid(format!(
+                        "ledger {name}: participant {} is not a configured peer",
+                        key.to_base58()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        // A genesis participant, or one admitted since (by a transaction this node
+        // has applied), or a node waiting to be admitted.
+        let admitted = ledger
+            .participants()
+            .map_err(|source| NodeError::Ledger { name: name.clone(), source })?
+            .into_iter()
+            .find(|p| p.public_key == own_key)
+            .map(|p| p.member);
+        let member = member_nodes
+            .iter()
+            .position(|node| *node == self.node_id)
+            .map(|position| position as u64 + 1)
+            .or(admitted);
+        let genesis_voters: Vec<u64> = (1..=member_nodes.len() as u64).collect();
+        let group_store =
+            GroupStore::new(store.clone(), layout::table_prefix(&id, Table::Consensus));
+        let mut join = None;
+        let group: Box<dyn ConsensusGroup> = match (settings.consensus.as_str(), member) {
+            ("solo", Some(_)) if member_nodes.len() == 1 => Box::new(
+                SoloGroup::open(&group_store)
+                    .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
+            ),
+            ("raft", Some(member)) => Box::new(
+                RaftGroup::open_with_voters(
+                    group_store.clone(),
+                    member,
+                    &genesis_voters,
+                    self.raft.clone(),
+                )
+                .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
+            ),
+            ("raft", None) => {
+                tracing::info!(
+                    ledger = %name,
+                    "this node is not a participant yet: waiting to be admitted"
+                );
+                join = Some(crate::ledger_actor::JoinPlan {
+                    initial_voters: genesis_voters.clone(),
+                    options: self.raft.clone(),
+                });
+                Box::new(consensus::AwaitingAdmission)
+            }
+            (_, None) => {
+                return Err(NodeError::Invalid(format!(
+                    "ledger {name}: this node is not a participant"
+                )));
+            }
+            other => {
+                return Err(NodeError::Invalid(format!(
+                    "ledger {name}: consensus {other:?} with {} participants is not supported \
+                     (solo: exactly one; raft: any)",
+                    member_nodes.len()
+                )));
+            }
+        };
+        let shared = Arc::new(Shared::default());
+        let (blocks, _) = broadcast::channel(1024);
+        let parts = ActorParts {
+            ledger,
+            group,
+            group_store,
+            genesis_nodes: member_nodes.clone(),
+            member_nodes,
+            join,
+            transport: transport.clone(),
+            node_address: Address::of(settings.hash_algorithm, &own_key),
+            options: self.ledger_options.clone(),
+            shared: shared.clone(),
+            blocks: blocks.clone(),
+            metrics: crate::metrics::LedgerMetrics::new(&name),
+        };
+        let actor = LedgerActor::new(parts);
+        let arbiter = Arbiter::new();
+        let addr = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+        registry.write().insert(id.0, addr.clone());
+        let metrics = crate::metrics::LedgerMetrics::new(&name);
+        let handle = LedgerHandle {
+            id,
+            name,
+            settings,
+            addr,
+            shared,
+            store: store.clone(),
+            options: self.ledger_options.clone(),
+            blocks,
+            metrics,
+        };
+        self.arbiters.push(arbiter);
+        Ok(handle)
+    }
+}
+
 /// A running node.
 pub struct Node {
     id: NodeId,
-    handles: Vec<LedgerHandle>,
+    ledgers: LedgerSet,
     transport: Option<Transport>,
-    arbiters: Vec<Arbiter>,
 }
 
 impl Node {
@@ -367,139 +558,64 @@ impl Node {
             None
         };
 
-        let mut handles = Vec::new();
-        let mut arbiters = Vec::new();
-        let mut seen = HashMap::new();
-        for settings in options.ledgers {
-            let name = settings.name.clone();
-            if seen.insert(name.clone(), ()).is_some() {
-                return Err(NodeError::Invalid(format!("ledger {name} configured twice")));
+        let mut starter = Starter {
+            node_id: options.id,
+            key: options.key.clone(),
+            node_of_key,
+            store: store.clone(),
+            transport: transport.clone(),
+            registry,
+            ledger_options: options.ledger_options.clone(),
+            raft: options.raft.clone(),
+            arbiters: Vec::new(),
+        };
+        // The configured ledgers, then those created at run time (the catalog).
+        let mut all = options.ledgers;
+        for (name, settings) in catalog(&store)? {
+            if all.iter().any(|configured| configured.name == name) {
+                continue;
             }
-            let ledger = open_or_create(store.clone(), settings.clone())
-                .map_err(|source| NodeError::Ledger { name: name.clone(), source })?;
-            let id = ledger.id();
-            let member_nodes: Vec<NodeId> = settings
-                .participants
-                .iter()
-                .map(|key| {
-                    node_of_key.get(&key.to_bytes()).copied().ok_or_else(|| {
-                        NodeError::Invalid(format!(
-                            "ledger {name}: participant {} is not a configured peer",
-                            key.to_base58()
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            // A genesis participant, or one admitted since (by a transaction this node
-            // has applied), or a node waiting to be admitted.
-            let admitted = ledger
-                .participants()
-                .map_err(|source| NodeError::Ledger { name: name.clone(), source })?
-                .into_iter()
-                .find(|p| p.public_key == own_key)
-                .map(|p| p.member);
-            let member = member_nodes
-                .iter()
-                .position(|node| *node == options.id)
-                .map(|position| position as u64 + 1)
-                .or(admitted);
-            let genesis_voters: Vec<u64> = (1..=member_nodes.len() as u64).collect();
-            let group_store =
-                GroupStore::new(store.clone(), layout::table_prefix(&id, Table::Consensus));
-            let mut join = None;
-            let group: Box<dyn ConsensusGroup> = match (settings.consensus.as_str(), member) {
-                ("solo", Some(_)) if member_nodes.len() == 1 => Box::new(
-                    SoloGroup::open(&group_store)
-                        .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
-                ),
-                ("raft", Some(member)) => Box::new(
-                    RaftGroup::open_with_voters(
-                        group_store.clone(),
-                        member,
-                        &genesis_voters,
-                        options.raft.clone(),
-                    )
-                    .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
-                ),
-                ("raft", None) => {
-                    tracing::info!(
-                        ledger = %name,
-                        "this node is not a participant yet: waiting to be admitted"
-                    );
-                    join = Some(crate::ledger_actor::JoinPlan {
-                        initial_voters: genesis_voters.clone(),
-                        options: options.raft.clone(),
-                    });
-                    Box::new(consensus::AwaitingAdmission)
-                }
-                (_, None) => {
-                    return Err(NodeError::Invalid(format!(
-                        "ledger {name}: this node is not a participant"
-                    )));
-                }
-                other => {
-                    return Err(NodeError::Invalid(format!(
-                        "ledger {name}: consensus {other:?} with {} participants is not supported \
-                         (solo: exactly one; raft: any)",
-                        member_nodes.len()
-                    )));
-                }
-            };
-            let shared = Arc::new(Shared::default());
-            let (blocks, _) = broadcast::channel(1024);
-            let parts = ActorParts {
-                ledger,
-                group,
-                group_store,
-                genesis_nodes: member_nodes.clone(),
-                member_nodes,
-                join,
-                transport: transport.clone(),
-                node_address: Address::of(settings.hash_algorithm, &own_key),
-                options: options.ledger_options.clone(),
-                shared: shared.clone(),
-                blocks: blocks.clone(),
-                metrics: crate::metrics::LedgerMetrics::new(&name),
-            };
-            let actor = LedgerActor::new(parts);
-            let arbiter = Arbiter::new();
-            let addr = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
-            registry.write().insert(id.0, addr.clone());
-            let metrics = crate::metrics::LedgerMetrics::new(&name);
-            handles.push(LedgerHandle {
-                id,
-                name,
-                settings,
-                addr,
-                shared,
-                store: store.clone(),
-                options: options.ledger_options.clone(),
-                blocks,
-                metrics,
-            });
-            arbiters.push(arbiter);
+            all.push(settings);
         }
-        Ok(Node { id: options.id, handles, transport, arbiters })
+        let mut handles: Vec<LedgerHandle> = Vec::new();
+        for settings in all {
+            if handles.iter().any(|handle| handle.name == settings.name) {
+                return Err(NodeError::Invalid(format!(
+                    "ledger {} configured twice",
+                    settings.name
+                )));
+            }
+            handles.push(starter.start(settings)?);
+        }
+        let ledgers = LedgerSet {
+            handles: Arc::new(RwLock::new(Arc::new(handles))),
+            starter: Arc::new(parking_lot::Mutex::new(Some(starter))),
+        };
+        Ok(Node { id: options.id, ledgers, transport })
     }
-
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }
 
-    /// Every hosted ledger.
-    pub fn ledgers(&self) -> &[LedgerHandle] {
-        &self.handles
+    /// Every hosted ledger, as of now (ledgers created at run time included).
+    pub fn ledgers(&self) -> Arc<Vec<LedgerHandle>> {
+        self.ledgers.all()
+    }
+
+    /// The hosted ledgers, shared (the gateway lists them and creates new ones).
+    pub fn ledger_set(&self) -> LedgerSet {
+        self.ledgers.clone()
     }
 
     /// A ledger by id.
-    pub fn ledger(&self, id: &LedgerId) -> Option<&LedgerHandle> {
-        self.handles.iter().find(|handle| handle.id == *id)
+    pub fn ledger(&self, id: &LedgerId) -> Option<LedgerHandle> {
+        self.ledgers().iter().find(|handle| handle.id == *id).cloned()
     }
 
     /// A ledger by name.
-    pub fn ledger_by_name(&self, name: &str) -> Option<&LedgerHandle> {
-        self.handles.iter().find(|handle| handle.name == name)
+    pub fn ledger_by_name(&self, name: &str) -> Option<LedgerHandle> {
+        self.ledgers().iter().find(|handle| handle.name == name).cloned()
     }
 
     /// The transport, when this node has peers.
@@ -513,21 +629,42 @@ impl Node {
     pub async fn shutdown(self, grace: Duration) {
         // Subscriptions and webhooks end first, so the HTTP server can close its
         // connections.
-        for handle in &self.handles {
+        let handles = self.ledgers.all();
+        for handle in handles.iter() {
             handle.shared.stopping.send_replace(true);
         }
         let stops: Vec<_> =
-            self.handles.iter().map(|handle| handle.addr.send(Shutdown { grace })).collect();
+            handles.iter().map(|handle| handle.addr.send(Shutdown { grace })).collect();
         for stop in stops {
             let _ = stop.await;
         }
-        for arbiter in &self.arbiters {
-            arbiter.stop();
+        // No ledger starts after this.
+        if let Some(starter) = self.ledgers.starter.lock().take() {
+            for arbiter in &starter.arbiters {
+                arbiter.stop();
+            }
         }
         if let Some(transport) = self.transport {
             transport.shutdown();
         }
     }
+}
+
+/// The ledgers created at run time: the store's catalog (`layout::catalog_key`).
+fn catalog(store: &Arc<dyn KvStore>) -> Result<Vec<(String, LedgerSettings)>, NodeError> {
+    let prefix = layout::catalog_prefix();
+    let end = engine::store::prefix_end(&prefix).expect("a non-0xff prefix");
+    let rows = store
+        .scan(&prefix, &end, engine::store::Direction::Forward, usize::MAX)
+        .map_err(|e| NodeError::Invalid(format!("reading the ledger catalog: {e}")))?;
+    rows.into_iter()
+        .map(|(key, value)| {
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let settings = LedgerSettings::decode(&value)
+                .map_err(|e| NodeError::Invalid(format!("ledger catalog entry {name}: {e}")))?;
+            Ok((name, settings))
+        })
+        .collect()
 }
 
 fn open_or_create(

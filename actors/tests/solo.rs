@@ -31,7 +31,7 @@ async fn many_ledgers(kind: TestStore) {
     // Every ledger: a data account first, then writers race on a few shared keys (so
     // some writes conflict) and on their own keys.
     let mut tasks = Vec::new();
-    for handle in node.ledgers() {
+    for handle in node.ledgers().iter() {
         let outcome = register_trace_account(handle).await;
         assert!(matches!(
             outcome.status,

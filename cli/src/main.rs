@@ -6,6 +6,7 @@
 //! signature or a ledger that does not verify). `docs/OPERATIONS.md` ("The polyledger
 //! command") documents every command.
 
+mod category;
 mod keys;
 mod ledger_cmd;
 mod load;
@@ -99,6 +100,10 @@ enum Command {
     /// Fetch proofs from a gateway, and verify proof files offline.
     #[command(subcommand)]
     Proof(tools::ProofCommand),
+    /// Operations on the shard map of running nodes: add a category, split a
+    /// category's ledger into children, merge a category's ledgers (no restart).
+    #[command(subcommand)]
+    Category(category::CategoryCommand),
     /// Verify, export and import a node's ledgers on disk (the node must be stopped).
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -170,6 +175,7 @@ fn main() -> ExitCode {
         Command::Query(command) => tools::query(command),
         Command::Proof(command) => tools::proof(command),
         Command::Ledger(command) => ledger_cmd::run(command),
+        Command::Category(command) => category::run(command),
         Command::Watch(args) => ops::watch(args),
         Command::Backup(args) => ops::backup(args),
         Command::Restore(args) => ops::restore(args),

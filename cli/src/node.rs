@@ -59,7 +59,11 @@ fn capture_options(config: &NodeConfig) -> Result<Option<gateway::capture::Captu
                     section.capture_key_file.display()
                 ))
             })?;
-    Ok(Some(gateway::capture::Capture { map: Arc::new(map), key: Arc::new(key) }))
+    let map = match &section.map_ledger {
+        Some(ledger) => gateway::shardmap::MapSource::on_ledger(map, ledger.clone()),
+        None => gateway::shardmap::MapSource::file(map),
+    };
+    Ok(Some(gateway::capture::Capture { map, key: Arc::new(key) }))
 }
 
 /// A started node with its HTTP API.
@@ -85,7 +89,7 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
     for section in &config.webhooks {
         let hook = gateway::webhooks::Webhook::new(
             section.clone(),
-            node.ledgers(),
+            &node.ledgers(),
             webhook_key.clone(),
             state_dir.as_deref(),
         )
@@ -107,7 +111,7 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
         tokens: gateway::auth::Tokens::new(&config.gateway.tokens),
         capture: capture_options(config)?,
     };
-    for ledger in node.ledgers() {
+    for ledger in node.ledgers().iter() {
         tracing::info!(
             ledger = ledger.name(),
             id = %hex_string(&ledger.id().0),
@@ -121,7 +125,7 @@ pub async fn start(config: &NodeConfig, key: PrivateKey) -> Result<Running, Fail
         .map_err(|e| runtime(format!("node.http_listen {http_listen}: {e}")))?;
     let http = listener.local_addr().map_err(|e| runtime(e.to_string()))?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = gateway::router_with(node.ledgers().to_vec(), options);
+    let router = gateway::router_with(node.ledger_set(), options);
     let stopped = async move {
         let _ = http_stopped.await;
     };

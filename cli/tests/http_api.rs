@@ -563,6 +563,9 @@ fn openapi_document_matches_the_routes() {
         "POST /epcis/capture",
         "GET /api/v1/trace/{code}",
         "GET /epcis/events",
+        "GET /api/v1/shard-map",
+        "PUT /api/v1/admin/shard-map",
+        "POST /api/v1/admin/ledgers",
     ];
     let mut expected = expected.to_vec();
     expected.sort();

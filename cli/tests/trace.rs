@@ -332,3 +332,176 @@ fn screenshot(node: &NodeProcess, path: &str) {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     println!("consumer page screenshot: {}", out.display());
 }
+
+fn category(node: &NodeProcess, args: &[&str]) -> Value {
+    let output = support::polyledger()
+        .arg("category")
+        .args(args)
+        .args(["--gateway", &node.url(), "--key"])
+        .arg(node.dir.join("capture.key.pem"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn ledgers(node: &NodeProcess) -> Vec<Value> {
+    let (status, list) = get_json(node.port, "/api/v1/ledgers");
+    assert_eq!(status, 200);
+    list.as_array().unwrap().clone()
+}
+
+#[test]
+fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("map.json"),
+        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
+    )
+    .unwrap();
+    let admin = admin_key().public_key().to_base58();
+    let mut node = NodeProcess::start(
+        dir.path(),
+        &format!(
+            "[[ledgers]]\nname = \"system\"\nsignatures = [\"ed25519\"]\nadmins = [\"{admin}\"]\n\
+             created_ms = 1767225600000\n\n\
+             [traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"capture.key.pem\"\n\
+             map_ledger = \"system\"\n"
+        ),
+    );
+    let commissioned = capture(
+        &node,
+        vec![event(
+            "ObjectEvent",
+            "2026-03-01T08:00:00.000+01:00",
+            "commissioning",
+            json!({"action": "ADD", "epcList": [ITEM]}),
+        )],
+    );
+    assert_eq!(commissioned["events"][0]["ledger"], "dairy-0");
+    let (_, map) = get_json(node.port, "/api/v1/shard-map");
+    assert_eq!((map["epoch"].as_u64(), map["ledger"].as_str()), (Some(1), Some("system")));
+
+    // Split dairy-0 in two, on the running node.
+    let split = category(&node, &["split", "--category", "dairy", "--into", "dairy-1,dairy-2"]);
+    assert_eq!(split["epoch"], 2, "{split}");
+    let listed = ledgers(&node);
+    let parent = listed.iter().find(|l| l["name"] == "dairy-0").unwrap();
+    assert!(parent["sealed"]["height"].as_u64().is_some(), "{parent}");
+    assert!(
+        listed.iter().any(|l| l["name"] == "dairy-1")
+            && listed.iter().any(|l| l["name"] == "dairy-2")
+    );
+    let (status, settings) = get_json(node.port, "/api/v1/ledgers/dairy-1/settings");
+    assert_eq!(status, 200);
+    assert_eq!(settings["parents"][0]["ledger_id"], parent["id"]);
+    assert_eq!(settings["parents"][0]["height"], parent["sealed"]["height"]);
+
+    // The parent takes nothing more.
+    let late = node.transactions(1, vec![support::register_events("late")]);
+    let (status, problem) = http(
+        node.port,
+        "POST",
+        &format!("/api/v1/ledgers/{}/transactions", node.id),
+        "application/vnd.polyledger.batch",
+        &engine::model::encode_transactions(late.iter()),
+    );
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem.contains("LEDGER_SEALED"));
+
+    // New records route to a child, exactly as a client routes offline with the map.
+    let shipped = capture(
+        &node,
+        vec![event(
+            "ObjectEvent",
+            "2026-03-02T08:00:00.000+01:00",
+            "shipping",
+            json!({"action": "OBSERVE", "epcList": [ITEM]}),
+        )],
+    );
+    let (_, map) = get_json(node.port, "/api/v1/shard-map");
+    let offline: sdk::routing::ShardMap = serde_json::from_value(map["map"].clone()).unwrap();
+    let gtin = sharding::Identifier::parse(ITEM).unwrap().gtin().unwrap().to_owned();
+    let child = offline.route(sharding::Target::Gtin(&gtin), &canonical(ITEM)).unwrap().to_owned();
+    assert_eq!(shipped["events"][0]["ledger"], child.as_str());
+
+    // The trace spans the split, and verifies as one history.
+    let view = trace(&node, ITEM);
+    let on: Vec<&str> = view.events.iter().map(|e| e.ledger.as_str()).collect();
+    assert_eq!(on, vec!["dairy-0", child.as_str()]);
+    let verified = sdk::trace::verify(&view).expect("verifies");
+    assert_eq!(verified.lineage_links, 1);
+    let mut forged = view.clone();
+    let at = forged.ledgers.iter().position(|l| l.name == child).unwrap();
+    let mut bytes = hex::decode(&forged.ledgers[at].settings_hex).unwrap();
+    let last = bytes.len() - 1; // the parent's sealing block hash
+    bytes[last] ^= 1;
+    forged.ledgers[at].settings_hex = hex::encode(bytes);
+    assert!(sdk::trace::verify(&forged).is_err(), "altered child settings still verify");
+    let mut unsealed = view.clone();
+    let at = unsealed.ledgers.iter().position(|l| l.name == "dairy-0").unwrap();
+    unsealed.ledgers[at].sealed = None;
+    assert!(sdk::trace::verify(&unsealed).is_err(), "a lineage without the seal verifies");
+
+    // After a restart: the children reopen (the node's catalog), the map is epoch 2.
+    node.stop();
+    node.restart();
+    assert_eq!(ledgers(&node).len(), 4);
+    let (_, map) = get_json(node.port, "/api/v1/shard-map");
+    assert_eq!(map["epoch"], 2);
+    assert_eq!(trace(&node, ITEM).events.len(), 2);
+
+    // Merge the children back into one ledger; the history now spans three.
+    let merged = category(&node, &["merge", "--category", "dairy", "--into", "dairy-m"]);
+    assert_eq!(merged["epoch"], 3, "{merged}");
+    let sold = capture(
+        &node,
+        vec![event(
+            "ObjectEvent",
+            "2026-03-03T08:00:00.000+01:00",
+            "retail_selling",
+            json!({"action": "OBSERVE", "epcList": [ITEM]}),
+        )],
+    );
+    assert_eq!(sold["events"][0]["ledger"], "dairy-m");
+    let view = trace(&node, ITEM);
+    let on: Vec<&str> = view.events.iter().map(|e| e.ledger.as_str()).collect();
+    assert_eq!(on, vec!["dairy-0", child.as_str(), "dairy-m"]);
+    let verified = sdk::trace::verify(&view).expect("verifies");
+    // dairy-0 → dairy-1 and dairy-2 (both continue it), dairy-1 and dairy-2 → dairy-m.
+    assert_eq!(verified.lineage_links, 4);
+
+    // A new category at run time, with its own ledger and company prefix.
+    let created = category(
+        &node,
+        &[
+            "create",
+            "--category",
+            "wine",
+            "--ledger",
+            "wine-0",
+            "--like",
+            "dairy-0",
+            "--prefix",
+            "9506000",
+        ],
+    );
+    assert_eq!(created["epoch"], 4, "{created}");
+    let wine = capture(
+        &node,
+        vec![event(
+            "ObjectEvent",
+            "2026-03-04T08:00:00.000+01:00",
+            "commissioning",
+            json!({"action": "ADD", "epcList": ["urn:epc:id:sgtin:9506000.134352.1"]}),
+        )],
+    );
+    assert_eq!(wine["events"][0]["ledger"], "wine-0");
+
+    // Every change is a version of the map on the system ledger.
+    let (status, history) =
+        get_json(node.port, "/api/v1/ledgers/system/accounts/shard-map/keys/map/history");
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["versions"].as_array().map(Vec::len), Some(4), "{history}");
+}

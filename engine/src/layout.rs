@@ -200,6 +200,23 @@ pub fn recall_gtin_prefix(ledger: &LedgerId, gtin: &str) -> Vec<u8> {
     key
 }
 
+/// The node's catalog of ledgers created at run time: `[0xff; 31] ‖ 0xfe ‖ 0xff ‖
+/// name` → the ledger's settings. Outside every ledger's range (a ledger id of 31
+/// `0xff` bytes then `0xfe` would take a preimage of the hash; `0xff` is no table), so
+/// a ledger's scans and deletion never touch it.
+pub fn catalog_key(name: &str) -> Vec<u8> {
+    let mut key = catalog_prefix();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The prefix of every catalog entry.
+pub fn catalog_prefix() -> Vec<u8> {
+    let mut key = vec![0xff; 31];
+    key.extend_from_slice(&[0xfe, 0xff]);
+    key
+}
+
 /// A role's record.
 pub fn role_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::Role);

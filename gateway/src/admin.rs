@@ -1,5 +1,6 @@
-//! Administration: online backup. Answers only clients on the node's own machine
-//! (loopback): the backup lands on the node's disk, and taking one costs I/O.
+//! Administration: online backup, ledgers created at run time. Answers only clients on
+//! the node's own machine (loopback): a backup lands on the node's disk, and a new
+//! ledger is this node's commitment to run it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,8 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use sdk::wire::{BackupManifest, BackupRequest, Problem};
+use engine::model::LedgerSettings;
+use sdk::wire::{BackupManifest, BackupRequest, CreateLedgerRequest, LedgerView, Problem};
 
 use crate::{ApiError, AppState};
 
@@ -53,14 +55,7 @@ pub async fn backup(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: Result<Json<BackupRequest>, JsonRejection>,
 ) -> Result<Json<BackupManifest>, ApiError> {
-    if !peer.is_some_and(|Extension(ConnectInfo(address))| address.ip().is_loopback()) {
-        return Err(ApiError::new(
-            403,
-            "FORBIDDEN",
-            "forbidden",
-            "administration is only answered on loopback",
-        ));
-    }
+    loopback_only(peer)?;
     let Json(request) = request.map_err(|e| ApiError::bad_parameter("body", e.body_text()))?;
     let Some(target) = state.backup.clone() else {
         return Err(ApiError::new(
@@ -91,4 +86,88 @@ pub async fn backup(
     .map_err(|reason| ApiError::new(500, "BACKUP_FAILED", "backup failed", reason))?;
     tracing::info!(path = %manifest.path, ledgers = manifest.ledgers.len(), "online backup taken");
     Ok(Json(manifest))
+}
+
+pub(crate) fn loopback_only(
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<(), ApiError> {
+    if peer.is_some_and(|Extension(ConnectInfo(address))| address.ip().is_loopback()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            403,
+            "FORBIDDEN",
+            "forbidden",
+            "administration is only answered on loopback",
+        ))
+    }
+}
+
+/// Creates a ledger on this node at run time (a new category, a split's or merge's
+/// child): its genesis from the canonical settings bytes, so every participant that
+/// is given the same bytes creates the same ledger (same id) and the group forms as
+/// they do. It is recorded in the node's catalog and reopened at every start. A parent
+/// this node hosts must be sealed at exactly the height and block the settings name.
+#[utoipa::path(post, path = "/api/v1/admin/ledgers", tag = "admin",
+    request_body = CreateLedgerRequest,
+    responses((status = 201, body = LedgerView),
+        (status = 400, description = "BAD_SETTINGS", body = Problem),
+        (status = 403, description = "FORBIDDEN: not from this machine", body = Problem),
+        (status = 409, description = "LEDGER_EXISTS, LINEAGE_MISMATCH (a hosted parent is not sealed there)", body = Problem),
+        (status = 501, description = "CREATE_UNAVAILABLE", body = Problem)))]
+pub async fn create_ledger(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: Result<Json<CreateLedgerRequest>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<LedgerView>), ApiError> {
+    loopback_only(peer)?;
+    let Json(request) = request.map_err(|e| ApiError::bad_parameter("body", e.body_text()))?;
+    let bad = |reason: String| ApiError::new(400, "BAD_SETTINGS", "bad settings", reason);
+    let bytes =
+        hex::decode(&request.settings_hex).map_err(|e| bad(format!("settings_hex: {e}")))?;
+    let settings = LedgerSettings::decode(&bytes).map_err(|e| bad(e.to_string()))?;
+    settings.check().map_err(bad)?;
+    for parent in &settings.parents {
+        let Some(handle) = state.ledgers().iter().find(|h| h.id() == parent.ledger_id).cloned()
+        else {
+            continue;
+        };
+        let sealed_there = handle.sealed().is_some_and(|seal| seal.height == parent.height)
+            && crate::api::read(&handle, {
+                let height = parent.height;
+                move |ledger| Ok(ledger.block(height)?)
+            })
+            .await?
+            .is_some_and(|block| block.hash == parent.block_hash);
+        if !sealed_there {
+            return Err(ApiError::new(
+                409,
+                "LINEAGE_MISMATCH",
+                "parent not sealed there",
+                format!(
+                    "parent {} is not sealed at height {} with block {}",
+                    handle.name(),
+                    parent.height,
+                    hex::encode(parent.block_hash)
+                ),
+            ));
+        }
+    }
+    let handle = state.ledgers.create(settings).map_err(|error| match error {
+        actors::NodeError::Exists(name) => ApiError::new(
+            409,
+            "LEDGER_EXISTS",
+            "ledger exists",
+            format!("ledger {name} exists on this node"),
+        ),
+        actors::NodeError::Invalid(reason)
+            if reason.contains("cannot create ledgers at run time") =>
+        {
+            ApiError::new(501, "CREATE_UNAVAILABLE", "cannot create ledgers", reason)
+        }
+        other => ApiError::new(400, "BAD_SETTINGS", "bad settings", other.to_string()),
+    })?;
+    crate::streams::register_metrics(std::slice::from_ref(&handle));
+    tracing::info!(ledger = handle.name(), id = %hex::encode(handle.id().0), "ledger created at run time");
+    Ok((axum::http::StatusCode::CREATED, Json(crate::api::ledger_view(&handle))))
 }

@@ -78,7 +78,7 @@ pub async fn healthz() -> &'static str {
     (status = 503, description = "NOT_READY: which ledgers and why", body = sdk::wire::Problem)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Vec<LedgerView>>, ApiError> {
     let not_ready: Vec<String> = state
-        .ledgers
+        .ledgers()
         .iter()
         .filter_map(|handle| match (handle.halted(), handle.leader_known()) {
             (Some(reason), _) => Some(format!("{}: halted ({reason})", handle.name())),
@@ -86,7 +86,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Ledge
             (None, true) => None,
         })
         .collect();
-    if state.ledgers.is_empty() {
+    if state.ledgers().is_empty() {
         return Err(ApiError::new(503, "NOT_READY", "not ready", "no ledgers configured"));
     }
     if !not_ready.is_empty() {
@@ -94,10 +94,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Ledge
             ApiError::new(503, "NOT_READY", "not ready", not_ready.join("; ")).retry_after(1)
         );
     }
-    Ok(Json(state.ledgers.iter().map(ledger_view).collect()))
+    Ok(Json(state.ledgers().iter().map(ledger_view).collect()))
 }
 
-fn ledger_view(handle: &LedgerHandle) -> LedgerView {
+pub(crate) fn ledger_view(handle: &LedgerHandle) -> LedgerView {
     let head = handle.head();
     LedgerView {
         id: hex::encode(handle.id().0),
@@ -123,7 +123,7 @@ fn ledger_view(handle: &LedgerHandle) -> LedgerView {
 #[utoipa::path(get, path = "/api/v1/ledgers", tag = "ledgers",
     responses((status = 200, body = Vec<LedgerView>)))]
 pub async fn list_ledgers(State(state): State<Arc<AppState>>) -> Json<Vec<LedgerView>> {
-    Json(state.ledgers.iter().map(ledger_view).collect())
+    Json(state.ledgers().iter().map(ledger_view).collect())
 }
 
 /// One ledger (by id in hex, or by name).
@@ -135,7 +135,7 @@ pub async fn get_ledger(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<LedgerView> {
-    Ok(Json(ledger_view(state.ledger(&id)?)))
+    Ok(Json(ledger_view(&state.ledger(&id)?)))
 }
 
 /// A ledger's genesis settings.
@@ -160,7 +160,7 @@ pub async fn get_participants(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Vec<ParticipantView>> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let algorithm = handle.settings().hash_algorithm;
     let participants = read(handle, move |ledger| Ok(ledger.participants()?)).await?;
     Ok(Json(participants.iter().map(|p| ParticipantView::of(p, algorithm)).collect()))
@@ -287,7 +287,7 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(body_error)?;
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let submit_query = query(submit_query)?;
     let wait = match submit_query.wait.as_deref() {
         None => false,
@@ -366,7 +366,7 @@ pub async fn get_transaction(
     State(state): State<Arc<AppState>>,
     Path((id, hash)): Path<(String, String)>,
 ) -> ApiResult<TxStatusView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
     let record = read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?;
     if let Some(record) = record {
@@ -405,7 +405,7 @@ pub async fn latest_block(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<BlockView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let height = handle.head().height;
     let block = read(handle, move |ledger| Ok(ledger.block(height)?)).await?;
     block.map(|b| Json(block_view(&b))).ok_or_else(|| ApiError::internal("head block missing"))
@@ -422,7 +422,7 @@ pub async fn block_by_height(
     State(state): State<Arc<AppState>>,
     Path((id, height)): Path<(String, String)>,
 ) -> ApiResult<BlockView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let height: u64 =
         height.parse().map_err(|_| ApiError::bad_parameter("height", "not a block height"))?;
     let block = read(handle, move |ledger| Ok(ledger.block(height)?)).await?;
@@ -442,7 +442,7 @@ pub async fn block_by_hash(
     State(state): State<Arc<AppState>>,
     Path((id, hash)): Path<(String, String)>,
 ) -> ApiResult<BlockView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let block_hash = hash_param("hash", &hash)?;
     let block = read(handle, move |ledger| Ok(ledger.block_by_hash(&block_hash)?)).await?;
     block
@@ -471,7 +471,7 @@ pub async fn block_transactions(
     Path((id, height)): Path<(String, String)>,
     page: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<BlockTxPage> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let height: u64 =
         height.parse().map_err(|_| ApiError::bad_parameter("height", "not a block height"))?;
     let page = query(page)?;
@@ -508,7 +508,7 @@ pub async fn get_user(
     State(state): State<Arc<AppState>>,
     Path((id, address)): Path<(String, String)>,
 ) -> ApiResult<UserView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let user = Address(hash_param("address", &address)?);
     if read(handle, move |ledger| Ok(ledger.user_exists(&user)?)).await? {
         Ok(Json(UserView { address: hex::encode(user.0), registered: true }))
@@ -527,7 +527,7 @@ pub async fn get_account(
     State(state): State<Arc<AppState>>,
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<AccountView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let account = name.clone();
     let owner = read(handle, move |ledger| Ok(ledger.data_account_owner(&account)?)).await?;
     owner
@@ -586,7 +586,7 @@ pub async fn get_value(
     Path((id, name, key)): Path<(String, String, String)>,
     key_query: Result<Query<KeyQuery>, QueryRejection>,
 ) -> ApiResult<ValueView> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let key_query = query(key_query)?;
     let key = key_param(&key, key_query.key_encoding.as_deref())?;
     let (account, key_bytes) = (name.clone(), key.clone());
@@ -610,7 +610,7 @@ pub async fn get_history(
     Path((id, name, key)): Path<(String, String, String)>,
     history_query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let history_query = query(history_query)?;
     let key = key_param(&key, history_query.key_encoding.as_deref())?;
     let limit = limit_param(history_query.limit)?;
@@ -645,7 +645,7 @@ pub async fn prove_transaction(
     State(state): State<Arc<AppState>>,
     Path((id, hash)): Path<(String, String)>,
 ) -> ApiResult<ProofDocument> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
     let algorithm = handle.settings().hash_algorithm;
     let proof = read(handle, move |ledger| Ok(ledger.prove_transaction(&tx_hash)?)).await?;
@@ -668,7 +668,7 @@ pub async fn prove_key(
     Path((id, name, key)): Path<(String, String, String)>,
     prove_query: Result<Query<ProveKeyQuery>, QueryRejection>,
 ) -> ApiResult<ProofDocument> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let prove_query = query(prove_query)?;
     let key = key_param(&key, prove_query.key_encoding.as_deref())?;
     if engine::model::check_name(&name).is_err() {
@@ -736,7 +736,7 @@ pub async fn verify_proof(
     let matches_node = match state.ledger(&document.ledger_id) {
         Ok(handle) => {
             let height = verified.height;
-            read(handle, move |ledger| Ok(ledger.block(height)?))
+            read(&handle, move |ledger| Ok(ledger.block(height)?))
                 .await?
                 .is_some_and(|block| block.hash == verified.block_hash)
         }

@@ -54,7 +54,7 @@ type Routed = (usize, LedgerHandle, Transaction, Vec<String>);
 #[derive(Clone)]
 pub struct Capture {
     /// Where events go.
-    pub map: Arc<ShardMap>,
+    pub map: crate::shardmap::MapSource,
     /// Signs the capture transactions (a registered user of the ledgers).
     pub key: Arc<PrivateKey>,
 }
@@ -140,8 +140,9 @@ pub async fn capture(
     // Parsing, validation and signing are CPU work: off the async runtime.
     let planning = state.clone();
     let key = capture.key.clone();
+    let map = capture.map.current(&state, &capture.key).await?.map;
     let mut planned = tokio::task::spawn_blocking(move || {
-        plan(&planning, &capture, query.category.as_deref(), &body)
+        plan(&planning, &map, &capture.key, query.category.as_deref(), &body)
     })
     .await
     .map_err(|e| ApiError::internal(format!("capture task failed: {e}")))??;
@@ -248,7 +249,8 @@ pub async fn capture(
 /// Validates the document, routes every event and signs its transaction.
 fn plan(
     state: &AppState,
-    capture: &Capture,
+    map: &ShardMap,
+    key: &PrivateKey,
     category: Option<&str>,
     body: &[u8],
 ) -> Result<Vec<Routed>, ApiError> {
@@ -296,7 +298,7 @@ fn plan(
             event.codes.clone()
         };
         let code = code.unwrap_or(&history[0]);
-        let ledger = match capture.map.route(target, code) {
+        let ledger = match map.route(target, code) {
             Ok(ledger) => ledger.to_owned(),
             Err(error) => {
                 problems.push(entry(Some(event.index), &pointer, error.to_string()));
@@ -335,7 +337,7 @@ fn plan(
                 })
                 .collect(),
         };
-        match Transaction::sign(content, &[capture.key.as_ref()]) {
+        match Transaction::sign(content, &[key]) {
             Ok(tx) => planned.push((event.index, handle.clone(), tx, history)),
             Err(reason) => problems.push(entry(Some(event.index), &pointer, reason)),
         }
@@ -359,7 +361,7 @@ fn event_json(tx: &Transaction) -> serde_json::Value {
 }
 
 /// Submits and waits until final.
-async fn commit(
+pub(crate) async fn commit(
     handle: &LedgerHandle,
     transactions: Vec<Transaction>,
 ) -> Result<Vec<actors::TxOutcome>, ApiError> {

@@ -37,6 +37,7 @@ pub mod capture;
 mod explorer;
 mod metrics;
 mod problem;
+pub mod shardmap;
 mod streams;
 pub mod tls;
 pub mod trace;
@@ -66,7 +67,7 @@ pub const PAGE_LIMIT_DEFAULT: u32 = 100;
 
 /// What every handler reads: the node's ledgers.
 pub struct AppState {
-    ledgers: Vec<LedgerHandle>,
+    ledgers: actors::node::LedgerSet,
     backup: Option<BackupTarget>,
     capture: Option<capture::Capture>,
 }
@@ -83,11 +84,17 @@ pub struct GatewayOptions {
 }
 
 impl AppState {
-    fn ledger(&self, id: &str) -> Result<&LedgerHandle, ApiError> {
+    /// The node's ledgers, as of now.
+    fn ledgers(&self) -> Arc<Vec<LedgerHandle>> {
+        self.ledgers.all()
+    }
+
+    fn ledger(&self, id: &str) -> Result<LedgerHandle, ApiError> {
         let wanted = sdk::wire::parse_hash("id", id).ok();
-        self.ledgers
+        self.ledgers()
             .iter()
             .find(|handle| Some(handle.id().0) == wanted || handle.name() == id)
+            .cloned()
             .ok_or_else(|| {
                 ApiError::not_found("UNKNOWN_LEDGER", format!("no ledger {id} on this node"))
             })
@@ -143,9 +150,12 @@ fn api_router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(streams::stream_topic))
         .routes(routes!(streams::stream_system))
         .routes(routes!(admin::backup))
+        .routes(routes!(admin::create_ledger))
         .routes(routes!(capture::capture))
         .routes(routes!(trace::get_trace))
         .routes(routes!(trace::list_events))
+        .routes(routes!(shardmap::get_map))
+        .routes(routes!(shardmap::put_map))
 }
 
 /// The OpenAPI document of every route (what `/api/v1/openapi.json` serves).
@@ -155,12 +165,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The routes over the node's ledgers.
 pub fn router(ledgers: Vec<LedgerHandle>) -> Router {
-    router_with(ledgers, GatewayOptions::default())
+    router_with(actors::node::LedgerSet::fixed(ledgers), GatewayOptions::default())
 }
 
 /// The routes over the node's ledgers, with `options`.
-pub fn router_with(ledgers: Vec<LedgerHandle>, options: GatewayOptions) -> Router {
-    streams::register_metrics(&ledgers);
+pub fn router_with(ledgers: actors::node::LedgerSet, options: GatewayOptions) -> Router {
+    streams::register_metrics(&ledgers.all());
     let (routes, document) = api_router().split_for_parts();
     let document = Arc::new(document);
     routes

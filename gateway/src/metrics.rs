@@ -51,7 +51,7 @@ pub async fn record(request: Request, next: Next) -> Response {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&SECONDS);
-    for handle in &state.ledgers {
+    for handle in state.ledgers().iter() {
         handle.sample_metrics();
     }
     let mut response = actors::metrics::encode().into_response();

@@ -230,7 +230,7 @@ pub async fn list_events(
     Path(id): Path<String>,
     event_query: Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let event_query = query(event_query)?;
     let limit = limit_param(event_query.limit)?;
     let filter = event_query.filter();
@@ -255,7 +255,7 @@ pub async fn list_topic(
     Path((id, account, topic)): Path<(String, String, String)>,
     position: Result<Query<PositionQuery>, QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let handle = state.ledger(&id)?;
+    let handle = &state.ledger(&id)?;
     let position = query(position)?;
     let limit = limit_param(position.limit)?;
     let from = position.from.unwrap_or(0);
@@ -395,7 +395,7 @@ pub async fn stream_blocks(
     position: Result<Query<PositionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let from = start(&handle, &Spec::Blocks, query(position)?.from, &headers).await?;
     Ok(sse(handle, Spec::Blocks, from))
 }
@@ -413,7 +413,7 @@ pub async fn stream_events(
     event_query: Result<Query<EventQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let event_query = query(event_query)?;
     let spec = Spec::Events(event_query.filter());
     let from = start(&handle, &spec, event_query.from, &headers).await?;
@@ -434,7 +434,7 @@ pub async fn stream_topic(
     position: Result<Query<PositionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let spec = Spec::Topic { account, topic };
     let from = start(&handle, &spec, query(position)?.from, &headers).await?;
     Ok(sse(handle, spec, from))
@@ -447,7 +447,7 @@ pub async fn ws_blocks(
     position: Result<Query<PositionQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let from = start(&handle, &Spec::Blocks, query(position)?.from, &HeaderMap::new()).await?;
     Ok(upgrade.on_upgrade(move |socket| websocket(socket, handle, Spec::Blocks, from)))
 }
@@ -459,7 +459,7 @@ pub async fn ws_events(
     event_query: Result<Query<EventQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let event_query = query(event_query)?;
     let spec = Spec::Events(event_query.filter());
     let from = start(&handle, &spec, event_query.from, &HeaderMap::new()).await?;
@@ -473,7 +473,7 @@ pub async fn ws_topic(
     position: Result<Query<PositionQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let handle = state.ledger(&id)?.clone();
+    let handle = state.ledger(&id)?;
     let spec = Spec::Topic { account, topic };
     let from = start(&handle, &spec, query(position)?.from, &HeaderMap::new()).await?;
     Ok(upgrade.on_upgrade(move |socket| websocket(socket, handle, spec, from)))
@@ -493,7 +493,7 @@ fn parse_cursor(
         let position = position
             .parse::<u64>()
             .map_err(|_| ApiError::bad_parameter("cursor", format!("`{part}`: not a position")))?;
-        let handle = state.ledger(name)?;
+        let handle = &state.ledger(name)?;
         cursor.insert(handle.name().to_owned(), position);
     }
     Ok(cursor)
@@ -544,7 +544,7 @@ pub async fn stream_system(
         ..EventFilter::default()
     };
     let mut streams = Vec::new();
-    for handle in &state.ledgers {
+    for handle in state.ledgers().iter() {
         let spec = Spec::Events(filter.clone());
         let from = match cursor.get(handle.name()) {
             Some(from) => *from,

@@ -27,7 +27,8 @@ use axum::response::{IntoResponse, Response};
 use engine::ledger::{EventRecord, RecallRecord};
 use engine::model::Hash32;
 use sdk::wire::{
-    ContainmentView, EpcisEventView, EpcisEventsPage, RecallView, TraceEventView, TraceView,
+    ContainmentView, EpcisEventView, EpcisEventsPage, RecallView, TraceEventView, TraceLedgerView,
+    TraceSealView, TraceView,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -384,12 +385,69 @@ fn build(readers: &[(LedgerHandle, Reader)], code: &str) -> Result<TraceView, Ap
             proof: sdk::proof::tx_document(handle.settings().hash_algorithm, &proof),
         });
     }
-    Ok(TraceView { code: code.to_owned(), events, containers, recalls: recall_views, truncated })
+    let mut involved: BTreeSet<usize> =
+        events.iter().filter_map(|e| index_of(readers, &e.ledger)).collect();
+    involved.extend(recall_views.iter().filter_map(|r| index_of(readers, &r.ledger)));
+    let ledgers = lineage(readers, involved)?;
+    Ok(TraceView {
+        code: code.to_owned(),
+        events,
+        containers,
+        recalls: recall_views,
+        truncated,
+        ledgers,
+    })
+}
+
+fn index_of(readers: &[(LedgerHandle, Reader)], name: &str) -> Option<usize> {
+    readers.iter().position(|(handle, _)| handle.name() == name)
+}
+
+/// The ledgers of a trace and, transitively, their hosted parents: genesis, settings,
+/// seal with proof.
+fn lineage(
+    readers: &[(LedgerHandle, Reader)],
+    mut pending: BTreeSet<usize>,
+) -> Result<Vec<TraceLedgerView>, ApiError> {
+    let mut done = BTreeSet::new();
+    let mut views = Vec::new();
+    while let Some(index) = pending.pop_first() {
+        if !done.insert(index) {
+            continue;
+        }
+        let (handle, reader) = &readers[index];
+        let settings = handle.settings();
+        for parent in &settings.parents {
+            if let Some(at) = readers.iter().position(|(h, _)| h.id() == parent.ledger_id) {
+                pending.insert(at);
+            }
+        }
+        let genesis = reader.block(0)?.ok_or_else(|| ApiError::internal("no genesis block"))?;
+        let sealed = match reader.sealed()? {
+            Some(seal) => match reader.prove_transactions(&[seal.tx_hash])?.pop().flatten() {
+                Some((tx, proof)) => Some(TraceSealView {
+                    height: seal.height,
+                    transaction_hex: hex::encode(tx.transaction.encode()),
+                    proof: sdk::proof::tx_document(settings.hash_algorithm, &proof),
+                }),
+                None => return Err(ApiError::internal("the sealing transaction is missing")),
+            },
+            None => None,
+        };
+        views.push(TraceLedgerView {
+            name: handle.name().to_owned(),
+            ledger_id: hex::encode(handle.id().0),
+            settings_hex: hex::encode(settings.encode()),
+            genesis_header_hex: hex::encode(genesis.header.encode()),
+            sealed,
+        });
+    }
+    Ok(views)
 }
 
 /// Runs `build` on the blocking pool over every ledger's committed state.
 async fn trace_of(state: &AppState, code: String) -> Result<TraceView, ApiError> {
-    let handles = state.ledgers.clone();
+    let handles = state.ledgers().as_ref().clone();
     tokio::task::spawn_blocking(move || {
         let readers = handles
             .into_iter()
@@ -686,7 +744,7 @@ pub async fn list_events(
         .as_deref()
         .map(|e| canonicalize(e).map_err(|error| ApiError::bad_parameter("MATCH_epc", error)))
         .transpose()?;
-    let mut handles = state.ledgers.clone();
+    let mut handles = state.ledgers().as_ref().clone();
     handles.sort_by(|a, b| a.name().cmp(b.name()));
     let (mut ledger_at, mut position) = (0, 0);
     if let Some(token) = &query.next_page_token {

@@ -175,6 +175,46 @@ impl Client {
         Self::answer(response).await
     }
 
+    /// Creates a ledger on this node at run time from its canonical settings bytes
+    /// (`POST /api/v1/admin/ledgers`, loopback clients only).
+    pub async fn create_ledger(
+        &self,
+        settings: &engine::model::LedgerSettings,
+    ) -> Result<LedgerView, ClientError> {
+        let body =
+            crate::wire::CreateLedgerRequest { settings_hex: hex::encode(settings.encode()) };
+        let response = self
+            .http
+            .post(format!("{}/api/v1/admin/ledgers", self.base))
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        Self::answer(response).await
+    }
+
+    /// The shard map captures are routed by (`GET /api/v1/shard-map`): route offline
+    /// with it through [`crate::routing`].
+    pub async fn shard_map(&self) -> Result<crate::wire::ShardMapView, ClientError> {
+        self.get("/api/v1/shard-map").await
+    }
+
+    /// Records the next shard map (`PUT /api/v1/admin/shard-map`, loopback only).
+    pub async fn put_shard_map(
+        &self,
+        map: &crate::routing::ShardMap,
+    ) -> Result<crate::wire::ShardMapView, ClientError> {
+        let response = self
+            .http
+            .put(format!("{}/api/v1/admin/shard-map", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(map.to_canonical_json())
+            .send()
+            .await
+            .map_err(transport)?;
+        Self::answer(response).await
+    }
+
     /// The gateway's base URL.
     pub fn base_url(&self) -> &str {
         &self.base

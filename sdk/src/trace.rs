@@ -38,6 +38,9 @@ pub struct TraceVerified {
     /// Every (ledger id hex, height) the proofs end at, with the block hash each
     /// recomputes: what to compare with blocks you trust.
     pub blocks: BTreeMap<(String, u64), Hash32>,
+    /// Parent → child links checked: the child's genesis names the parent's sealing
+    /// block, and the parent's seal proof ends at that very block.
+    pub lineage_links: usize,
 }
 
 fn invalid(what: impl std::fmt::Display) -> VerifyError {
@@ -94,6 +97,7 @@ fn place(event: &serde_json::Value) -> Option<String> {
 /// Verifies every event and recall of `trace` (see the module docs).
 pub fn verify(trace: &TraceView) -> Result<TraceVerified, VerifyError> {
     let mut blocks = BTreeMap::new();
+    let (ledgers, lineage_links) = verify_ledgers(trace, &mut blocks)?;
     let mut previous: Option<(i64, &str, u64)> = None;
     for (i, event) in trace.events.iter().enumerate() {
         let what = format!("event {i}");
@@ -114,6 +118,13 @@ pub fn verify(trace: &TraceView) -> Result<TraceVerified, VerifyError> {
         }
         if event.proof.ledger_id != event.ledger_id {
             return Err(invalid(format!("{what}: the proof is for another ledger")));
+        }
+        match ledgers.get(&event.ledger_id) {
+            None => return Err(invalid(format!("{what}: its ledger is not in `ledgers`"))),
+            Some(Some(sealed_at)) if event.height > *sealed_at => {
+                return Err(invalid(format!("{what}: after its ledger's seal")));
+            }
+            Some(_) => {}
         }
         let json: serde_json::Value = serde_json::from_str(&event.payload)
             .map_err(|e| invalid(format!("{what}: payload is not JSON: {e}")))?;
@@ -163,5 +174,86 @@ pub fn verify(trace: &TraceView) -> Result<TraceVerified, VerifyError> {
         }
         blocks.insert((recall.proof.ledger_id.clone(), verified.height), verified.block_hash);
     }
-    Ok(TraceVerified { events: trace.events.len(), recalls: trace.recalls.len(), blocks })
+    Ok(TraceVerified {
+        events: trace.events.len(),
+        recalls: trace.recalls.len(),
+        blocks,
+        lineage_links,
+    })
+}
+
+/// Each ledger id (hex) of a trace, with its sealing height when sealed.
+type SealedAt = BTreeMap<String, Option<u64>>;
+
+/// Checks every ledger of the trace: its id is its genesis header's hash, the header
+/// commits to its settings, its seal (if any) is proven; and every parent named by a
+/// child's settings that the trace includes is sealed at exactly that block. Answers
+/// each ledger id with its sealing height, and the number of links checked.
+fn verify_ledgers(
+    trace: &TraceView,
+    blocks: &mut BTreeMap<(String, u64), Hash32>,
+) -> Result<(SealedAt, usize), VerifyError> {
+    let mut sealed_at: SealedAt = BTreeMap::new();
+    let mut seal_blocks: BTreeMap<String, (u64, Hash32)> = BTreeMap::new();
+    let mut all_parents = Vec::new();
+    for ledger in &trace.ledgers {
+        let what = format!("ledger {}", ledger.name);
+        let malformed =
+            |field: &str, e: String| VerifyError::Malformed(format!("{what}: {field}: {e}"));
+        let settings_bytes = hex::decode(&ledger.settings_hex)
+            .map_err(|e| malformed("settings_hex", e.to_string()))?;
+        let settings = engine::model::LedgerSettings::decode(&settings_bytes)
+            .map_err(|e| malformed("settings", e.to_string()))?;
+        let header_bytes = hex::decode(&ledger.genesis_header_hex)
+            .map_err(|e| malformed("genesis_header_hex", e.to_string()))?;
+        let header = engine::model::BlockHeader::decode(&header_bytes)
+            .map_err(|e| malformed("genesis header", e.to_string()))?;
+        let algorithm = settings.hash_algorithm;
+        if hex::encode(header.hash(algorithm)) != ledger.ledger_id || header.height != 0 {
+            return Err(invalid(format!("{what}: the genesis header is not this ledger's")));
+        }
+        if header.tx_root != *crypto_parallel::hash(algorithm, &settings_bytes).as_bytes() {
+            return Err(invalid(format!("{what}: the genesis does not commit to these settings")));
+        }
+        let seal = match &ledger.sealed {
+            Some(seal) => {
+                let (tx, verified) = proven_transaction(
+                    &format!("{what} seal"),
+                    &seal.transaction_hex,
+                    &seal.proof,
+                )?;
+                if !tx.content.operations.iter().any(|op| matches!(op, Operation::Seal { .. })) {
+                    return Err(invalid(format!("{what}: the seal transaction does not seal")));
+                }
+                if seal.proof.ledger_id != ledger.ledger_id || verified.height != seal.height {
+                    return Err(invalid(format!("{what}: the seal proof is for another block")));
+                }
+                blocks.insert((ledger.ledger_id.clone(), verified.height), verified.block_hash);
+                seal_blocks
+                    .insert(ledger.ledger_id.clone(), (verified.height, verified.block_hash));
+                Some(seal.height)
+            }
+            None => None,
+        };
+        sealed_at.insert(ledger.ledger_id.clone(), seal);
+        all_parents.extend(settings.parents.into_iter().map(|p| (what.clone(), p)));
+    }
+    let mut links = 0;
+    for (what, parent) in all_parents {
+        let id = hex::encode(parent.ledger_id.0);
+        if !sealed_at.contains_key(&id) {
+            continue; // a parent the trace does not need (no event of the code there)
+        }
+        match seal_blocks.get(&id) {
+            Some((height, hash)) if *height == parent.height && *hash == parent.block_hash => {
+                links += 1;
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{what}: its parent {id} is not sealed at the block its genesis names"
+                )));
+            }
+        }
+    }
+    Ok((sealed_at, links))
 }

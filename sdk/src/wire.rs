@@ -1154,6 +1154,40 @@ pub struct TraceView {
     pub recalls: Vec<RecallView>,
     /// The history was longer than the node answers at once (`TRACE_EVENTS_MAX`).
     pub truncated: bool,
+    /// Every ledger the events and recalls are on, and the sealed parents they continue:
+    /// its genesis (which commits to its settings, lineage included) and its seal with
+    /// proof, so a history spanning a split or merge verifies as one.
+    #[serde(default)]
+    pub ledgers: Vec<TraceLedgerView>,
+}
+
+/// A ledger of a trace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TraceLedgerView {
+    /// Name.
+    pub name: String,
+    /// Id (hex): the hash of the genesis header.
+    pub ledger_id: String,
+    /// The canonical settings bytes (hex); the genesis header's `tx_root` is their hash.
+    pub settings_hex: String,
+    /// The genesis header (hex).
+    pub genesis_header_hex: String,
+    /// Its seal, when sealed (split or merged into others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<TraceSealView>,
+}
+
+/// A sealed ledger's seal, with its proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TraceSealView {
+    /// Height of the sealing block.
+    pub height: u64,
+    /// The sealing transaction, as signed (hex).
+    pub transaction_hex: String,
+    /// Proof that it committed.
+    pub proof: ProofDocument,
 }
 
 /// One event of a trace.
@@ -1266,4 +1300,36 @@ pub struct EpcisEventView {
     /// The event as recorded.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub event: serde_json::Value,
+}
+
+/// The answer of `GET /api/v1/shard-map`: the map captures are routed by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ShardMapView {
+    /// Its epoch.
+    pub epoch: u64,
+    /// SHA-256 of its canonical JSON (hex).
+    pub digest: String,
+    /// The map (`sharding::map` JSON form).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub map: serde_json::Value,
+    /// The ledger that records it, when recorded on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<String>,
+    /// Its version of key `map` in data account `shard-map` there (epoch − 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The height that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+}
+
+/// The body of `POST /api/v1/admin/ledgers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateLedgerRequest {
+    /// The ledger's canonical settings bytes (hex, `docs/FORMAT.md`): the same bytes on
+    /// every participant make the same ledger.
+    pub settings_hex: String,
 }
