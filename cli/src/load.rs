@@ -69,6 +69,16 @@ pub struct LoadArgs {
     /// Size of each event record, bytes.
     #[arg(long, default_value_t = 200)]
     pub value_size: usize,
+    /// A shard map (JSON, `sharding::map`): load one category's ledgers, each trace
+    /// code on the ledger the map routes it to (the gateway's routing function).
+    #[arg(long, requires = "category")]
+    pub shard_map: Option<PathBuf>,
+    /// The category to load (with --shard-map).
+    #[arg(long, requires = "shard_map")]
+    pub category: Option<String>,
+    /// The routing read from --shard-map and --category (`LoadArgs::load_routing`).
+    #[arg(skip)]
+    pub routing: Option<std::sync::Arc<loadgen::ledger::Routing>>,
     /// Sign each batch when it is due instead of before the run.
     #[arg(long)]
     pub sign_online: bool,
@@ -123,6 +133,25 @@ impl LoadArgs {
         Ok(())
     }
 
+    /// Reads --shard-map for --category; answers the category's ledgers, in order.
+    fn load_routing(&mut self) -> Result<Option<Vec<String>>, Failure> {
+        let (Some(path), Some(category)) = (&self.shard_map, &self.category) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("--shard-map {}: {e}", path.display())))?;
+        let map = sharding::ShardMap::from_json(&text)
+            .map_err(|e| invalid(format!("--shard-map {}: {e}", path.display())))?;
+        let ledgers = map
+            .categories
+            .get(category)
+            .cloned()
+            .ok_or_else(|| invalid(format!("--category {category}: not in the shard map")))?;
+        self.routing =
+            Some(std::sync::Arc::new(loadgen::ledger::Routing { map, category: category.clone() }));
+        Ok(Some(ledgers))
+    }
+
     pub(crate) fn spec(&self) -> WorkloadSpec {
         WorkloadSpec {
             keys: self.keys,
@@ -130,6 +159,7 @@ impl LoadArgs {
             value_size: self.value_size,
             batch_size: self.batch,
             publish: false,
+            routing: self.routing.clone(),
         }
     }
 
@@ -429,8 +459,9 @@ pub struct LoadgenArgs {
 }
 
 /// `polyledger loadgen`: drives running gateways over HTTP.
-pub fn loadgen(args: LoadgenArgs) -> Result<(), Failure> {
+pub fn loadgen(mut args: LoadgenArgs) -> Result<(), Failure> {
     args.load.check()?;
+    let routed = args.load.load_routing()?;
     let signer = sdk::keys::read_private_key(&args.key).map_err(|e| invalid(e.to_string()))?;
     let runtime_ = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -450,8 +481,20 @@ pub fn loadgen(args: LoadgenArgs) -> Result<(), Failure> {
         if count == 0 {
             return Err(invalid("the gateway lists no ledgers"));
         }
-        let ledgers = listed[..count]
-            .iter()
+        // Routed: the category's ledgers, in the map's (bucket) order.
+        let chosen: Vec<&sdk::wire::LedgerView> = match &routed {
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    listed.iter().find(|view| &view.name == name).ok_or_else(|| {
+                        invalid(format!("the shard map names ledger {name}, not on the gateway"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => listed[..count].iter().collect(),
+        };
+        let ledgers = chosen
+            .into_iter()
             .map(|view| {
                 let id =
                     sdk::wire::parse_hash("id", &view.id).map_err(|e| runtime(e.to_string()))?;

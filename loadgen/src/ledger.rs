@@ -11,6 +11,10 @@
 //! order, so a failed or reordered write of a key makes the later ones fail with
 //! `VERSION_CONFLICT` — counted by the report, as a real client would see it. Keys carry a
 //! random run id, so runs never collide with earlier data.
+//!
+//! With a shard map ([`Routing`]), the ledgers are a category's and each trace code is
+//! written on the ledger [`sharding::ShardMap::route`] gives it — the function the
+//! gateway's capture and the SDK use — so a split category is loaded as it is routed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +48,18 @@ pub struct WorkloadSpec {
     /// Each transaction also publishes its record as an event (`EVENT_ACCOUNT` /
     /// `EVENT_TOPIC`): the workload of the subscription benchmark.
     pub publish: bool,
+    /// Route trace codes through a shard map (the ledgers are then the category's, in
+    /// the map's order).
+    pub routing: Option<Arc<Routing>>,
+}
+
+/// Routing of a workload's trace codes: a shard map and the category loaded.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// The map.
+    pub map: sharding::ShardMap,
+    /// The category whose ledgers are loaded.
+    pub category: String,
 }
 
 impl Default for WorkloadSpec {
@@ -54,6 +70,7 @@ impl Default for WorkloadSpec {
             value_size: 200,
             batch_size: 200,
             publish: false,
+            routing: None,
         }
     }
 }
@@ -76,6 +93,9 @@ pub struct LedgerBatch {
     /// `encode_transactions` bytes (the HTTP target posts these).
     pub body: Bytes,
 }
+
+/// The GTIN of the workload's trace codes (GS1's example company prefix 0614141).
+pub const WORKLOAD_GTIN: &str = "10614141073464";
 
 /// Builds transactions for ledgers from one signer.
 pub struct Workload {
@@ -120,9 +140,27 @@ impl Workload {
         &self.ledgers
     }
 
-    /// The trace code of key number `k`.
-    pub fn key(&self, k: u64) -> String {
-        format!("urn:epc:id:sgtin:0614141.{}.{k:09}", self.run_id)
+    /// The trace code of key number `k` of `ledger`: a GS1 Digital Link (canonical
+    /// form). With routing, the first of `k`'s candidate serials that the shard map
+    /// routes to `ledger` (about as many tries as the category has ledgers).
+    pub fn key(&self, ledger: usize, k: u64) -> String {
+        let code = |j: u64| {
+            let serial = if j == 0 {
+                format!("{}{k:09}", self.run_id)
+            } else {
+                format!("{}{k:09}.{j}", self.run_id)
+            };
+            format!("https://id.gs1.org/01/{WORKLOAD_GTIN}/21/{serial}")
+        };
+        let Some(routing) = &self.spec.routing else { return code(0) };
+        let wanted = self.ledgers[ledger].name.as_str();
+        (0..)
+            .map(code)
+            .find(|candidate| {
+                routing.map.route(sharding::Target::Category(&routing.category), candidate)
+                    == Ok(wanted)
+            })
+            .expect("some serial routes to every ledger of the category")
     }
 
     fn key_number(&self, ledger: usize, i: u64) -> u64 {
@@ -163,7 +201,7 @@ impl Workload {
     /// per key: build a ledger's transactions in order).
     pub fn transaction(&self, ledger: usize, i: u64) -> (u64, TransactionContent) {
         let k = self.key_number(ledger, i);
-        let key = self.key(k);
+        let key = self.key(ledger, k);
         let expected_version = {
             let mut versions = self.versions[ledger].lock();
             let next = versions.entry(k).or_insert(-1);
