@@ -505,3 +505,60 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["versions"].as_array().map(Vec::len), Some(4), "{history}");
 }
+
+#[test]
+fn nested_containers_are_followed_for_as_long_as_they_held_the_item() {
+    const CASE: &str = "urn:epc:id:sscc:0614141.2000000001";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("map.json"),
+        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
+    )
+    .unwrap();
+    let node = NodeProcess::start(
+        dir.path(),
+        "[traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"capture.key.pem\"\n",
+    );
+    let at = |day: u32| format!("2026-04-{day:02}T08:00:00.000+01:00");
+    let aggregate = |day, action: &str, parent: &str, child: &str| {
+        event(
+            "AggregationEvent",
+            &at(day),
+            if action == "ADD" { "packing" } else { "unpacking" },
+            json!({"action": action, "parentID": parent, "childEPCs": [child]}),
+        )
+    };
+    let observe = |day, code: &str| {
+        event("ObjectEvent", &at(day), "shipping", json!({"action": "OBSERVE", "epcList": [code]}))
+    };
+    // The case goes onto the pallet before the item goes into the case.
+    capture(
+        &node,
+        vec![
+            observe(1, PALLET),                   // before: not the item's
+            aggregate(2, "ADD", PALLET, CASE),    // case onto pallet
+            observe(3, PALLET),                   // before the item: not the item's
+            aggregate(4, "ADD", CASE, ITEM),      // item into case
+            observe(5, PALLET),                   // the item's, through case and pallet
+            aggregate(6, "DELETE", PALLET, CASE), // case off the pallet
+            observe(7, PALLET),                   // not the item's any more
+            observe(8, CASE),                     // the item's, through the case
+            aggregate(9, "DELETE", CASE, ITEM),   // item out of the case
+            observe(10, CASE),                    // not the item's
+        ],
+    );
+    let view = trace(&node, ITEM);
+    let days: Vec<(i64, Option<String>)> = view
+        .events
+        .iter()
+        .map(|e| ((e.event_time_ms - view.events[0].event_time_ms) / 86_400_000 + 4, e.via.clone()))
+        .collect();
+    let (case, pallet) = (Some(canonical(CASE)), Some(canonical(PALLET)));
+    assert_eq!(
+        days,
+        vec![(4, None), (5, pallet.clone()), (6, case.clone()), (8, case.clone()), (9, None)],
+        "{view:#?}"
+    );
+    assert!(sdk::trace::verify(&view).is_ok());
+}

@@ -166,7 +166,10 @@ fn gather(
         let budget = TRACE_EVENTS_MAX - found.len();
         let (records, cut) = topic_events(readers, &topic, budget)?;
         truncated |= cut;
-        let start = found.len();
+        // The topic's whole history: containment is read from all of it (a case may
+        // have gone onto its pallet before the item went into the case), events are
+        // kept only within the window it is followed for.
+        let mut history: Vec<Found> = Vec::with_capacity(records.len());
         for (ledger, record) in records {
             let Ok(json) = serde_json::from_slice::<Value>(&record.payload) else {
                 tracing::warn!(topic, number = record.number, "an epcis event is not JSON");
@@ -175,27 +178,32 @@ fn gather(
             let Some(time_ms) = text(&json, "eventTime").and_then(|t| parse_time(&t).ok()) else {
                 continue;
             };
-            if time_ms < from || until.is_some_and(|until| time_ms > until) {
-                continue;
-            }
-            if !seen.insert((ledger, record.tx_hash)) {
-                continue;
-            }
-            found.push(Found { ledger, record, json, time_ms, via: via.clone() });
+            history.push(Found { ledger, record, json, time_ms, via: via.clone() });
         }
-        if depth >= CONTAINMENT_DEPTH_MAX {
-            continue;
+        history.sort_by_key(|f| (f.time_ms, f.ledger, f.record.number));
+        let held_by = if depth < CONTAINMENT_DEPTH_MAX {
+            containments(&topic, &history.iter().collect::<Vec<_>>())
+        } else {
+            Vec::new()
+        };
+        for event in history {
+            let inside = event.time_ms >= from && until.is_none_or(|until| event.time_ms <= until);
+            if inside && seen.insert((event.ledger, event.record.tx_hash)) {
+                found.push(event);
+            }
         }
-        let mut own: Vec<&Found> = found[start..].iter().collect();
-        own.sort_by_key(|f| (f.time_ms, f.ledger, f.record.number));
-        for mut held in containments(&topic, &own) {
+        for mut held in held_by {
             // Within the window this topic itself was followed for.
             held.from_ms = held.from_ms.max(from);
             held.until_ms = match (held.until_ms, until) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            if containers.iter().any(|c: &ContainmentView| c == &held) || held.parent == code {
+            let empty = held.until_ms.is_some_and(|until| until < held.from_ms);
+            if empty
+                || held.parent == code
+                || containers.iter().any(|c: &ContainmentView| c == &held)
+            {
                 continue;
             }
             queue.push((
