@@ -125,9 +125,10 @@
 //! [traceability]
 //! shard_map = "shardmap.json"     # required; category → ledgers, prefixes/GTINs → category
 //! capture_key_file = "capture.key.pem"  # required; the user key that signs captured events
-//! map_ledger = "system"           # optional; the ledger that records the shard map (data
-//!                                 # account `shard-map`, key `map`, one version per
-//!                                 # epoch): every node routes by it, changes are
+//! map_ledger = "dairy-0"          # optional; one of [[ledgers]] (a dedicated `system`
+//!                                 # ledger in production) that records the shard map
+//!                                 # (data account `shard-map`, key `map`, one version
+//!                                 # per epoch): every node routes by it, changes are
 //!                                 # auditable; the file's map is recorded there first
 //! ```
 

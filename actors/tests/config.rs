@@ -435,6 +435,13 @@ fn every_rule_names_its_field() {
             "[[gateway.tokens]]\nname = \"erp\"\nsha256 = \"abababababababababababababababababababababababababababababababab\"\nuser = \"nope\"".into(),
             "gateway.tokens[0].user",
         ),
+        (
+            "shard map on a ledger this node does not run",
+            "",
+            "[traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"c.pem\"\n\
+             map_ledger = \"system\"".into(),
+            "traceability.map_ledger",
+        ),
     ];
     let base = base().replace(&admin, "ADMIN");
     for (name, from, to, field) in cases {
