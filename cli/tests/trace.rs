@@ -352,7 +352,7 @@ fn ledgers(node: &NodeProcess) -> Vec<Value> {
 }
 
 #[test]
-fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
+fn a_history_spanning_a_split_an_aggregation_a_recall_and_a_merge_verifies_whole() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
     std::fs::write(
@@ -361,8 +361,10 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
     )
     .unwrap();
     let admin = admin_key().public_key().to_base58();
-    let mut node = NodeProcess::start(
+    let regulator = fixed_key(7);
+    let mut node = NodeProcess::start_with(
         dir.path(),
+        &format!("regulators = [\"{}\"]", regulator.public_key().to_base58()),
         &format!(
             "[[ledgers]]\nname = \"system\"\nsignatures = [\"ed25519\"]\nadmins = [\"{admin}\"]\n\
              created_ms = 1767225600000\n\n\
@@ -376,7 +378,7 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
             "ObjectEvent",
             "2026-03-01T08:00:00.000+01:00",
             "commissioning",
-            json!({"action": "ADD", "epcList": [ITEM]}),
+            json!({"action": "ADD", "epcList": [ITEM], "ilmd": {"cbvmda:lotNumber": "LOT7"}}),
         )],
     );
     assert_eq!(commissioned["events"][0]["ledger"], "dairy-0");
@@ -426,12 +428,71 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
     let child = offline.route(sharding::Target::Gtin(&gtin), &canonical(ITEM)).unwrap().to_owned();
     assert_eq!(shipped["events"][0]["ledger"], child.as_str());
 
-    // The trace spans the split, and verifies as one history.
+    // Packed on a pallet, which ships: the pallet (an SSCC) routes by its company prefix
+    // and its own hash, so its events may sit on the other child.
+    capture(
+        &node,
+        vec![
+            event(
+                "AggregationEvent",
+                "2026-03-02T12:00:00.000+01:00",
+                "packing",
+                json!({"action": "ADD", "parentID": PALLET, "childEPCs": [ITEM]}),
+            ),
+            event(
+                "ObjectEvent",
+                "2026-03-02T18:00:00.000+01:00",
+                "shipping",
+                json!({"action": "OBSERVE", "epcList": [PALLET]}),
+            ),
+        ],
+    );
+
+    // A regulator of the category's ledgers (inherited from the parent) recalls the lot.
+    let child_view = ledgers(&node).into_iter().find(|l| l["name"] == child.as_str()).unwrap();
+    let child_id = child_view["id"].as_str().unwrap().to_owned();
+    let recall = Transaction::sign(
+        TransactionContent {
+            ledger_id: engine::model::LedgerId(hex::decode(&child_id).unwrap().try_into().unwrap()),
+            nonce: 2,
+            timestamp_ms: 1_767_225_600_000,
+            operations: vec![Operation::Recall {
+                gtin: gtin.clone(),
+                lot: "LOT7".into(),
+                reason: "undeclared allergen".into(),
+            }],
+        },
+        &[&regulator],
+    )
+    .unwrap();
+    let (status, answer) = http(
+        node.port,
+        "POST",
+        &format!("/api/v1/ledgers/{child_id}/transactions?wait=commit&timeout_ms=30000"),
+        "application/vnd.polyledger.batch",
+        &engine::model::encode_transactions([&recall].into_iter()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"result\":\"committed\""), "{answer}");
+
+    // The trace spans the split and the pallet, shows the recall, verifies as one.
     let view = trace(&node, ITEM);
-    let on: Vec<&str> = view.events.iter().map(|e| e.ledger.as_str()).collect();
-    assert_eq!(on, vec!["dairy-0", child.as_str()]);
+    let steps: Vec<(&str, bool)> =
+        view.events.iter().map(|e| (e.biz_step.as_deref().unwrap(), e.via.is_some())).collect();
+    assert_eq!(
+        steps,
+        vec![("commissioning", false), ("shipping", false), ("packing", false), ("shipping", true)]
+    );
+    assert_eq!(view.events[0].ledger, "dairy-0");
+    assert!(
+        view.events[1..].iter().all(|e| e.ledger.starts_with("dairy-") && e.ledger != "dairy-0")
+    );
+    assert_eq!(view.recalls.len(), 1);
+    assert!(view.events.iter().all(|e| !e.recall_alert));
     let verified = sdk::trace::verify(&view).expect("verifies");
-    assert_eq!(verified.lineage_links, 1);
+    let children: std::collections::BTreeSet<&str> =
+        view.events[1..].iter().map(|e| e.ledger.as_str()).collect();
+    assert_eq!(verified.lineage_links, children.len());
     let mut forged = view.clone();
     let at = forged.ledgers.iter().position(|l| l.name == child).unwrap();
     let mut bytes = hex::decode(&forged.ledgers[at].settings_hex).unwrap();
@@ -450,7 +511,7 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
     assert_eq!(ledgers(&node).len(), 4);
     let (_, map) = get_json(node.port, "/api/v1/shard-map");
     assert_eq!(map["epoch"], 2);
-    assert_eq!(trace(&node, ITEM).events.len(), 2);
+    assert_eq!(trace(&node, ITEM).events.len(), 4);
 
     // Merge the children back into one ledger; the history now spans three.
     let merged = category(&node, &["merge", "--category", "dairy", "--into", "dairy-m"]);
@@ -465,9 +526,12 @@ fn a_history_spanning_a_split_and_a_merge_comes_back_whole_and_verifies() {
         )],
     );
     assert_eq!(sold["events"][0]["ledger"], "dairy-m");
+    // Recorded after the recall (on another ledger of the lineage): flagged.
+    assert_eq!(sold["events"][0]["recall_alerts"][0]["lot"], "LOT7", "{sold}");
     let view = trace(&node, ITEM);
-    let on: Vec<&str> = view.events.iter().map(|e| e.ledger.as_str()).collect();
-    assert_eq!(on, vec!["dairy-0", child.as_str(), "dairy-m"]);
+    assert_eq!(view.events.len(), 5);
+    assert_eq!(view.events[4].ledger, "dairy-m");
+    assert!(view.events[4].recall_alert && !view.events[3].recall_alert);
     let verified = sdk::trace::verify(&view).expect("verifies");
     // dairy-0 → dairy-1 and dairy-2 (both continue it), dairy-1 and dairy-2 → dairy-m.
     assert_eq!(verified.lineage_links, 4);

@@ -92,7 +92,9 @@ pub struct RecallAlert {
     pub lot: String,
     /// Why it was recalled.
     pub reason: String,
-    /// Height of the recall's block on this event's ledger.
+    /// Ledger of the recall.
+    pub ledger: String,
+    /// Height of the recall's block there.
     pub height: u64,
 }
 
@@ -163,28 +165,16 @@ pub async fn capture(
         let algorithm = handle.settings().hash_algorithm;
         let hashes: Vec<(usize, engine::model::Hash32)> =
             items.iter().map(|(index, tx, _)| (*index, tx.hash(algorithm))).collect();
-        let named: Vec<(usize, Vec<String>, serde_json::Value)> = items
-            .iter()
-            .map(|(index, tx, codes)| (*index, codes.clone(), event_json(tx)))
-            .collect();
-        let (seen, recalled) = read(handle, move |ledger| {
+        let seen = read(handle, move |ledger| {
             let mut seen = Vec::new();
             for (index, hash) in hashes {
                 if ledger.transaction(&hash)?.is_some() {
                     seen.push((index, hash));
                 }
             }
-            let mut recalled = Vec::new();
-            for (index, codes, event) in named {
-                for (gtin, lot, record) in crate::trace::recalls_for(ledger, &codes, &event)? {
-                    let (reason, height) = (record.reason, record.height);
-                    recalled.push((index, RecallAlert { gtin, lot, reason, height }));
-                }
-            }
-            Ok((seen, recalled))
+            Ok(seen)
         })
         .await?;
-        alerts.extend(recalled);
         for (index, hash) in seen {
             problems.push(entry(
                 Some(index),
@@ -197,6 +187,31 @@ pub async fn capture(
         problems.sort_by_key(|p| p["event"].as_u64());
         return Err(refused(409, "DUPLICATE_EVENT", "events captured before", problems));
     }
+    // Recalls of the items named, on any ledger of this node (a recall may sit on a
+    // sibling or a parent of the event's ledger, as may the item's lot).
+    let named: Vec<(usize, Vec<String>, serde_json::Value)> = by_ledger
+        .values()
+        .flat_map(|(_, items)| items.iter())
+        .map(|(index, tx, codes)| (*index, codes.clone(), event_json(tx)))
+        .collect();
+    let handles = state.ledgers().as_ref().clone();
+    alerts.extend(
+        tokio::task::spawn_blocking(move || {
+            let readers = handles.iter().map(|h| h.reader()).collect::<Result<Vec<_>, _>>()?;
+            let mut alerts = Vec::new();
+            for (index, codes, event) in named {
+                for (gtin, lot, at, record) in crate::trace::recalls_for(&readers, &codes, &event)?
+                {
+                    let (reason, height) = (record.reason, record.height);
+                    let ledger = handles[at].name().to_owned();
+                    alerts.push((index, RecallAlert { gtin, lot, reason, ledger, height }));
+                }
+            }
+            Ok::<_, ApiError>(alerts)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("recall check failed: {e}")))??,
+    );
 
     // The event account, once per ledger.
     for (handle, _) in by_ledger.values() {

@@ -250,19 +250,23 @@ pub(crate) fn ilmd_lots(event: &Value, lots: &mut BTreeSet<String>) {
     }
 }
 
-/// The recalls on `reader` that apply to an event about to be captured: for each code
-/// it names with a GTIN that has any recall (one seek when none), the code's lots (its
-/// own, the event's `ilmd`, its history's `ilmd`) against the recalled ones.
+/// The recalls on any of `readers` that apply to an event about to be captured: for
+/// each code it names with a GTIN that has any recall (one seek per ledger when none),
+/// the code's lots (its own, the event's `ilmd`, its history's `ilmd` on every ledger)
+/// against the recalled ones. Answers (GTIN, lot, recall's ledger index, recall).
 pub(crate) fn recalls_for(
-    reader: &Reader,
+    readers: &[Reader],
     codes: &[String],
     event: &Value,
-) -> Result<Vec<(String, String, RecallRecord)>, ApiError> {
-    let mut alerts: Vec<(String, String, RecallRecord)> = Vec::new();
+) -> Result<Vec<(String, String, usize, RecallRecord)>, ApiError> {
+    let mut alerts: Vec<(String, String, usize, RecallRecord)> = Vec::new();
     for code in codes {
         let Ok(identifier) = Identifier::parse(code) else { continue };
         let Some(gtin) = identifier.gtin() else { continue };
-        let recalled = reader.recalls_of(gtin)?;
+        let mut recalled = Vec::new();
+        for (index, reader) in readers.iter().enumerate() {
+            recalled.extend(reader.recalls_of(gtin)?.into_iter().map(|(l, r)| (index, l, r)));
+        }
         if recalled.is_empty() {
             continue;
         }
@@ -275,19 +279,21 @@ pub(crate) fn recalls_for(
             Identifier::Gtin { .. } => true,
             _ => {
                 ilmd_lots(event, &mut lots);
-                for earlier in reader.topic_events(EPCIS_ACCOUNT, code, 0, TRACE_EVENTS_MAX)? {
-                    if let Ok(json) = serde_json::from_slice::<Value>(&earlier.payload) {
-                        ilmd_lots(&json, &mut lots);
+                for reader in readers {
+                    for earlier in reader.topic_events(EPCIS_ACCOUNT, code, 0, TRACE_EVENTS_MAX)? {
+                        if let Ok(json) = serde_json::from_slice::<Value>(&earlier.payload) {
+                            ilmd_lots(&json, &mut lots);
+                        }
                     }
                 }
                 false
             }
         };
-        for (lot, record) in recalled {
+        for (index, lot, record) in recalled {
             if (any_lot || lots.contains(&lot))
-                && !alerts.iter().any(|(g, l, _)| g == gtin && *l == lot)
+                && !alerts.iter().any(|(g, l, _, _)| g == gtin && *l == lot)
             {
-                alerts.push((gtin.to_owned(), lot, record));
+                alerts.push((gtin.to_owned(), lot, index, record));
             }
         }
     }
