@@ -219,22 +219,25 @@ fn gather(
     Ok((found, containers, truncated))
 }
 
-/// The lots of the item the trace is about: its own code's, and any `lotNumber` in the
-/// master data (`ilmd`) of its own events.
-fn item_lots(code: &Identifier, own: &[&Found]) -> (Option<String>, BTreeSet<String>, bool) {
+/// The lots of an item: its own code's (an LGTIN), and any `lotNumber` in the master
+/// data (`ilmd`) of its events; `true` when the code is a whole GTIN class (every lot).
+fn item_lots<'a>(
+    code: &Identifier,
+    events: impl Iterator<Item = &'a Value>,
+) -> (BTreeSet<String>, bool) {
     let mut lots = BTreeSet::new();
-    let (gtin, any_lot) = match code {
-        Identifier::Lgtin { gtin, lot } => {
+    let any_lot = match code {
+        Identifier::Lgtin { lot, .. } => {
             lots.insert(lot.clone());
-            (Some(gtin.clone()), false)
+            false
         }
-        Identifier::Gtin { gtin } => (Some(gtin.clone()), true),
-        other => (other.gtin().map(str::to_owned), false),
+        Identifier::Gtin { .. } => true,
+        _ => false,
     };
-    for found in own {
-        ilmd_lots(&found.json, &mut lots);
+    for event in events {
+        ilmd_lots(event, &mut lots);
     }
-    (gtin, lots, any_lot)
+    (lots, any_lot)
 }
 
 /// Adds the `lotNumber`s in an event's master data (`ilmd`, any namespace prefix).
@@ -270,25 +273,15 @@ pub(crate) fn recalls_for(
         if recalled.is_empty() {
             continue;
         }
-        let mut lots = BTreeSet::new();
-        let any_lot = match &identifier {
-            Identifier::Lgtin { lot, .. } => {
-                lots.insert(lot.clone());
-                false
-            }
-            Identifier::Gtin { .. } => true,
-            _ => {
-                ilmd_lots(event, &mut lots);
-                for reader in readers {
-                    for earlier in reader.topic_events(EPCIS_ACCOUNT, code, 0, TRACE_EVENTS_MAX)? {
-                        if let Ok(json) = serde_json::from_slice::<Value>(&earlier.payload) {
-                            ilmd_lots(&json, &mut lots);
-                        }
-                    }
+        let mut history = vec![event.clone()];
+        if matches!(identifier, Identifier::Sgtin { .. }) {
+            for reader in readers {
+                for earlier in reader.topic_events(EPCIS_ACCOUNT, code, 0, TRACE_EVENTS_MAX)? {
+                    history.extend(serde_json::from_slice::<Value>(&earlier.payload).ok());
                 }
-                false
             }
-        };
+        }
+        let (lots, any_lot) = item_lots(&identifier, history.iter());
         for (index, lot, record) in recalled {
             if (any_lot || lots.contains(&lot))
                 && !alerts.iter().any(|(g, l, _, _)| g == gtin && *l == lot)
@@ -313,8 +306,9 @@ fn build(readers: &[(LedgerHandle, Reader)], code: &str) -> Result<TraceView, Ap
 
     // Recalls of the item's GTIN and lot, on any ledger.
     let identifier = Identifier::parse(code).map_err(|e| ApiError::bad_parameter("code", e))?;
-    let own: Vec<&Found> = found.iter().filter(|f| f.via.is_none()).collect();
-    let (gtin, lots, any_lot) = item_lots(&identifier, &own);
+    let gtin = identifier.gtin().map(str::to_owned);
+    let own = found.iter().filter(|f| f.via.is_none()).map(|f| &f.json);
+    let (lots, any_lot) = item_lots(&identifier, own);
     let mut recalls: Vec<(usize, String, RecallRecord)> = Vec::new();
     if let Some(gtin) = &gtin {
         for (index, (_, reader)) in readers.iter().enumerate() {
