@@ -32,21 +32,6 @@ fn capture(port: u16, query: &str, body: &[u8]) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
-}
-
 #[test]
 fn gs1_examples_are_captured_once_each_onto_the_category_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,8 +86,10 @@ fn gs1_examples_are_captured_once_each_onto_the_category_ledger() {
 
     // The history of a code is its topic.
     let code = answer["events"][0]["codes"][0].as_str().unwrap().to_owned();
-    let (status, page) =
-        get_json(node.port, &format!("/api/v1/ledgers/dairy-0/events/epcis/{}", encode(&code)));
+    let (status, page) = get_json(
+        node.port,
+        &format!("/api/v1/ledgers/dairy-0/events/epcis/{}", support::segment(&code)),
+    );
     assert_eq!(status, 200, "{page}");
     assert!(!page["events"].as_array().unwrap().is_empty(), "{page}");
 

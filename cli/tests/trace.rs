@@ -48,25 +48,25 @@ fn capture(node: &NodeProcess, events: Vec<Value>) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
-        .collect()
-}
-
 fn trace(node: &NodeProcess, code: &str) -> TraceView {
-    let (status, view) = get_json(node.port, &format!("/api/v1/trace/{}", segment(code)));
+    let (status, view) = get_json(node.port, &format!("/api/v1/trace/{}", support::segment(code)));
     assert_eq!(status, 200, "{view}");
     serde_json::from_value(view).unwrap()
 }
+
+/// The capture key (the test admin) and a one-ledger shard map, in `dir`.
+fn traceability_files(dir: &std::path::Path) {
+    std::fs::write(dir.join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("map.json"),
+        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
+    )
+    .unwrap();
+}
+
+/// The `[traceability]` section for `traceability_files`.
+const TRACEABILITY: &str =
+    "[traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"capture.key.pem\"\n";
 
 fn canonical(code: &str) -> String {
     sharding::gs1::canonicalize(code).unwrap()
@@ -78,16 +78,11 @@ type Tamper = Box<dyn Fn(&mut TraceView)>;
 fn a_trace_follows_its_pallet_shows_its_recall_and_every_proof_verifies_offline() {
     let dir = tempfile::tempdir().unwrap();
     let regulator = fixed_key(7);
-    std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
-    std::fs::write(
-        dir.path().join("map.json"),
-        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
-    )
-    .unwrap();
+    traceability_files(dir.path());
     let node = NodeProcess::start_with(
         dir.path(),
         &format!("regulators = [\"{}\"]", regulator.public_key().to_base58()),
-        "[traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"capture.key.pem\"\n",
+        TRACEABILITY,
     );
 
     // Produced with a lot number, packed on a pallet, the pallet shipped.
@@ -251,12 +246,12 @@ fn a_trace_follows_its_pallet_shows_its_recall_and_every_proof_verifies_offline(
     // Unknown and malformed codes.
     let (status, problem) = get_json(
         node.port,
-        &format!("/api/v1/trace/{}", segment("urn:epc:id:sgtin:0614141.107346.9999")),
+        &format!("/api/v1/trace/{}", support::segment("urn:epc:id:sgtin:0614141.107346.9999")),
     );
     assert_eq!((status, problem["code"].as_str()), (404, Some("UNKNOWN_CODE")));
     let (status, problem) = get_json(
         node.port,
-        &format!("/api/v1/trace/{}", segment("https://id.gs1.org/01/09521234543214/21/1")),
+        &format!("/api/v1/trace/{}", support::segment("https://id.gs1.org/01/09521234543214/21/1")),
     );
     assert_eq!((status, problem["code"].as_str()), (400, Some("BAD_PARAMETER")), "{problem}");
 
@@ -266,7 +261,7 @@ fn a_trace_follows_its_pallet_shows_its_recall_and_every_proof_verifies_offline(
         assert_eq!(status, 200, "{page}");
         page
     };
-    let own = query(&format!("MATCH_epc={}", segment(&canonical(ITEM))));
+    let own = query(&format!("MATCH_epc={}", support::segment(&canonical(ITEM))));
     assert_eq!(own["events"].as_array().unwrap().len(), 4, "{own}");
     let shipping = query("EQ_bizStep=urn:epcglobal:cbv:bizstep:shipping");
     assert_eq!(shipping["events"].as_array().unwrap().len(), 2, "{shipping}");
@@ -277,7 +272,7 @@ fn a_trace_follows_its_pallet_shows_its_recall_and_every_proof_verifies_offline(
     let mut token: Option<String> = None;
     for _ in 0..10 {
         let page = query(&match &token {
-            Some(t) => format!("perPage=2&nextPageToken={}", segment(t)),
+            Some(t) => format!("perPage=2&nextPageToken={}", support::segment(t)),
             None => "perPage=2".into(),
         });
         all.extend(page["events"].as_array().unwrap().iter().map(|e| e["tx_hash"].clone()));
@@ -354,12 +349,7 @@ fn ledgers(node: &NodeProcess) -> Vec<Value> {
 #[test]
 fn a_history_spanning_a_split_an_aggregation_a_recall_and_a_merge_verifies_whole() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
-    std::fs::write(
-        dir.path().join("map.json"),
-        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
-    )
-    .unwrap();
+    traceability_files(dir.path());
     let admin = admin_key().public_key().to_base58();
     let regulator = fixed_key(7);
     let mut node = NodeProcess::start_with(
@@ -574,16 +564,8 @@ fn a_history_spanning_a_split_an_aggregation_a_recall_and_a_merge_verifies_whole
 fn nested_containers_are_followed_for_as_long_as_they_held_the_item() {
     const CASE: &str = "urn:epc:id:sscc:0614141.2000000001";
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("capture.key.pem"), admin_key().to_pem().unwrap()).unwrap();
-    std::fs::write(
-        dir.path().join("map.json"),
-        r#"{"epoch": 1, "categories": {"dairy": ["dairy-0"]}, "prefixes": {"0614141": "dairy"}}"#,
-    )
-    .unwrap();
-    let node = NodeProcess::start(
-        dir.path(),
-        "[traceability]\nshard_map = \"map.json\"\ncapture_key_file = \"capture.key.pem\"\n",
-    );
+    traceability_files(dir.path());
+    let node = NodeProcess::start(dir.path(), TRACEABILITY);
     let at = |day: u32| format!("2026-04-{day:02}T08:00:00.000+01:00");
     let aggregate = |day, action: &str, parent: &str, child: &str| {
         event(

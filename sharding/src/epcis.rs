@@ -190,6 +190,23 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     Ok(seconds * 1000 + millis)
 }
 
+/// The UTC civil time of `ms` since the Unix epoch: (year, month, day, hour, minute,
+/// second) — the inverse of [`parse_time`]'s date arithmetic (H. Hinnant's algorithm).
+pub fn civil_time(ms: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let (days, seconds) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let seconds = seconds as u32;
+    (year, month, day, seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
 /// Minutes east of UTC of `±HH:MM` (hours ≤ 14, minutes < 60).
 pub fn parse_offset(text: &str) -> Result<i64, String> {
     let bad = || format!("`{text}` is not a time zone offset ±HH:MM (hours up to 14)");

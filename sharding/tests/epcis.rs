@@ -285,3 +285,18 @@ fn times_and_offsets() {
         assert!(parse_offset(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn civil_time_inverts_parse_time() {
+    for text in [
+        "1970-01-01T00:00:00Z",
+        "2000-02-29T23:59:59Z",
+        "2026-11-24T10:03:07Z",
+        "1969-12-31T23:59:59Z",
+        "2100-03-01T12:30:00Z",
+    ] {
+        let ms = sharding::epcis::parse_time(text).unwrap();
+        let (y, mo, d, h, mi, s) = sharding::epcis::civil_time(ms);
+        assert_eq!(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"), text);
+    }
+}
