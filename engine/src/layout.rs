@@ -57,6 +57,10 @@ pub enum Table {
     /// `PARTICIPANT | member u64` → the `PARTICIPANT` record (docs/FORMAT.md §8): rows
     /// for participants admitted after genesis and genesis participants removed since.
     Participant = 0x13,
+    /// `TX_CHUNKS | height u64` → the roots of the block's aligned 64-transaction chunks
+    /// of the transaction tree (`txroot::chunk_roots`), for blocks of more than 64
+    /// transactions: an inclusion proof then hashes one chunk, not the whole block.
+    TxChunks = 0x14,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -235,6 +239,13 @@ pub fn user_roles_key(ledger: &LedgerId, address: &Hash32) -> Vec<u8> {
 pub fn participant_key(ledger: &LedgerId, member: u64) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::Participant);
     key.extend_from_slice(&member.to_be_bytes());
+    key
+}
+
+/// A block's transaction-tree chunk roots.
+pub fn tx_chunks_key(ledger: &LedgerId, height: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::TxChunks);
+    key.extend_from_slice(&height.to_be_bytes());
     key
 }
 

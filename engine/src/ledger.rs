@@ -1004,47 +1004,80 @@ impl<S: KvStore> Ledger<S> {
         tx_hashes: &[Hash32],
     ) -> Result<Vec<Option<(TxRecord, TxProof)>>, EngineError> {
         let algorithm = self.hash_algorithm();
-        let mut blocks: HashMap<u64, (StoredBlock, Vec<Hash32>)> = HashMap::new();
+        // Per block: the block, and its tree's chunk roots (blocks of more than
+        // `txroot::CHUNK` transactions since the chunks are kept) or all its leaves.
+        let mut blocks: HashMap<u64, (StoredBlock, BlockTree)> = HashMap::new();
+        let leaf =
+            |(hash, result): &(Hash32, ResultCode)| txroot::leaf_hash(algorithm, hash, *result);
         let mut out = Vec::with_capacity(tx_hashes.len());
         for tx_hash in tx_hashes {
             let Some(record) = self.transaction(tx_hash)? else {
                 out.push(None);
                 continue;
             };
-            let (block, leaves) = match blocks.entry(record.height) {
+            let (block, tree) = match blocks.entry(record.height) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
                     let block = self.block(record.height)?.ok_or(EngineError::Corrupt {
                         what: "transaction",
                         detail: "points at a missing block".into(),
                     })?;
-                    let leaves: Vec<Hash32> = block
-                        .transactions
-                        .iter()
-                        .map(|(hash, result)| txroot::leaf_hash(algorithm, hash, *result))
-                        .collect();
-                    entry.insert((block, leaves))
+                    let chunks =
+                        match self.store.get(&layout::tx_chunks_key(&self.id, record.height))? {
+                            Some(bytes) if bytes.len() % 32 == 0 => Some(
+                                bytes.chunks(32).map(|c| c.try_into().expect("32 bytes")).collect(),
+                            ),
+                            Some(_) => {
+                                return Err(EngineError::Corrupt {
+                                    what: "tx chunks",
+                                    detail: "not a list of hashes".into(),
+                                });
+                            }
+                            None => None,
+                        };
+                    let tree = match chunks {
+                        Some(roots) => BlockTree::Chunks(roots),
+                        None => BlockTree::Leaves(block.transactions.iter().map(leaf).collect()),
+                    };
+                    entry.insert((block, tree))
                 }
             };
             let index = record.index as usize;
-            if index >= leaves.len() || block.transactions[index].0 != *tx_hash {
+            let size = block.transactions.len();
+            if index >= size || block.transactions[index].0 != *tx_hash {
                 return Err(EngineError::Corrupt {
                     what: "transaction",
                     detail: "index mismatch".into(),
                 });
             }
+            let path = match tree {
+                BlockTree::Leaves(leaves) => txroot::audit_path(algorithm, leaves, index),
+                BlockTree::Chunks(roots) => {
+                    let start = index / txroot::CHUNK * txroot::CHUNK;
+                    let end = (start + txroot::CHUNK).min(size);
+                    let chunk: Vec<Hash32> =
+                        block.transactions[start..end].iter().map(leaf).collect();
+                    txroot::audit_path_chunked(algorithm, &chunk, roots, index)
+                }
+            };
             let proof = TxProof {
                 header: block.header.clone(),
                 tx_hash: *tx_hash,
                 result: block.transactions[index].1,
                 index: index as u64,
-                tree_size: leaves.len() as u64,
-                path: txroot::audit_path(algorithm, leaves, index),
+                tree_size: size as u64,
+                path,
             };
             out.push(Some((record, proof)));
         }
         Ok(out)
     }
+}
+
+/// What an inclusion proof is computed from: a block tree's chunk roots, or all leaves.
+enum BlockTree {
+    Chunks(Vec<Hash32>),
+    Leaves(Vec<Hash32>),
 }
 
 /// Decodes a `RECALL` record: `height u64 | tx hash [32] | regulator [32] | reason`.
@@ -1784,11 +1817,23 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 .map_err(EngineError::State)?
         };
         let state_root_time = state_started.elapsed();
+        // The transaction tree by chunks: the root from the chunk roots, and the chunk
+        // roots kept (large blocks) so an inclusion proof hashes one chunk.
+        let leaves: Vec<Hash32> = self
+            .entries
+            .iter()
+            .map(|(hash, result)| txroot::leaf_hash(self.algorithm, hash, *result))
+            .collect();
+        let chunk_roots = txroot::chunk_roots(self.algorithm, &leaves);
+        let tx_root = txroot::root_of_leaves(self.algorithm, &chunk_roots);
+        if chunk_roots.len() > 1 {
+            self.batch.put(layout::tx_chunks_key(&id, self.height), chunk_roots.concat());
+        }
         let header = BlockHeader {
             ledger_id: id,
             height: self.height,
             previous_hash: self.ledger.head.block_hash,
-            tx_root: txroot::root(self.algorithm, &self.entries),
+            tx_root,
             state_root,
             timestamp_ms,
             proposer,

@@ -50,6 +50,31 @@ pub fn root(algorithm: HashAlgorithm, entries: &[(Hash32, ResultCode)]) -> Hash3
     root_of_leaves(algorithm, &leaves)
 }
 
+/// Leaves per chunk of [`chunk_roots`].
+pub const CHUNK: usize = 64;
+
+/// The roots of the aligned `CHUNK`-leaf chunks (the last may be shorter). In this
+/// tree shape every such chunk is a complete subtree (a tree of more than `CHUNK`
+/// leaves splits at a power of two ≥ `CHUNK`, so at a chunk boundary), and the tree
+/// over the chunk roots, shaped the same way, has the same root.
+pub fn chunk_roots(algorithm: HashAlgorithm, leaves: &[Hash32]) -> Vec<Hash32> {
+    leaves.chunks(CHUNK).map(|chunk| root_of_leaves(algorithm, chunk)).collect()
+}
+
+/// The audit path of leaf `index` from its chunk's leaves and every chunk root
+/// ([`chunk_roots`]): equal to [`audit_path`] over all leaves, for about `CHUNK`
+/// hashes instead of the whole tree's.
+pub fn audit_path_chunked(
+    algorithm: HashAlgorithm,
+    chunk_leaves: &[Hash32],
+    roots: &[Hash32],
+    index: usize,
+) -> Vec<Hash32> {
+    let mut path = audit_path(algorithm, chunk_leaves, index % CHUNK);
+    path.extend(audit_path(algorithm, roots, index / CHUNK));
+    path
+}
+
 /// The audit path of leaf `index`: sibling hashes from the leaf up.
 pub fn audit_path(algorithm: HashAlgorithm, leaves: &[Hash32], index: usize) -> Vec<Hash32> {
     assert!(index < leaves.len(), "audit path for a leaf outside the tree");
@@ -147,6 +172,35 @@ mod tests {
                 assert_ne!(tampered, Some(root));
             }
         }
+    }
+
+    #[test]
+    fn chunked_paths_and_roots_equal_the_whole_trees() {
+        for n in [1, 2, 63, 64, 65, 127, 128, 129, 200, 1000, 2000, 4097] {
+            let leaves = leaves_wide(n);
+            let roots = chunk_roots(HashAlgorithm::Sm3, &leaves);
+            let root = root_of_leaves(HashAlgorithm::Sm3, &leaves);
+            assert_eq!(root_of_leaves(HashAlgorithm::Sm3, &roots), root, "n={n}");
+            for index in [0, 1, n / 3, n / 2, n - 1].into_iter().filter(|i| *i < n) {
+                let start = index / CHUNK * CHUNK;
+                let chunk = &leaves[start..(start + CHUNK).min(n)];
+                assert_eq!(
+                    audit_path_chunked(HashAlgorithm::Sm3, chunk, &roots, index),
+                    audit_path(HashAlgorithm::Sm3, &leaves, index),
+                    "n={n} index={index}"
+                );
+            }
+        }
+    }
+
+    fn leaves_wide(n: usize) -> Vec<Hash32> {
+        (0..n)
+            .map(|i| {
+                let mut hash = [0u8; 32];
+                hash[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                leaf_hash(HashAlgorithm::Sm3, &hash, ResultCode::Committed)
+            })
+            .collect()
     }
 
     #[test]

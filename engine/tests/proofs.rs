@@ -137,6 +137,38 @@ fn transaction_proofs_prove_inclusion_and_result() {
 }
 
 #[test]
+fn large_blocks_prove_from_their_kept_chunk_roots_and_without_them() {
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let algorithm = HashAlgorithm::Sm3;
+    let store = MemoryStore::new();
+    let mut ledger = Ledger::create(&store, settings(&admin_key, algorithm)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    let mut transactions =
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "wine".into() }])];
+    for i in 0..300u32 {
+        transactions.push(admin.tx(id, vec![write("wine", &i.to_be_bytes(), b"v", -1)]));
+    }
+    let block = append(&mut ledger, transactions.clone());
+    let chunks_key = engine::layout::tx_chunks_key(&id, block.header.height);
+    let kept = engine::store::KvStore::get(&store, &chunks_key).unwrap().expect("chunk roots kept");
+    assert_eq!(kept.len(), 32 * 5); // 301 leaves: 4 chunks of 64 and one of 45
+    let hashes: Vec<_> = transactions.iter().map(|tx| tx.hash(algorithm)).collect();
+    let chunked = ledger.prove_transactions(&hashes).unwrap();
+    for (index, proof) in chunked.iter().enumerate() {
+        let (_, proof) = proof.as_ref().unwrap();
+        assert_eq!(proof.index, index as u64);
+        assert_eq!(verify_tx_proof(algorithm, proof).unwrap(), block.hash, "index {index}");
+    }
+    // A ledger written before chunk roots were kept proves the same way, from all leaves.
+    let mut batch = engine::store::WriteBatch::new();
+    batch.delete(chunks_key);
+    engine::store::KvStore::write(&store, batch).unwrap();
+    let whole = ledger.prove_transactions(&hashes).unwrap();
+    assert_eq!(whole, chunked);
+}
+
+#[test]
 fn blocks_without_state_changes_keep_a_provable_root() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let algorithm = HashAlgorithm::Sm3;
