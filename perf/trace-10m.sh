@@ -12,7 +12,9 @@
 # executing them. The ledger hashes with SM3 (the default).
 #
 # Usage: [RECORDS=10000000] [HOT_CODES=20] [EVENTS=50] [BLOCK_TXS=2000] [REQUESTS=2000]
-#        [KEEP=1] perf/trace-10m.sh
+#        [FILL_CACHE_MIB=256] [KEEP=1] perf/trace-10m.sh
+#        (FILL_CACHE_MIB: the fill's RocksDB block cache; past ~4M records the node's 256
+#        MiB makes the fill ~5x slower, 8192 keeps it near 5,000 records/s)
 #        REUSE=perf/out/trace-10m-<stamp> [REQUESTS=2000] [KEEP=1] perf/trace-10m.sh
 #          (queries again a fill kept with KEEP=1, with its EVENTS; no new fill)
 # Reports (fill.json, query-<stamp>.json, node.log) in perf/out/trace-10m-<stamp>/; the data
@@ -65,6 +67,7 @@ TOML
 echo "== fill: $records records, $hot hot codes x $events events, blocks of $block_txs"
 "$bin/trace-fill" --config "$out/node.toml" --records "$records" --hot-codes "$hot" \
   --events-per-hot-code "$events" --block-txs "$block_txs" --hot-out "$out/hot-codes.txt" \
+  --block-cache-mib "${FILL_CACHE_MIB:-256}" \
   > "$out/fill.json" 2> >(tee "$out/fill.log" >&2)
 cat "$out/fill.json"
 du -sb "$out/data" | tee "$out/du.txt"
