@@ -3,9 +3,12 @@
 //!
 //! The whole document is accepted or refused: it is validated first
 //! (`sharding::epcis`, every problem with its JSON pointer in the problem's `errors`),
-//! then every event is routed (`?category=` or the GTIN of its first trade-item code,
-//! through the shard map) to a ledger this node hosts, then checked against the ledgers
-//! for duplicates; only then is anything submitted.
+//! then every event is routed (`?category=`, else the GTIN of its first trade-item code,
+//! else the company prefix of its parent or first GS1 key, through the current shard
+//! map, `shardmap.rs`) to a ledger this node hosts, then checked against the ledgers
+//! for duplicates; only then is anything submitted. An event naming an item whose GTIN
+//! and lot were recalled (on any ledger of the node) is recorded all the same, with
+//! `recall_alerts` in its answer.
 //!
 //! Each event is one transaction signed by the capture key: nonce = the first 8 bytes
 //! of the event hash (big-endian), timestamp = `eventTime` in ms, and one
