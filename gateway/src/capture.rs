@@ -52,6 +52,8 @@ const CAPTURE_WAIT: Duration = Duration::from_secs(30);
 type Planned = (usize, Transaction, Vec<String>);
 /// A planned event with the ledger it goes to.
 type Routed = (usize, LedgerHandle, Transaction, Vec<String>);
+/// An event's index, the codes it names and its JSON (for the recall check).
+type Named = (usize, Vec<String>, serde_json::Value);
 
 /// What capture needs: the shard map and the key that signs.
 #[derive(Clone)]
@@ -146,7 +148,7 @@ pub async fn capture(
     let planning = state.clone();
     let key = capture.key.clone();
     let map = capture.map.current(&state, &capture.key).await?.map;
-    let mut planned = tokio::task::spawn_blocking(move || {
+    let (mut planned, named) = tokio::task::spawn_blocking(move || {
         plan(&planning, &map, &capture.key, query.category.as_deref(), &body)
     })
     .await
@@ -192,18 +194,15 @@ pub async fn capture(
     }
     // Recalls of the items named, on any ledger of this node (a recall may sit on a
     // sibling or a parent of the event's ledger, as may the item's lot).
-    let named: Vec<(usize, Vec<String>, serde_json::Value)> = by_ledger
-        .values()
-        .flat_map(|(_, items)| items.iter())
-        .map(|(index, tx, codes)| (*index, codes.clone(), event_json(tx)))
-        .collect();
     let handles = state.ledgers().as_ref().clone();
     alerts.extend(
         tokio::task::spawn_blocking(move || {
             let readers = handles.iter().map(|h| h.reader()).collect::<Result<Vec<_>, _>>()?;
             let mut alerts = Vec::new();
+            let mut recalls = crate::trace::RecallCache::default();
             for (index, codes, event) in named {
-                for (gtin, lot, at, record) in crate::trace::recalls_for(&readers, &codes, &event)?
+                for (gtin, lot, at, record) in
+                    crate::trace::recalls_for(&readers, &mut recalls, &codes, &event)?
                 {
                     let (reason, height) = (record.reason, record.height);
                     let ledger = handles[at].name().to_owned();
@@ -271,7 +270,7 @@ fn plan(
     key: &PrivateKey,
     category: Option<&str>,
     body: &[u8],
-) -> Result<Vec<Routed>, ApiError> {
+) -> Result<(Vec<Routed>, Vec<Named>), ApiError> {
     let document: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, "MALFORMED_JSON", "malformed JSON", e.to_string()))?;
     let events = validate_document(&document).map_err(|errors| {
@@ -282,7 +281,8 @@ fn plan(
     // Route every event; build its transaction.
     let mut problems = Vec::new();
     let mut planned: Vec<Routed> = Vec::new();
-    for event in &events {
+    let mut named: Vec<Named> = Vec::new();
+    for event in events {
         let pointer = format!("/epcisBody/eventList/{}", event.index);
         let gtin_code = event.codes.iter().find_map(|code| {
             Identifier::parse(code).ok().and_then(|id| id.gtin().map(|g| (g.to_owned(), code)))
@@ -356,26 +356,17 @@ fn plan(
                 .collect(),
         };
         match Transaction::sign(content, &[key]) {
-            Ok(tx) => planned.push((event.index, handle.clone(), tx, history)),
+            Ok(tx) => {
+                named.push((event.index, history.clone(), event.json));
+                planned.push((event.index, handle.clone(), tx, history));
+            }
             Err(reason) => problems.push(entry(Some(event.index), &pointer, reason)),
         }
     }
     if !problems.is_empty() {
         return Err(refused(400, "UNROUTABLE", "events cannot be routed", problems));
     }
-    Ok(planned)
-}
-
-/// The event JSON a capture transaction publishes (its first `PublishEvent`).
-fn event_json(tx: &Transaction) -> serde_json::Value {
-    tx.content
-        .operations
-        .iter()
-        .find_map(|op| match op {
-            Operation::PublishEvent { payload, .. } => serde_json::from_slice(payload).ok(),
-            _ => None,
-        })
-        .unwrap_or_default()
+    Ok((planned, named))
 }
 
 /// Submits and waits until final.

@@ -253,12 +253,18 @@ pub(crate) fn ilmd_lots(event: &Value, lots: &mut BTreeSet<String>) {
     }
 }
 
+/// Recalls by GTIN across a capture's ledgers (ledger index, lot, recall), read once
+/// per GTIN per document.
+pub(crate) type RecallCache = std::collections::HashMap<String, Vec<(usize, String, RecallRecord)>>;
+
 /// The recalls on any of `readers` that apply to an event about to be captured: for
-/// each code it names with a GTIN that has any recall (one seek per ledger when none),
+/// each code it names with a GTIN that has any recall (`cache`: one seek per ledger and
+/// GTIN per document; none is the common answer),
 /// the code's lots (its own, the event's `ilmd`, its history's `ilmd` on every ledger)
 /// against the recalled ones. Answers (GTIN, lot, recall's ledger index, recall).
 pub(crate) fn recalls_for(
     readers: &[Reader],
+    cache: &mut RecallCache,
     codes: &[String],
     event: &Value,
 ) -> Result<Vec<(String, String, usize, RecallRecord)>, ApiError> {
@@ -266,10 +272,14 @@ pub(crate) fn recalls_for(
     for code in codes {
         let Ok(identifier) = Identifier::parse(code) else { continue };
         let Some(gtin) = identifier.gtin() else { continue };
-        let mut recalled = Vec::new();
-        for (index, reader) in readers.iter().enumerate() {
-            recalled.extend(reader.recalls_of(gtin)?.into_iter().map(|(l, r)| (index, l, r)));
+        if !cache.contains_key(gtin) {
+            let mut recalled = Vec::new();
+            for (index, reader) in readers.iter().enumerate() {
+                recalled.extend(reader.recalls_of(gtin)?.into_iter().map(|(l, r)| (index, l, r)));
+            }
+            cache.insert(gtin.to_owned(), recalled);
         }
+        let recalled = &cache[gtin];
         if recalled.is_empty() {
             continue;
         }
@@ -283,10 +293,10 @@ pub(crate) fn recalls_for(
         }
         let (lots, any_lot) = item_lots(&identifier, history.iter());
         for (index, lot, record) in recalled {
-            if (any_lot || lots.contains(&lot))
-                && !alerts.iter().any(|(g, l, _, _)| g == gtin && *l == lot)
+            if (any_lot || lots.contains(lot))
+                && !alerts.iter().any(|(g, l, _, _)| g == gtin && l == lot)
             {
-                alerts.push((gtin.to_owned(), lot, index, record));
+                alerts.push((gtin.to_owned(), lot.clone(), *index, record.clone()));
             }
         }
     }
