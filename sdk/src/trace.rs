@@ -47,17 +47,47 @@ fn invalid(what: impl std::fmt::Display) -> VerifyError {
     VerifyError::Invalid(what.to_string())
 }
 
-/// Decodes `hex`, checks its signatures and that its hash is the proof's transaction;
-/// verifies the proof.
+fn decode_transaction(what: &str, transaction_hex: &str) -> Result<Transaction, VerifyError> {
+    let bytes = hex::decode(transaction_hex)
+        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction_hex: {e}")))?;
+    Transaction::decode(&bytes)
+        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction: {e}")))
+}
+
+/// Checks the signatures of every transaction of the trace (events, recalls, seals) in
+/// one batch on all cores.
+fn signatures_hold(trace: &TraceView) -> Result<(), VerifyError> {
+    let mut labelled: Vec<(String, &str)> = Vec::new();
+    for (i, event) in trace.events.iter().enumerate() {
+        labelled.push((format!("event {i}"), &event.transaction_hex));
+    }
+    for (i, recall) in trace.recalls.iter().enumerate() {
+        labelled.push((format!("recall {i}"), &recall.transaction_hex));
+    }
+    for ledger in &trace.ledgers {
+        if let Some(seal) = &ledger.sealed {
+            labelled.push((format!("ledger {} seal", ledger.name), &seal.transaction_hex));
+        }
+    }
+    let transactions = labelled
+        .iter()
+        .map(|(what, hex)| decode_transaction(what, hex))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verdicts = engine::ledger::verify_signatures(&transactions);
+    match verdicts.iter().position(|valid| !valid) {
+        Some(at) => Err(invalid(format!("{}: a signature does not verify", labelled[at].0))),
+        None => Ok(()),
+    }
+}
+
+/// Decodes `hex` and checks that its hash is the proof's transaction; verifies the
+/// proof. (Signatures are checked for the whole trace at once: `signatures_hold`.)
 fn proven_transaction(
     what: &str,
     transaction_hex: &str,
     document: &ProofDocument,
 ) -> Result<(Transaction, Verified), VerifyError> {
-    let bytes = hex::decode(transaction_hex)
-        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction_hex: {e}")))?;
-    let tx = Transaction::decode(&bytes)
-        .map_err(|e| VerifyError::Malformed(format!("{what}: transaction: {e}")))?;
+    let tx = decode_transaction(what, transaction_hex)?;
     let algorithm = crypto_parallel::HashAlgorithm::from_name(&document.hash_algorithm)
         .ok_or_else(|| VerifyError::Malformed(format!("{what}: unknown hash algorithm")))?;
     let hash = hex::encode(tx.hash(algorithm));
@@ -66,9 +96,6 @@ fn proven_transaction(
     }
     if hex::encode(tx.content.ledger_id.0) != document.ledger_id {
         return Err(invalid(format!("{what}: the transaction is for another ledger")));
-    }
-    if !engine::ledger::verify_signatures(std::slice::from_ref(&tx))[0] {
-        return Err(invalid(format!("{what}: a signature does not verify")));
     }
     let verified = proof::verify(document).map_err(|e| match e {
         VerifyError::Invalid(reason) => invalid(format!("{what}: {reason}")),
@@ -96,6 +123,7 @@ fn place(event: &serde_json::Value) -> Option<String> {
 
 /// Verifies every event and recall of `trace` (see the module docs).
 pub fn verify(trace: &TraceView) -> Result<TraceVerified, VerifyError> {
+    signatures_hold(trace)?;
     let mut blocks = BTreeMap::new();
     let (ledgers, lineage_links) = verify_ledgers(trace, &mut blocks)?;
     let mut previous: Option<(i64, &str, u64)> = None;
