@@ -48,6 +48,9 @@ pub enum NodeError {
     /// Invalid node setup.
     #[error("{0}")]
     Invalid(String),
+    /// This ledger set cannot start ledgers (a fixed set, or the node is stopping).
+    #[error("this node cannot create ledgers at run time")]
+    CreateUnavailable,
     /// A ledger of that name is hosted already.
     #[error("ledger {0} exists on this node")]
     Exists(String),
@@ -368,7 +371,7 @@ impl LedgerSet {
     pub fn create(&self, settings: LedgerSettings) -> Result<LedgerHandle, NodeError> {
         let mut guard = self.starter.lock();
         let Some(starter) = guard.as_mut() else {
-            return Err(NodeError::Invalid("this node cannot create ledgers at run time".into()));
+            return Err(NodeError::CreateUnavailable);
         };
         let name = settings.name.clone();
         if self.all().iter().any(|handle| handle.name == name) {

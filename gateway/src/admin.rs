@@ -160,10 +160,8 @@ pub async fn create_ledger(
             "ledger exists",
             format!("ledger {name} exists on this node"),
         ),
-        actors::NodeError::Invalid(reason)
-            if reason.contains("cannot create ledgers at run time") =>
-        {
-            ApiError::new(501, "CREATE_UNAVAILABLE", "cannot create ledgers", reason)
+        error @ actors::NodeError::CreateUnavailable => {
+            ApiError::new(501, "CREATE_UNAVAILABLE", "cannot create ledgers", error.to_string())
         }
         other => ApiError::new(400, "BAD_SETTINGS", "bad settings", other.to_string()),
     })?;
