@@ -25,10 +25,12 @@ use std::sync::Arc;
 
 use engine::store::{KvStore, StoreError, WriteBatch};
 
+pub mod bft;
 pub mod raft_group;
 pub mod solo;
 mod storage;
 
+pub use bft::{BftGroup, BftIdentity, BftOptions};
 pub use raft_group::{RaftGroup, RaftOptions};
 
 /// A node configured for a group it is not (yet) a member of: it neither votes nor
@@ -144,6 +146,27 @@ pub struct Ready {
     /// The voting members after a membership change committed (or a snapshot installed)
     /// in this round (ascending), when one did.
     pub voters: Option<Vec<MemberId>>,
+    /// Proposals to execute before the group can vote on them (providers that certify the
+    /// executed block, `bft`): answer each with [`ConsensusGroup::evaluated`], on the
+    /// application state of the height before `height`. Empty for solo and Raft.
+    pub evaluate: Vec<Evaluate>,
+}
+
+/// A proposal the application must execute (without committing) to tell the group which
+/// block it produces.
+#[derive(Debug, Clone)]
+pub struct Evaluate {
+    /// Identifies the answer.
+    pub request: u64,
+    /// The height the proposal is for (the application's head + 1).
+    pub height: u64,
+    /// The consensus round.
+    pub round: u32,
+    /// The member that signed the proposal (0 for a block decided elsewhere, received
+    /// with its certificate while catching up).
+    pub proposer: MemberId,
+    /// The proposal bytes.
+    pub payload: Arc<Vec<u8>>,
 }
 
 impl Ready {
@@ -153,6 +176,7 @@ impl Ready {
             && self.restored.is_none()
             && self.committed.is_empty()
             && self.voters.is_none()
+            && self.evaluate.is_empty()
     }
 }
 
@@ -198,6 +222,18 @@ pub trait ConsensusGroup: Send {
     /// True when every entry this member holds is committed and has been delivered: its
     /// application state is current, so a proposal built on it extends the right head.
     fn settled(&self) -> bool;
+    /// The application's answer to an [`Evaluate`] request: the hash of the block the
+    /// proposal executes to, or why it does not execute. Providers that never ask ignore
+    /// it.
+    fn evaluated(&mut self, request: u64, verdict: Result<[u8; 32], String>) {
+        let _ = (request, verdict);
+    }
+    /// The participants (member number, node key) after a block that changed them; the
+    /// provider uses them from the next height on. Providers that track membership
+    /// themselves (Raft) ignore it.
+    fn participants_changed(&mut self, participants: Vec<(MemberId, crypto_parallel::PublicKey)>) {
+        let _ = participants;
+    }
 }
 
 /// Where a group keeps its records: a store and a key prefix owned by the group

@@ -11,6 +11,7 @@
 //!   version history, proofs);
 //! - `state.rs` — authenticated state: a Jellyfish Merkle Tree per ledger hashed with the
 //!   ledger's algorithm (SM3 by default), one version per height;
+//! - `certificate.rs` — BFT commit certificates (precommit signatures on a block), pure;
 //! - `txroot.rs` — the Merkle tree over a block's transactions and their results;
 //! - `proof.rs` — pure proof verification, usable by the SDK without any storage;
 //! - `verify.rs` — whole-ledger verification by replay from genesis;
@@ -18,6 +19,7 @@
 //!   `conformance.rs` — the suite every `KvStore` backend runs;
 //! - `limits.rs` — every limit, in one place.
 
+pub mod certificate;
 pub mod codec;
 pub mod conformance;
 pub mod layout;
