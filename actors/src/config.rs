@@ -52,7 +52,7 @@
 //! # make its genesis block, whose hash is the ledger id.
 //! [[ledgers]]
 //! name = "dairy-0"                # required; 1 to 128 printable ASCII bytes, no spaces; unique
-//! consensus = "raft"              # "solo" | "raft"; default "solo" without peers, else "raft"
+//! consensus = "raft"              # "solo" | "raft" | "bft"; default "solo" without peers, else "raft"
 //! participants = [1, 2, 3]        # node ids at genesis (order does not matter); default:
 //!                                 # "solo" → this node; "raft" → this node + all peers. A
 //!                                 # raft ledger's list without this node: the node joins
@@ -425,8 +425,8 @@ pub struct LedgerSection {
     /// `name`: unique; 1 to 128 printable ASCII bytes without spaces
     /// ([`engine::model::check_name`]).
     pub name: String,
-    /// `consensus`: `"solo"` or `"raft"`; default `"solo"` when there are no peers, else
-    /// `"raft"`.
+    /// `consensus`: `"solo"`, `"raft"` or `"bft"`; default `"solo"` when there are no
+    /// peers, else `"raft"`.
     pub consensus: ConsensusKind,
     /// `participants`: the consensus nodes, by id, sorted; must include this node.
     /// Default: this node for `solo`; this node and all peers for `raft`.
@@ -459,17 +459,23 @@ pub enum ConsensusKind {
     Solo,
     /// Raft among the participants (crash fault tolerant).
     Raft,
+    /// Tendermint among the participants (Byzantine fault tolerant: `3f + 1` tolerate
+    /// `f` arbitrarily faulty); every block carries a commit certificate.
+    Bft,
 }
 
 impl ConsensusKind {
     /// Every kind.
-    pub const ALL: [ConsensusKind; 2] = [ConsensusKind::Solo, ConsensusKind::Raft];
+    pub const ALL: [ConsensusKind; 3] =
+        [ConsensusKind::Solo, ConsensusKind::Raft, ConsensusKind::Bft];
 
-    /// The name in configs and in [`LedgerSettings::consensus`]: `"solo"`, `"raft"`.
+    /// The name in configs and in [`LedgerSettings::consensus`]: `"solo"`, `"raft"`,
+    /// `"bft"`.
     pub const fn name(self) -> &'static str {
         match self {
             ConsensusKind::Solo => "solo",
             ConsensusKind::Raft => "raft",
+            ConsensusKind::Bft => "bft",
         }
     }
 
@@ -811,12 +817,15 @@ impl RawLedger {
             None if peers.is_empty() => ConsensusKind::Solo,
             None => ConsensusKind::Raft,
             Some(name) => ConsensusKind::from_name(name).ok_or_else(|| {
-                invalid(format!("{field}.consensus"), format!("`{name}`: expected solo or raft"))
+                invalid(
+                    format!("{field}.consensus"),
+                    format!("`{name}`: expected solo, raft or bft"),
+                )
             })?,
         };
         let mut participants = self.participants.unwrap_or_else(|| match consensus {
             ConsensusKind::Solo => vec![own_id],
-            ConsensusKind::Raft => {
+            ConsensusKind::Raft | ConsensusKind::Bft => {
                 std::iter::once(own_id).chain(peers.iter().map(|peer| peer.id)).collect()
             }
         });
@@ -1159,14 +1168,14 @@ impl NodeConfig {
                 format!("a solo ledger has one participant, not {}", participants.len()),
             ));
         }
-        if ledger.consensus == ConsensusKind::Raft
+        if ledger.consensus != ConsensusKind::Solo
             && participants.len() > 1
             && ledger.created_ms == 0
         {
             return Err(invalid(
                 format!("{prefix}.created_ms"),
-                "required for a raft ledger with other participants, so that every node \
-                 computes the same genesis (e.g. created_ms = 1767225600000)",
+                "required for a raft or bft ledger with other participants, so that every \
+                 node computes the same genesis (e.g. created_ms = 1767225600000)",
             ));
         }
         Ok(())

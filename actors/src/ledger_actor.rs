@@ -294,6 +294,15 @@ pub(crate) struct JoinPlan {
     pub(crate) options: consensus::RaftOptions,
 }
 
+/// A block executed on the head, not yet written.
+struct Prepared {
+    executed: engine::ledger::ExecutedBlock,
+    count: usize,
+    seal: bool,
+    participant_change: bool,
+    execute_seconds: f64,
+}
+
 /// The actor of one ledger on one node.
 pub struct LedgerActor {
     parts: ActorParts,
@@ -313,6 +322,11 @@ pub struct LedgerActor {
     proposers: HashSet<Address>,
     /// Member numbers of the active participants (what the group's voters converge to).
     active_members: Vec<MemberId>,
+    /// The node address of each active participant, by member number.
+    member_addresses: HashMap<MemberId, Address>,
+    /// Blocks executed for the group's evaluation (`bft`), by block hash, on the current
+    /// head: the decided one is committed without executing it again.
+    prepared: HashMap<Hash32, Prepared>,
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -348,6 +362,8 @@ impl LedgerActor {
             last_leader: None,
             proposers: HashSet::new(),
             active_members: Vec::new(),
+            member_addresses: HashMap::new(),
+            prepared: HashMap::new(),
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
@@ -380,6 +396,11 @@ impl LedgerActor {
         let algorithm = self.parts.ledger.hash_algorithm();
         let active = participants.iter().filter(|p| p.removed_height.is_none());
         self.proposers = active.clone().map(|p| Address::of(algorithm, &p.public_key)).collect();
+        self.member_addresses =
+            active.clone().map(|p| (p.member, Address::of(algorithm, &p.public_key))).collect();
+        self.parts.group.participants_changed(
+            active.clone().map(|p| (p.member, p.public_key.clone())).collect(),
+        );
         self.active_members = active.map(|p| p.member).collect();
         let mut nodes = Vec::with_capacity(participants.len());
         for participant in &participants {
@@ -734,7 +755,12 @@ impl LedgerActor {
                     return self.halt(reason);
                 }
             }
-            if !self.maybe_propose() {
+            let evaluated = !ready.evaluate.is_empty();
+            for request in ready.evaluate {
+                let verdict = self.evaluate(&request);
+                self.parts.group.evaluated(request.request, verdict);
+            }
+            if !self.maybe_propose() && !evaluated {
                 break;
             }
         }
@@ -870,8 +896,105 @@ impl LedgerActor {
         self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))
     }
 
+    /// Executes a proposal the group must vote on (`bft`) and keeps the result: the
+    /// block hash it produces, or why it is not a valid next block.
+    fn evaluate(&mut self, request: &consensus::Evaluate) -> Result<Hash32, String> {
+        let head = self.parts.ledger.head();
+        if request.height != head.height + 1 {
+            return Err(format!("proposal for {} on head {}", request.height, head.height));
+        }
+        let header = BlockProposal::decode_header(&request.payload)
+            .map_err(|e| format!("malformed proposal: {e}"))?;
+        if header.height != request.height || header.previous_hash != head.block_hash {
+            return Err(format!(
+                "proposal for height {} on {} does not extend head {} ({})",
+                header.height,
+                hex::encode(header.previous_hash),
+                head.height,
+                hex::encode(head.block_hash)
+            ));
+        }
+        // The block names the member that signed the proposal (0: a certified block from
+        // catch-up, whose certificate was checked).
+        if request.proposer != 0
+            && self.member_addresses.get(&request.proposer) != Some(&header.proposer)
+        {
+            return Err(format!(
+                "the block names proposer {} but member {} signed it",
+                hex::encode(header.proposer.0),
+                request.proposer
+            ));
+        }
+        if !self.proposers.contains(&header.proposer) {
+            return Err("the proposer is not an active participant".into());
+        }
+        let ours = self.in_flight.as_ref().is_some_and(|f| {
+            f.height == header.height
+                && f.timestamp_ms == header.timestamp_ms
+                && header.proposer == self.parts.node_address
+        });
+        let mut proposal = header;
+        proposal.transactions = match &self.in_flight {
+            Some(in_flight) if ours => {
+                in_flight.transactions.iter().map(|queued| queued.transaction.clone()).collect()
+            }
+            _ => {
+                BlockProposal::decode(&request.payload)
+                    .map_err(|e| format!("malformed proposal: {e}"))?
+                    .transactions
+            }
+        };
+        if self.prepared.values().any(|p| p.executed.block.header.height != request.height) {
+            self.prepared.clear();
+        }
+        let prepared = self.prepare(proposal, ours)?;
+        let hash = prepared.executed.block.hash;
+        self.prepared.insert(hash, prepared);
+        Ok(hash)
+    }
+
+    /// Commits a block the `bft` group decided, with its certificate: the block executed
+    /// for the vote when there is one, else executed now (catch-up) and checked against
+    /// the certified hash.
+    fn apply_certified(&mut self, committed: Committed) -> Result<(), String> {
+        let certificate = engine::certificate::Certificate::decode(&committed.certificate)
+            .map_err(|e| format!("decided block {}: {e}", committed.index))?;
+        let head = self.parts.ledger.head();
+        let proposal = BlockProposal::decode(&committed.payload)
+            .map_err(|e| format!("decided block {}: {e}", committed.index))?;
+        if proposal.height != head.height + 1 || proposal.previous_hash != head.block_hash {
+            return Err(format!(
+                "diverged: decided block {} on {} but this node's head is {} at {}",
+                proposal.height,
+                hex::encode(proposal.previous_hash),
+                head.height,
+                hex::encode(head.block_hash)
+            ));
+        }
+        let ours = self.in_flight.as_ref().is_some_and(|f| {
+            f.height == proposal.height
+                && f.timestamp_ms == proposal.timestamp_ms
+                && proposal.proposer == self.parts.node_address
+        });
+        let prepared = match self.prepared.remove(&certificate.block_hash) {
+            Some(prepared) => prepared,
+            None => self.prepare(proposal, false)?,
+        };
+        self.prepared.clear();
+        self.commit_prepared(
+            prepared,
+            ours,
+            Some(committed.index),
+            Some(certificate.block_hash),
+            Some(&committed.certificate),
+        )
+    }
+
     /// Executes and commits one committed entry; `Err` halts the ledger.
     fn apply(&mut self, committed: Committed) -> Result<(), String> {
+        if !committed.certificate.is_empty() {
+            return self.apply_certified(committed);
+        }
         let head = self.parts.ledger.head();
         let unchanged = Checkpoint {
             index: committed.index,
@@ -955,6 +1078,12 @@ impl LedgerActor {
         marker_index: Option<u64>,
         expected_hash: Option<Hash32>,
     ) -> Result<(), String> {
+        let prepared = self.prepare(proposal, ours)?;
+        self.commit_prepared(prepared, ours, marker_index, expected_hash, None)
+    }
+
+    /// Executes `proposal` on the head without writing anything.
+    fn prepare(&self, proposal: BlockProposal, ours: bool) -> Result<Prepared, String> {
         let count = proposal.transactions.len();
         let seal = proposal.transactions.iter().any(|tx| {
             tx.content
@@ -979,7 +1108,7 @@ impl LedgerActor {
             SignatureCheck::Verified(crate::metrics::verify_signatures(&proposal.transactions))
         };
         let started = Instant::now();
-        let mut executed = self
+        let executed = self
             .parts
             .ledger
             .execute_block(
@@ -989,8 +1118,27 @@ impl LedgerActor {
                 proposal.proposer,
             )
             .map_err(|e| format!("executing block {}: {e}", proposal.height))?;
+        Ok(Prepared {
+            execute_seconds: started.elapsed().as_secs_f64(),
+            executed,
+            count,
+            seal,
+            participant_change,
+        })
+    }
+
+    /// Commits a prepared block (with `certificate`, its BFT commit certificate, in the
+    /// same batch).
+    fn commit_prepared(
+        &mut self,
+        prepared: Prepared,
+        ours: bool,
+        marker_index: Option<u64>,
+        expected_hash: Option<Hash32>,
+        certificate: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let Prepared { mut executed, count, seal, participant_change, execute_seconds } = prepared;
         let block = executed.block.clone();
-        let execute_seconds = started.elapsed().as_secs_f64();
         let state_root_seconds = executed.state_root_time.as_secs_f64();
         let written_bytes = executed.batch.size_bytes();
         if let Some(expected) = expected_hash
@@ -1009,6 +1157,12 @@ impl LedgerActor {
         });
         if let Some(checkpoint) = &checkpoint {
             self.parts.group_store.put_applied_marker(&mut executed.batch, checkpoint);
+        }
+        if let Some(certificate) = certificate {
+            executed.batch.put(
+                layout::certificate_key(&self.id(), block.header.height),
+                certificate.to_vec(),
+            );
         }
         let writing = Instant::now();
         self.parts

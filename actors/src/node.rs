@@ -455,6 +455,24 @@ impl Starter {
                 )
                 .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
             ),
+            ("bft", Some(member)) => {
+                let participants = ledger
+                    .active_participants()
+                    .map_err(|source| NodeError::Ledger { name: name.clone(), source })?
+                    .into_iter()
+                    .map(|p| (p.member, p.public_key))
+                    .collect();
+                let identity = consensus::BftIdentity { ledger: id, member, key: self.key.clone() };
+                Box::new(
+                    consensus::BftGroup::open(
+                        group_store.clone(),
+                        identity,
+                        participants,
+                        consensus::BftOptions::default(),
+                    )
+                    .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
+                )
+            }
             ("raft", None) => {
                 tracing::info!(
                     ledger = %name,
@@ -474,7 +492,7 @@ impl Starter {
             other => {
                 return Err(NodeError::Invalid(format!(
                     "ledger {name}: consensus {other:?} with {} participants is not supported \
-                     (solo: exactly one; raft: any)",
+                     (solo: exactly one; raft, bft: any)",
                     member_nodes.len()
                 )));
             }

@@ -61,6 +61,9 @@ pub enum Table {
     /// of the transaction tree (`txroot::chunk_roots`), for blocks of more than 64
     /// transactions: an inclusion proof then hashes one chunk, not the whole block.
     TxChunks = 0x14,
+    /// `CERTIFICATE | height u64` → the block's BFT commit certificate
+    /// (`certificate::Certificate`), for ledgers whose consensus is `bft`.
+    Certificate = 0x15,
 }
 
 /// `ledger id | table`: the prefix of every key of one table.
@@ -245,6 +248,13 @@ pub fn participant_key(ledger: &LedgerId, member: u64) -> Vec<u8> {
 /// A block's transaction-tree chunk roots.
 pub fn tx_chunks_key(ledger: &LedgerId, height: u64) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::TxChunks);
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// A block's BFT commit certificate.
+pub fn certificate_key(ledger: &LedgerId, height: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::Certificate);
     key.extend_from_slice(&height.to_be_bytes());
     key
 }

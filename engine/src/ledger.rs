@@ -825,6 +825,12 @@ impl<S: KvStore> Ledger<S> {
         Ok(self.store.get(&layout::data_access_key(&self.id, account, &grantee.0))?.is_some())
     }
 
+    /// The BFT commit certificate stored with block `height` (`certificate::Certificate`
+    /// bytes), for ledgers whose consensus is `bft`.
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.store.get(&layout::certificate_key(&self.id, height))?)
+    }
+
     /// The ledger's seal, once sealed: it takes no more transactions.
     pub fn sealed(&self) -> Result<Option<SealRecord>, EngineError> {
         let Some(bytes) = self.store.get(&layout::meta_key(&self.id, META_SEALED))? else {

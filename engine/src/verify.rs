@@ -80,7 +80,7 @@ pub fn verify_ledger<S: KvStore>(store: S, id: LedgerId) -> Result<Verdict, Engi
             bodies.push(record.transaction);
         }
         transactions += bodies.len() as u64;
-        let executed = match replay.execute_block(
+        let mut executed = match replay.execute_block(
             bodies,
             SignatureCheck::Verify,
             block.header.timestamp_ms,
@@ -97,6 +97,24 @@ pub fn verify_ledger<S: KvStore>(store: S, id: LedgerId) -> Result<Verdict, Engi
         }
         if let Some(reason) = index_problem(&ledger, &block.hash, height)? {
             return invalid(height, reason);
+        }
+        if ledger.settings().consensus == "bft" {
+            // Signed by more than 2/3 of the participants of this height: those active
+            // after the block before it.
+            let Some(bytes) = ledger.certificate(height)? else {
+                return invalid(height, "commit certificate missing".into());
+            };
+            let participants: std::collections::BTreeMap<u64, crypto_parallel::PublicKey> = replay
+                .active_participants()?
+                .into_iter()
+                .map(|p| (p.member, p.public_key))
+                .collect();
+            let checked = crate::certificate::Certificate::decode(&bytes)
+                .and_then(|c| c.verify(&id, height, &block.hash, &participants));
+            if let Err(error) = checked {
+                return invalid(height, format!("commit certificate: {error}"));
+            }
+            executed.batch.put(layout::certificate_key(&id, height), bytes);
         }
         replay.commit(executed)?;
     }

@@ -1,0 +1,204 @@
+//! Four nodes in one process, each with its own store and transport on 127.0.0.1, one
+//! `bft` ledger. Writes commit through every node; with one node stopped commits go on;
+//! with two stopped nothing commits (safety over liveness: 2 of 4 is not more than 2/3);
+//! when one returns, the waiting writes commit. At the end every node holds the same
+//! blocks, every block carries a commit certificate that verifies against the
+//! participants, every copy verifies, and nothing acknowledged is lost.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::transport::PeerConfig;
+use actors::{LedgerHandle, Node, TxStatus};
+use common::*;
+use crypto_parallel::PrivateKey;
+use engine::certificate::Certificate;
+use engine::ledger::Ledger;
+use engine::model::{Hash32, LedgerSettings, ResultCode};
+use engine::store::{KvStore, MemoryStore};
+use engine::verify::{Verdict, verify_ledger};
+
+const NODES: u64 = 4;
+
+fn node_keys() -> Vec<PrivateKey> {
+    (1..=NODES).map(|i| key(120 + i as u8)).collect()
+}
+
+fn ledger() -> LedgerSettings {
+    let participants = node_keys().iter().map(PrivateKey::public_key).collect::<Vec<_>>();
+    settings("dairy-bft", "bft", participants)
+}
+
+struct Cluster {
+    stores: Vec<Arc<dyn KvStore>>,
+    addresses: Vec<SocketAddr>,
+    nodes: Vec<Option<Node>>,
+}
+
+fn free_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let stores: Vec<Arc<dyn KvStore>> =
+            (0..NODES).map(|_| Arc::new(MemoryStore::new()) as Arc<dyn KvStore>).collect();
+        let addresses = (0..NODES).map(|_| free_address()).collect();
+        let mut cluster = Cluster { stores, addresses, nodes: (0..NODES).map(|_| None).collect() };
+        for id in 1..=NODES {
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    fn start(&mut self, id: u64) {
+        let keys = node_keys();
+        let peers = (1..=NODES)
+            .filter(|peer| *peer != id)
+            .map(|peer| PeerConfig {
+                id: peer,
+                public_key: keys[peer as usize - 1].public_key(),
+                address: self.addresses[peer as usize - 1],
+            })
+            .collect();
+        let mut opts = options(id, keys[id as usize - 1].clone(), vec![ledger()]);
+        opts.p2p_listen = Some(self.addresses[id as usize - 1]);
+        opts.peers = peers;
+        let node = Node::start(opts, self.stores[id as usize - 1].clone()).unwrap();
+        self.nodes[id as usize - 1] = Some(node);
+    }
+
+    async fn stop(&mut self, id: u64) {
+        if let Some(node) = self.nodes[id as usize - 1].take() {
+            node.shutdown(Duration::ZERO).await;
+        }
+    }
+
+    fn handle(&self, id: u64) -> LedgerHandle {
+        self.nodes[id as usize - 1].as_ref().unwrap().ledgers()[0].clone()
+    }
+}
+
+fn writes(handle: &LedgerHandle, first_nonce: u64, count: u64) -> Vec<engine::model::Transaction> {
+    let admin = admin();
+    (first_nonce..first_nonce + count)
+        .map(|nonce| tx(&admin, handle.id(), nonce, vec![write(&format!("k{nonce}"), b"v", -1)]))
+        .collect()
+}
+
+fn committed(outcomes: Vec<actors::TxOutcome>) -> Vec<Hash32> {
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            assert!(
+                matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }),
+                "unexpected {outcome:?}"
+            );
+            outcome.hash
+        })
+        .collect()
+}
+
+async fn write_through(handle: &LedgerHandle, first_nonce: u64, count: u64) -> Vec<Hash32> {
+    let outcomes = actix_rt::time::timeout(
+        Duration::from_secs(20),
+        submit_and_wait(handle, writes(handle, first_nonce, count)),
+    )
+    .await
+    .expect("final within 20 s");
+    committed(outcomes)
+}
+
+#[actix_rt::test]
+async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
+    init_tracing();
+    let mut cluster = Cluster::new();
+    let mut acknowledged = Vec::new();
+    let outcome = register_trace_account(&cluster.handle(1)).await;
+    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
+    for via in 1..=NODES {
+        acknowledged.extend(write_through(&cluster.handle(via), via * 1000, 50).await);
+    }
+
+    // One of four down: 3 > 2/3 of 4, commits go on.
+    cluster.stop(4).await;
+    let stopped = Instant::now();
+    acknowledged.extend(write_through(&cluster.handle(1), 10_000, 50).await);
+    eprintln!("with node 4 down, 50 writes committed in {:?}", stopped.elapsed());
+
+    // Two of four down: no quorum, nothing commits.
+    cluster.stop(3).await;
+    let head_before = cluster.handle(1).head();
+    let pending = {
+        let handle = cluster.handle(2);
+        let transactions = writes(&handle, 20_000, 20);
+        actix_rt::spawn(async move { submit_and_wait(&handle, transactions).await })
+    };
+    actix_rt::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cluster.handle(1).head(), head_before, "committed with 2 of 4 nodes");
+    assert_eq!(cluster.handle(2).head(), head_before, "committed with 2 of 4 nodes");
+
+    // One returns: the waiting writes commit.
+    cluster.start(3);
+    let outcomes = actix_rt::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("commits resume once 3 of 4 are up")
+        .unwrap();
+    acknowledged.extend(committed(outcomes));
+    cluster.start(4);
+    acknowledged.extend(write_through(&cluster.handle(4), 30_000, 20).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let heads: Vec<_> = (1..=NODES).map(|id| cluster.handle(id).head()).collect();
+        if heads.iter().all(|h| *h == heads[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes did not converge: {heads:?}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let id = cluster.handle(1).id();
+    let participants: BTreeMap<u64, crypto_parallel::PublicKey> =
+        node_keys().iter().enumerate().map(|(i, k)| (i as u64 + 1, k.public_key())).collect();
+    for node in 1..=NODES {
+        cluster.stop(node).await;
+    }
+    let copies: Vec<_> =
+        cluster.stores.iter().map(|store| Ledger::open(store.clone(), id).unwrap()).collect();
+    let height = copies[0].head().height;
+    let mut in_blocks = HashSet::new();
+    for h in 1..=height {
+        let block = copies[0].block(h).unwrap().unwrap();
+        for copy in &copies {
+            assert_eq!(copy.block(h).unwrap().unwrap().hash, block.hash, "height {h} differs");
+            let certificate = Certificate::decode(&copy.certificate(h).unwrap().unwrap()).unwrap();
+            certificate.verify(&id, h, &block.hash, &participants).unwrap();
+        }
+        in_blocks.extend(block.transactions.iter().map(|(hash, _)| *hash));
+    }
+    for hash in &acknowledged {
+        assert!(in_blocks.contains(hash), "acknowledged transaction lost");
+    }
+    for store in &cluster.stores {
+        let verdict = verify_ledger(store.clone(), id).unwrap();
+        assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    }
+    // A stored certificate cut short of 2/3 is found by verification.
+    let store = &cluster.stores[0];
+    let key = engine::layout::certificate_key(&id, 2);
+    let mut certificate = Certificate::decode(&store.get(&key).unwrap().unwrap()).unwrap();
+    certificate.signatures.truncate(2);
+    let mut batch = engine::store::WriteBatch::new();
+    batch.put(key, certificate.encode());
+    store.write(batch).unwrap();
+    let verdict = verify_ledger(store.clone(), id).unwrap();
+    assert!(
+        matches!(&verdict, Verdict::Invalid { height: 2, reason } if reason.contains("2/3")),
+        "{verdict:?}"
+    );
+}
