@@ -396,6 +396,17 @@ pub(crate) fn block_view(block: &engine::ledger::StoredBlock) -> BlockView {
     BlockView::new(&block.header, &block.hash, block.transactions.len())
 }
 
+/// The view of `block` with its commit certificate, if the ledger keeps one (`bft`).
+fn certified_view<S: engine::store::KvStore>(
+    ledger: &engine::ledger::Ledger<S>,
+    block: Option<engine::ledger::StoredBlock>,
+) -> Result<Option<BlockView>, engine::ledger::EngineError> {
+    let Some(block) = block else { return Ok(None) };
+    let mut view = block_view(&block);
+    view.certificate_hex = ledger.certificate(block.header.height)?.map(hex::encode);
+    Ok(Some(view))
+}
+
 /// The latest committed block.
 #[utoipa::path(get, path = "/api/v1/ledgers/{id}/blocks/latest", tag = "ledgers",
     params(("id" = String, Path, description = "ledger id (hex) or name")),
@@ -407,8 +418,9 @@ pub async fn latest_block(
 ) -> ApiResult<BlockView> {
     let handle = &state.ledger(&id)?;
     let height = handle.head().height;
-    let block = read(handle, move |ledger| Ok(ledger.block(height)?)).await?;
-    block.map(|b| Json(block_view(&b))).ok_or_else(|| ApiError::internal("head block missing"))
+    let block =
+        read(handle, move |ledger| Ok(certified_view(ledger, ledger.block(height)?)?)).await?;
+    block.map(Json).ok_or_else(|| ApiError::internal("head block missing"))
 }
 
 /// The block at a height.
@@ -425,9 +437,10 @@ pub async fn block_by_height(
     let handle = &state.ledger(&id)?;
     let height: u64 =
         height.parse().map_err(|_| ApiError::bad_parameter("height", "not a block height"))?;
-    let block = read(handle, move |ledger| Ok(ledger.block(height)?)).await?;
+    let block =
+        read(handle, move |ledger| Ok(certified_view(ledger, ledger.block(height)?)?)).await?;
     block
-        .map(|b| Json(block_view(&b)))
+        .map(Json)
         .ok_or_else(|| ApiError::not_found("UNKNOWN_BLOCK", format!("no block at height {height}")))
 }
 
@@ -444,9 +457,11 @@ pub async fn block_by_hash(
 ) -> ApiResult<BlockView> {
     let handle = &state.ledger(&id)?;
     let block_hash = hash_param("hash", &hash)?;
-    let block = read(handle, move |ledger| Ok(ledger.block_by_hash(&block_hash)?)).await?;
+    let block =
+        read(handle, move |ledger| Ok(certified_view(ledger, ledger.block_by_hash(&block_hash)?)?))
+            .await?;
     block
-        .map(|b| Json(block_view(&b)))
+        .map(Json)
         .ok_or_else(|| ApiError::not_found("UNKNOWN_BLOCK", format!("no block with hash {hash}")))
 }
 
@@ -648,8 +663,14 @@ pub async fn prove_transaction(
     let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
     let algorithm = handle.settings().hash_algorithm;
-    let proof = read(handle, move |ledger| Ok(ledger.prove_transaction(&tx_hash)?)).await?;
-    proof.map(|p| Json(sdk::proof::tx_document(algorithm, &p))).ok_or_else(|| {
+    let document = read(handle, move |ledger| {
+        let Some(proof) = ledger.prove_transaction(&tx_hash)? else { return Ok(None) };
+        let mut document = sdk::proof::tx_document(algorithm, &proof);
+        document.certificate_hex = ledger.certificate(proof.header.height)?.map(hex::encode);
+        Ok(Some(document))
+    })
+    .await?;
+    document.map(Json).ok_or_else(|| {
         ApiError::not_found("UNKNOWN_TRANSACTION", format!("no committed transaction {hash}"))
     })
 }
@@ -698,13 +719,15 @@ pub async fn prove_key(
                 Some((version, stored.value))
             }
         };
-        Ok(sdk::proof::state_document(
+        let mut document = sdk::proof::state_document(
             algorithm,
             &proof,
             &account,
             &key,
             value.as_ref().map(|(version, bytes)| (*version, &bytes[..])),
-        ))
+        );
+        document.certificate_hex = ledger.certificate(height)?.map(hex::encode);
+        Ok(document)
     })
     .await?;
     Ok(Json(document))

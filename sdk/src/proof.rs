@@ -7,7 +7,13 @@ use crypto_parallel::HashAlgorithm;
 use engine::model::{Hash32, ResultCode};
 use engine::proof::{StateProof, TxProof, verify_data_proof, verify_tx_proof};
 
-use crate::wire::{ProofDocument, parse_hash};
+use std::collections::BTreeMap;
+
+use crypto_parallel::PublicKey;
+use engine::certificate::Certificate;
+use engine::model::LedgerId;
+
+use crate::wire::{BlockView, ProofDocument, parse_hash};
 
 /// Why a proof document does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +119,71 @@ pub fn verify(document: &ProofDocument) -> Result<Verified, VerifyError> {
     Ok(Verified { block_hash, height: header.height, timestamp_ms: header.timestamp_ms })
 }
 
+/// Verifies `document` as [`verify`] does, and its commit certificate (a `bft` ledger):
+/// participants holding more than 2/3 of the votes at that height — `participants`, by
+/// member number, as the caller knows them (the ledger's genesis settings, plus any
+/// admissions and removals since) — signed a precommit for exactly the block the proof
+/// ends at. The proof then holds without trusting the node that served it.
+pub fn verify_certified(
+    document: &ProofDocument,
+    participants: &BTreeMap<u64, PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let verified = verify(document)?;
+    let ledger = LedgerId(parse_hash("ledger_id", &document.ledger_id).map_err(malformed)?);
+    check_certificate(
+        &ledger,
+        verified.height,
+        &verified.block_hash,
+        document.certificate_hex.as_deref(),
+        participants,
+    )?;
+    Ok(verified)
+}
+
+/// Verifies a block as served (`GET …/blocks/{height}`): its header bytes hash to its
+/// hash with `algorithm`, and its certificate commits that hash at its height.
+pub fn verify_block_certificate(
+    algorithm: HashAlgorithm,
+    ledger: &LedgerId,
+    block: &BlockView,
+    participants: &BTreeMap<u64, PublicKey>,
+) -> Result<Hash32, VerifyError> {
+    let bytes =
+        hex::decode(&block.header_hex).map_err(|e| malformed(format!("header_hex: {e}")))?;
+    let header = engine::model::BlockHeader::decode(&bytes)
+        .map_err(|e| malformed(format!("header_hex: {e}")))?;
+    let hash = header.hash(algorithm);
+    if hex::encode(hash) != block.hash || header.height != block.height {
+        return Err(VerifyError::Invalid("the header does not hash to the block's hash".into()));
+    }
+    if header.ledger_id != *ledger {
+        return Err(VerifyError::Invalid("the block is of another ledger".into()));
+    }
+    check_certificate(
+        ledger,
+        header.height,
+        &hash,
+        block.certificate_hex.as_deref(),
+        participants,
+    )?;
+    Ok(hash)
+}
+
+fn check_certificate(
+    ledger: &LedgerId,
+    height: u64,
+    block_hash: &Hash32,
+    certificate_hex: Option<&str>,
+    participants: &BTreeMap<u64, PublicKey>,
+) -> Result<(), VerifyError> {
+    let hex_text = certificate_hex
+        .ok_or_else(|| VerifyError::Invalid("no commit certificate for the block".into()))?;
+    let bytes = hex::decode(hex_text).map_err(|e| malformed(format!("certificate_hex: {e}")))?;
+    Certificate::decode(&bytes)
+        .and_then(|certificate| certificate.verify(ledger, height, block_hash, participants))
+        .map_err(|e| VerifyError::Invalid(format!("commit certificate: {e}")))
+}
+
 /// Builds the document of a transaction proof.
 pub fn tx_document(algorithm: HashAlgorithm, proof: &TxProof) -> ProofDocument {
     ProofDocument {
@@ -129,6 +200,7 @@ pub fn tx_document(algorithm: HashAlgorithm, proof: &TxProof) -> ProofDocument {
         version: None,
         value_hex: None,
         encoded: hex::encode(proof.encode()),
+        certificate_hex: None,
     }
 }
 
@@ -155,6 +227,7 @@ pub fn state_document(
         version: value.map(|(version, _)| version),
         value_hex: value.map(|(_, bytes)| hex::encode(bytes)),
         encoded: hex::encode(proof.encode()),
+        certificate_hex: None,
     }
 }
 

@@ -745,6 +745,10 @@ pub struct BlockView {
     pub tx_count: u64,
     /// The canonical header bytes (hex, `docs/FORMAT.md`), to recompute `hash`.
     pub header_hex: String,
+    /// `bft` ledgers: the block's commit certificate (hex, `docs/FORMAT.md` §18) — the
+    /// precommit signatures of more than 2/3 of the participants on `hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_hex: Option<String>,
 }
 
 impl BlockView {
@@ -760,6 +764,7 @@ impl BlockView {
             proposer: hex::encode(header.proposer.0),
             tx_count: tx_count as u64,
             header_hex: hex::encode(header.encode()),
+            certificate_hex: None,
         }
     }
 }
@@ -921,6 +926,11 @@ pub struct ProofDocument {
     pub value_hex: Option<String>,
     /// The canonical proof bytes (hex): `TxProof` or `StateProof` of `docs/FORMAT.md`.
     pub encoded: String,
+    /// `bft` ledgers: the commit certificate of the block the proof ends at (hex,
+    /// `docs/FORMAT.md` §18); `sdk::proof::verify_certified` checks it against the
+    /// participants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_hex: Option<String>,
 }
 
 /// The answer of `POST /api/v1/proofs/verify`.
