@@ -7,7 +7,8 @@
 //! Prints, per ledger count (1, 2, 4, 8): committed tx/s at saturation; then, for 8
 //! ledgers, finality p50/p99/max at a fixed offered rate of 80% of that maximum
 //! (open loop: latency counts from when a batch was due, not when it was sent).
-//! `POLYLEDGER_BENCH_TXS` sets transactions per ledger (default 4000).
+//! `POLYLEDGER_BENCH_TXS` sets transactions per ledger (default 4000);
+//! `POLYLEDGER_BENCH_CLUSTERS_ONLY=1` runs only the Raft and BFT clusters.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,37 +194,40 @@ async fn run_on(
     RunResult { committed, elapsed: start.elapsed(), latencies }
 }
 
-/// Three nodes in this process (own RocksDB directory and transport each) running
-/// `ledgers` Raft ledgers; clients submit through each ledger's leader.
-fn raft_cluster(
+/// `nodes` nodes in this process (own RocksDB directory and transport each) running
+/// `ledgers` ledgers of `consensus` (`raft` or `bft`); clients submit through each
+/// ledger's leader (bft: the proposer of the moment; other nodes forward to it).
+fn cluster(
     system: &actix_rt::SystemRunner,
+    consensus: &str,
+    node_count: usize,
     ledgers: usize,
     workloads_for: impl Fn(&[LedgerSettings]) -> Vec<Vec<Transaction>>,
     rate_per_ledger: Option<f64>,
 ) -> RunResult {
-    let keys: Vec<PrivateKey> = (1..=3).map(|i| key(100 + i)).collect();
+    let keys: Vec<PrivateKey> = (1..=node_count as u8).map(|i| key(100 + i)).collect();
     let admin = key(1);
     let participants: Vec<_> = keys.iter().map(PrivateKey::public_key).collect();
     let all: Vec<LedgerSettings> = (0..ledgers)
         .map(|i| LedgerSettings {
-            name: format!("raft-{i}"),
-            consensus: "raft".into(),
+            name: format!("{consensus}-{i}"),
+            consensus: consensus.into(),
             participants: participants.clone(),
             ..settings(i, &keys[0], &admin)
         })
         .collect();
     let workloads = workloads_for(&all);
-    let addresses: Vec<std::net::SocketAddr> = (0..3)
+    let addresses: Vec<std::net::SocketAddr> = (0..node_count)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
         .collect();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<_> = (0..node_count).map(|_| tempfile::tempdir().unwrap()).collect();
     system.block_on(async {
-        let nodes: Vec<Node> = (0..3)
+        let nodes: Vec<Node> = (0..node_count)
             .map(|i| {
                 let mut options = node_options(&keys[i], all.clone());
                 options.id = i as u64 + 1;
                 options.p2p_listen = Some(addresses[i]);
-                options.peers = (0..3)
+                options.peers = (0..node_count)
                     .filter(|j| *j != i)
                     .map(|j| actors::transport::PeerConfig {
                         id: j as u64 + 1,
@@ -283,6 +287,10 @@ fn main() {
     );
 
     let system = actix_rt::System::new();
+    if std::env::var_os("POLYLEDGER_BENCH_CLUSTERS_ONLY").is_some() {
+        clusters(&system, per_ledger, &admin);
+        return;
+    }
     let mut max_at_8 = 0.0;
     for ledgers in [1usize, 2, 4, 8] {
         let dir = tempfile::tempdir().unwrap();
@@ -316,18 +324,61 @@ fn main() {
     });
     report(&format!("solo, 8 ledgers, offered {rate:.0} tx/s (80% of max)"), &mut result);
 
-    // Three local Raft nodes sharing these cores, 4 ledgers.
+    clusters(&system, per_ledger, &admin);
+}
+
+/// Local Raft and BFT clusters sharing these cores, 4 ledgers each.
+fn clusters(system: &actix_rt::SystemRunner, per_ledger: usize, admin: &PrivateKey) {
     let sign = |settings: &[LedgerSettings]| -> Vec<Vec<Transaction>> {
-        settings.iter().map(|s| workload(ledger_id(s), &admin, per_ledger / 2 + 1)).collect()
+        settings.iter().map(|s| workload(ledger_id(s), admin, per_ledger / 2 + 1)).collect()
     };
-    let mut saturated = raft_cluster(&system, 4, sign, None);
-    let max = saturated.committed as f64 / saturated.elapsed.as_secs_f64();
-    report("raft, 3 nodes, 4 ledgers, saturated", &mut saturated);
-    let mut paced = raft_cluster(&system, 4, sign, Some(max * 0.8 / 4.0));
-    report(
-        &format!("raft, 3 nodes, 4 ledgers, offered {:.0} tx/s (80% of max)", max * 0.8),
-        &mut paced,
-    );
+    for (consensus, node_count) in [("raft", 3), ("raft", 4), ("bft", 4)] {
+        let mut saturated = cluster(system, consensus, node_count, 4, sign, None);
+        let max = saturated.committed as f64 / saturated.elapsed.as_secs_f64();
+        report(&format!("{consensus}, {node_count} nodes, 4 ledgers, saturated"), &mut saturated);
+        let mut paced = cluster(system, consensus, node_count, 4, sign, Some(max * 0.8 / 4.0));
+        report(
+            &format!(
+                "{consensus}, {node_count} nodes, 4 ledgers, offered {:.0} tx/s (80% of max)",
+                max * 0.8
+            ),
+            &mut paced,
+        );
+    }
+    certificates();
+}
+
+/// Size and verification time of a commit certificate: 4 participants (3 signatures)
+/// and 7 (5 signatures), SM2.
+fn certificates() {
+    use engine::certificate::{Certificate, VoteKind, vote_sign_bytes};
+    for participants in [4usize, 7] {
+        let keys: Vec<PrivateKey> = (0..participants as u8).map(|i| key(150 + i)).collect();
+        let set: std::collections::BTreeMap<u64, crypto_parallel::PublicKey> =
+            keys.iter().enumerate().map(|(i, k)| (i as u64 + 1, k.public_key())).collect();
+        let ledger = engine::model::LedgerId([5; 32]);
+        let block = [6; 32];
+        let quorum = participants * 2 / 3 + 1;
+        let message = vote_sign_bytes(VoteKind::Precommit, &ledger, 10, 0, Some(&block));
+        let certificate = Certificate {
+            height: 10,
+            round: 0,
+            block_hash: block,
+            signatures: (0..quorum).map(|i| (i as u64 + 1, keys[i].sign(&message))).collect(),
+        };
+        let bytes = certificate.encode().len();
+        let rounds = 500;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let decoded = Certificate::decode(&certificate.encode()).unwrap();
+            decoded.verify(&ledger, 10, &block, &set).unwrap();
+        }
+        println!(
+            "certificate, {participants} participants ({quorum} SM2 signatures): {bytes} bytes, \
+             decode + verify {:.0} µs per block",
+            start.elapsed().as_secs_f64() * 1e6 / rounds as f64
+        );
+    }
 }
 
 fn report(what: &str, result: &mut RunResult) {
