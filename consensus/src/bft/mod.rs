@@ -122,8 +122,8 @@ pub struct BftStats {
 }
 
 enum Pending {
-    /// A peer's (or our own, looped back) proposal.
-    Proposal { signed: SignedProposal },
+    /// A peer's proposal (its body moved out into `payload`).
+    Proposal { signed: SignedProposal, payload: Arc<Vec<u8>> },
     /// Our own payload, to become our proposal's value.
     Own { round: u32, payload: Arc<Vec<u8>> },
     /// A decided block from a peer whose certificate verified.
@@ -796,7 +796,7 @@ impl BftGroup {
         Ok(())
     }
 
-    fn proposal_verified(&mut self, proposal: SignedProposal) {
+    fn proposal_verified(&mut self, mut proposal: SignedProposal) {
         if proposal.height != self.height() {
             return;
         }
@@ -821,9 +821,12 @@ impl BftGroup {
             None => {}
         }
         self.proposal_rounds.insert(proposal.round, proposal.block);
-        let payload = Arc::new(proposal.payload.clone());
+        // The body is shared by the request and, once valid, the payloads kept for the
+        // decision: never copied.
+        let payload = Arc::new(std::mem::take(&mut proposal.payload));
         let (height, round, proposer) = (proposal.height, proposal.round, proposal.proposer);
-        self.request(height, round, proposer, payload, Pending::Proposal { signed: proposal });
+        let pending = Pending::Proposal { signed: proposal, payload: payload.clone() };
+        self.request(height, round, proposer, payload, pending);
     }
 }
 
@@ -976,13 +979,13 @@ impl ConsensusGroup for BftGroup {
     fn evaluated(&mut self, request: u64, verdict: Result<Hash32, String>) {
         let Some(pending) = self.pending.remove(&request) else { return };
         let result = match pending {
-            Pending::Proposal { signed } => {
+            Pending::Proposal { signed, payload } => {
                 if !self.started || signed.height != self.height() {
                     return;
                 }
                 let valid = verdict.as_ref().is_ok_and(|hash| *hash == signed.block);
                 if valid {
-                    self.payloads.insert(signed.block, Arc::new(signed.payload.clone()));
+                    self.payloads.insert(signed.block, payload);
                 } else {
                     self.stats.invalid_proposals += 1;
                     tracing::warn!(
