@@ -150,6 +150,19 @@ pub struct Ready {
     /// executed block, `bft`): answer each with [`ConsensusGroup::evaluated`], on the
     /// application state of the height before `height`. Empty for solo and Raft.
     pub evaluate: Vec<Evaluate>,
+    /// Decided heights a member behind asked for that the group no longer keeps (`bft`
+    /// keeps the last `decided_kept`): the application sends them from its block store,
+    /// each encoded by [`ConsensusGroup::decided_message`]. Empty for solo and Raft.
+    pub serve: Vec<Serve>,
+}
+
+/// Decided heights to send to a member that is behind, from the application's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serve {
+    /// The member behind.
+    pub member: MemberId,
+    /// The heights it misses that the group no longer keeps (at most a few at a time).
+    pub heights: std::ops::Range<u64>,
 }
 
 /// A proposal the application must execute (without committing) to tell the group which
@@ -177,6 +190,7 @@ impl Ready {
             && self.committed.is_empty()
             && self.voters.is_none()
             && self.evaluate.is_empty()
+            && self.serve.is_empty()
     }
 }
 
@@ -233,6 +247,32 @@ pub trait ConsensusGroup: Send {
     /// themselves (Raft) ignore it.
     fn participants_changed(&mut self, participants: Vec<(MemberId, crypto_parallel::PublicKey)>) {
         let _ = participants;
+    }
+    /// True when every member proposes in turn (`bft`): the application keeps
+    /// transactions in every member's mempool (it gossips them) instead of forwarding
+    /// them to one leader. False for solo and Raft.
+    fn rotates_proposer(&self) -> bool {
+        false
+    }
+    /// Whether this member has transactions waiting to be ordered. A rotating provider
+    /// holds its propose timeout while it and its peers are idle, so an idle group does
+    /// not cycle through empty rounds; others ignore it.
+    fn set_idle(&mut self, idle: bool) {
+        let _ = idle;
+    }
+    /// The message that hands a decided block to a member behind ([`Ready::serve`]):
+    /// `payload` is the block's proposal bytes as committed, `certificate` its commit
+    /// certificate, both from the application's store. The receiver checks the
+    /// certificate and the executed hash, so it need not trust the sender. `None` where
+    /// the provider never asks.
+    fn decided_message(
+        &self,
+        height: u64,
+        payload: Vec<u8>,
+        certificate: Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        let _ = (height, payload, certificate);
+        None
     }
 }
 

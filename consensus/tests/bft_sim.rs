@@ -92,6 +92,9 @@ struct Node {
     key: PrivateKey,
     member: Option<Member>,
     byzantine: bool,
+    /// The application has something to order (it proposes when it leads); without it
+    /// the member is idle (`set_idle`) and proposes nothing.
+    work: bool,
 }
 
 struct InFlight {
@@ -140,6 +143,7 @@ impl Sim {
                 key: PrivateKey::generate(algorithm),
                 member: None,
                 byzantine: bad.contains(&member),
+                work: true,
             })
             .collect();
         let participants =
@@ -302,7 +306,10 @@ impl Sim {
             }
         }
         for member in 1..=self.n() {
-            if let Some(m) = self.node(member).member.as_mut() {
+            let node = self.node(member);
+            let idle = !node.work;
+            if let Some(m) = node.member.as_mut() {
+                m.group.set_idle(idle);
                 m.group.tick();
             }
         }
@@ -327,6 +334,7 @@ impl Sim {
                 }
             }
             let node = &mut self.nodes[member as usize - 1];
+            let work = node.work;
             let store = node.store.clone();
             let m = node.member.as_mut().unwrap();
             for committed in ready.committed {
@@ -366,7 +374,7 @@ impl Sim {
                 };
                 m.group.evaluated(request.request, verdict);
             }
-            if m.group.is_leader() && m.group.settled() {
+            if m.group.is_leader() && m.group.settled() && work {
                 self.nonce += 1;
                 let next = m.app.height + 1;
                 if m.group.propose(payload(next, member, self.nonce)).is_ok() {
@@ -550,6 +558,59 @@ fn two_of_four_down_stops_and_resumes() {
     }
     let resumed = sim.decided.keys().max().copied().unwrap_or(0);
     assert!(resumed >= stopped + 5, "no progress after a member returned: {stopped} → {resumed}");
+}
+
+/// An idle group (nothing to order anywhere) stays in its round: no empty rounds, no
+/// messages. When one member gets work while the round's proposer is down, its propose
+/// timeout runs, its nil prevote wakes the others, and rounds move on until that member
+/// proposes and the group decides.
+#[test]
+fn an_idle_group_holds_its_round_and_wakes_on_work() {
+    let mut sim = Sim::new(4, 4, 0, SignatureAlgorithm::Ed25519);
+    for _ in 0..50 {
+        sim.step();
+    }
+    let before = sim.decided.keys().max().copied().unwrap_or(0);
+    assert!(before >= 3, "no progress with work: {before}");
+    for member in 1..=4 {
+        sim.node(member).work = false;
+    }
+    // Whatever round was under way ends; then nothing moves.
+    for _ in 0..100 {
+        sim.step();
+    }
+    let positions = |sim: &mut Sim| -> Vec<(u64, u32)> {
+        (1..=4)
+            .map(|m| {
+                let group = &sim.node(m).member.as_ref().unwrap().group;
+                (group.height(), group.round())
+            })
+            .collect()
+    };
+    let held = positions(&mut sim);
+    for _ in 0..500 {
+        sim.step();
+        // Nothing but an occasional status request (a sync request for its own height).
+        for message in &sim.network {
+            assert!(
+                matches!(Message::decode(&message.bytes, 0), Ok(Message::SyncRequest { .. })),
+                "an idle group sends consensus messages"
+            );
+        }
+    }
+    assert_eq!(positions(&mut sim), held, "an idle group changed rounds");
+    let idle_height = sim.decided.keys().max().copied().unwrap_or(0);
+
+    // The proposer of the held round goes down; another member gets work.
+    let proposer = sim.node(1).member.as_ref().unwrap().group.leader().unwrap();
+    sim.crash(proposer);
+    let worker = proposer % 4 + 1;
+    sim.node(worker).work = true;
+    for _ in 0..600 {
+        sim.step();
+    }
+    let after = sim.decided.keys().max().copied().unwrap_or(0);
+    assert!(after > idle_height, "no decision after work arrived: {idle_height} → {after}");
 }
 
 /// Garbage and forged messages get errors and change nothing.

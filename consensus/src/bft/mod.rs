@@ -25,6 +25,11 @@
 //!   nothing progresses (messages may be lost); **catch-up**: a member that sees a higher
 //!   height asks that peer for decided blocks, verifies each certificate against its
 //!   participants, executes the block and checks the hash before it delivers it.
+//! - **Rotating proposers, shared mempool**: the proposer of height `h`, round `r` is member
+//!   `(h + r) mod n` (in participant order), so the application gossips transactions to
+//!   every member ([`ConsensusGroup::rotates_proposer`]). While this member and its peers
+//!   have nothing to order ([`ConsensusGroup::set_idle`]) the propose timeout is held, so
+//!   an idle group signs no empty rounds.
 //!
 //! The application must apply (and call [`ConsensusGroup::applied`] for) a decided height
 //! before the group starts the next one: proposals of height `h + 1` are executed on
@@ -47,6 +52,7 @@ use self::context::{BlockId, Ctx, Height, Member, Validator, Validators};
 use self::wire::{Message, SignedProposal, SignedVote};
 use crate::{
     Checkpoint, Committed, ConsensusError, ConsensusGroup, Evaluate, GroupStore, MemberId, Ready,
+    Serve,
 };
 
 // Records under the group's prefix (the Raft records use 0x01..0x06; the applied marker
@@ -67,6 +73,10 @@ pub struct BftOptions {
     pub round_delta_ticks: u64,
     /// Ticks without progress after which this member re-sends its proposal and votes.
     pub rebroadcast_ticks: u64,
+    /// While idle, ticks between status requests to the peers (a sync request for this
+    /// member's height: a peer further on answers with the decided blocks), so a member
+    /// behind an idle group still catches up.
+    pub idle_status_ticks: u64,
     /// Decided blocks kept for members catching up.
     pub decided_kept: u64,
     /// Largest proposal, in bytes.
@@ -84,6 +94,7 @@ impl Default for BftOptions {
             step_ticks: 5,
             round_delta_ticks: 2,
             rebroadcast_ticks: 5,
+            idle_status_ticks: 20,
             decided_kept: 256,
             max_payload_bytes: 64 << 20,
             future_messages_max: 4096,
@@ -160,8 +171,22 @@ pub struct BftGroup {
     own_proposal: Option<Vec<u8>>,
     own_votes: BTreeMap<(u32, u8), Vec<u8>>,
     sync_asked: HashMap<MemberId, u64>,
+    /// When each member behind this one was last sent decided blocks (tick).
+    helped: HashMap<MemberId, u64>,
+    /// Decided heights for the application to send ([`Ready::serve`]).
+    serve: Vec<Serve>,
+    /// A member seen at a later height, and that height: asked for the next decided block
+    /// as soon as this member starts a height below it.
+    ahead: Option<(MemberId, u64)>,
     syncing: bool,
     stats: BftStats,
+    /// The application has no transactions to order (`set_idle`).
+    idle: bool,
+    /// A peer's signed proposal or vote of this height arrived since the round began: a
+    /// peer is working, so this member's propose timeout runs even when it is idle.
+    peers_active: bool,
+    /// When this member last asked its peers for blocks past its height while idle.
+    last_status: Option<u64>,
 }
 
 impl BftGroup {
@@ -232,8 +257,14 @@ impl BftGroup {
             own_proposal: None,
             own_votes: BTreeMap::new(),
             sync_asked: HashMap::new(),
+            helped: HashMap::new(),
+            serve: Vec::new(),
+            ahead: None,
             syncing: false,
             stats: BftStats::default(),
+            idle: false,
+            peers_active: false,
+            last_status: None,
         };
         if let Some((payload, certificate)) = group.decided_record(height)? {
             // Decided before a crash, not applied: deliver it again.
@@ -315,6 +346,7 @@ impl BftGroup {
         self.own_proposal = None;
         self.own_votes.clear();
         self.syncing = false;
+        self.peers_active = false;
         self.last_progress = self.now;
         let proposer = self.validators.proposer(height, 0);
         self.process(Input::NewRound(Height(height), Round::ZERO, Member(proposer)))?;
@@ -337,6 +369,15 @@ impl BftGroup {
         for (from, bytes) in buffered {
             // Already decoded once; errors were reported then.
             let _ = self.receive(from, &bytes);
+        }
+        match self.ahead {
+            Some((member, ahead)) if ahead > height => {
+                if self.started && self.height() == height && !self.syncing {
+                    self.sync_asked.insert(member, self.now);
+                    self.outbox.push((member, Message::SyncRequest { height }.encode()));
+                }
+            }
+            _ => self.ahead = None,
         }
         Ok(())
     }
@@ -395,6 +436,7 @@ impl BftGroup {
                     Output::NewRound(height, round) => {
                         self.timers.clear();
                         self.want_value = None;
+                        self.peers_active = false;
                         let proposer =
                             self.validators.proposer(height.0, round.as_u32().unwrap_or(0));
                         queue.push_back(Input::NewRound(height, round, Member(proposer)));
@@ -629,6 +671,9 @@ impl BftGroup {
 
     /// Buffers a message for a later height and asks its sender for the blocks between.
     fn behind(&mut self, from: MemberId, bytes: &[u8], height: u64) {
+        if self.ahead.is_none_or(|(_, ahead)| height > ahead) {
+            self.ahead = Some((from, height));
+        }
         if height == self.height() + 1 || !self.started {
             if self.future.len() >= self.options.future_messages_max {
                 self.future.pop_front();
@@ -645,11 +690,23 @@ impl BftGroup {
         }
     }
 
+    /// Sends decided heights `height..` (up to 8) to a member behind: from the kept
+    /// records, and those no longer kept through the application ([`Ready::serve`]).
     fn serve_sync(&mut self, from: MemberId, height: u64) -> Result<(), ConsensusError> {
         let decided_to = if self.started { self.height() } else { self.height() + 1 };
-        for height in height..decided_to.min(height + 8) {
-            let Some((payload, certificate)) = self.decided_record(height)? else { continue };
-            self.outbox.push((from, Message::Decided { height, payload, certificate }.encode()));
+        let end = decided_to.min(height.saturating_add(8));
+        for at in height.max(1)..end {
+            match self.decided_record(at)? {
+                Some((payload, certificate)) => {
+                    let message = Message::Decided { height: at, payload, certificate };
+                    self.outbox.push((from, message.encode()));
+                }
+                None => {
+                    // Pruned (or decided before this member's records began).
+                    self.serve.push(Serve { member: from, heights: at..end });
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -759,6 +816,7 @@ impl BftGroup {
                     if vote.height != self.height() {
                         continue;
                     }
+                    self.peers_active = true;
                     if let Some(signed) = self.to_driver_vote(&vote) {
                         self.process(Input::Vote(signed))?;
                     }
@@ -767,6 +825,7 @@ impl BftGroup {
                     if proposal.height != self.height() {
                         continue;
                     }
+                    self.peers_active = true;
                     let signers = polka_signers.remove(&index).unwrap_or_default();
                     if proposal.pol_round >= 0
                         && engine::certificate::is_quorum(signers.len(), self.validators.0.len())
@@ -898,7 +957,9 @@ impl ConsensusGroup for BftGroup {
             .map_err(|e| ConsensusError::Rejected(format!("bft message: {e}")))?;
         let (height, round, signer) = match &message {
             Message::SyncRequest { height } => return self.serve_sync(from, *height),
-            Message::Decided { height, .. } if *height > self.height() + 1 => {
+            Message::Decided { height, .. } if *height > self.height() => {
+                // Buffered when next, and a reason to ask for the ones between.
+                self.behind(from, bytes, *height);
                 return Ok(());
             }
             Message::Decided { .. } => {
@@ -916,7 +977,13 @@ impl ConsensusGroup for BftGroup {
             )));
         }
         if height < self.height() {
-            // The sender is behind: it will ask for the blocks it misses.
+            // The sender is behind. It asks for the blocks it misses when it sees a later
+            // height, but an idle group sends nothing: send it the next decided blocks
+            // (at most every other tick per member).
+            if self.helped.get(&from).is_none_or(|at| self.now >= at + 2) {
+                self.helped.insert(from, self.now);
+                return self.serve_sync(from, height);
+            }
             return Ok(());
         }
         if height > self.height() || !self.started {
@@ -936,6 +1003,23 @@ impl ConsensusGroup for BftGroup {
             return;
         }
         let now = self.now;
+        if self.idle && !self.peers_active {
+            // Nothing to order here or at any peer this round: the propose timeout waits
+            // (an idle group stays in its round instead of cycling through empty ones).
+            // The first transaction, or a peer's vote, starts it running again.
+            for (deadline, timeout) in &mut self.timers {
+                if timeout.kind == TimeoutKind::Propose {
+                    *deadline += 1;
+                }
+            }
+            // Nobody sends anything either, so a member behind (restarted, reconnected)
+            // would not notice: ask the peers now and then.
+            if self.last_status.is_none_or(|at| now >= at + self.options.idle_status_ticks) {
+                self.last_status = Some(now);
+                let request = Message::SyncRequest { height: self.height() }.encode();
+                self.broadcast(&request);
+            }
+        }
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.timers).into_iter().partition(|(at, _)| *at <= now);
         self.timers = later;
@@ -973,6 +1057,7 @@ impl ConsensusGroup for BftGroup {
             committed: std::mem::take(&mut self.committed),
             voters: None,
             evaluate: std::mem::take(&mut self.evaluate),
+            serve: std::mem::take(&mut self.serve),
         })
     }
 
@@ -1032,6 +1117,23 @@ impl ConsensusGroup for BftGroup {
         if let Err(error) = result {
             tracing::warn!(%error, "bft: evaluation result not applied");
         }
+    }
+
+    fn rotates_proposer(&self) -> bool {
+        true
+    }
+
+    fn decided_message(
+        &self,
+        height: u64,
+        payload: Vec<u8>,
+        certificate: Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        Some(Message::Decided { height, payload, certificate }.encode())
+    }
+
+    fn set_idle(&mut self, idle: bool) {
+        self.idle = idle;
     }
 
     fn participants_changed(&mut self, participants: Vec<(MemberId, PublicKey)>) {
