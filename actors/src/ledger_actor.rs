@@ -332,6 +332,9 @@ pub struct LedgerActor {
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
 
+/// How far a `bft` proposal's timestamp may be ahead of a voter's clock.
+const PROPOSAL_CLOCK_SKEW_MS: u64 = 10_000;
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -603,6 +606,7 @@ impl LedgerActor {
         };
         let received = Instant::now();
         let mut released = 0;
+        let mut accepted = 0;
         for (position, (entry, committed)) in submit.entries.into_iter().zip(committed).enumerate()
         {
             let outcome = match entry {
@@ -630,6 +634,7 @@ impl LedgerActor {
                         None => {
                             self.in_mempool.insert(hash);
                             self.mempool.push_back(Queued { transaction, hash, received });
+                            accepted += 1;
                             if waiter.is_some() {
                                 self.waiting
                                     .entry(hash)
@@ -650,6 +655,7 @@ impl LedgerActor {
             }
         }
         self.release_pending(released);
+        self.gossip(accepted);
         if let Some(waiter) = waiter {
             if waiter.remaining == 0 {
                 let outcomes =
@@ -658,6 +664,40 @@ impl LedgerActor {
             } else {
                 self.batches.insert(batch_id, waiter);
             }
+        }
+    }
+
+    /// With a rotating proposer (`bft`), sends the last `count` transactions queued here
+    /// to every other active participant's node: each keeps them in its own mempool and
+    /// proposes them in its turn, so a transaction does not wait for a proposer that has
+    /// not seen it. Received gossip is never relayed (each origin sends to all).
+    fn gossip(&mut self, count: usize) {
+        if count == 0 || !self.parts.group.rotates_proposer() {
+            return;
+        }
+        let own = self.parts.group.member();
+        let nodes: Vec<NodeId> = self
+            .active_members
+            .iter()
+            .filter(|member| **member != own)
+            .filter_map(|member| self.member_node(*member))
+            .filter(|node| *node != 0)
+            .collect();
+        if nodes.is_empty() {
+            return;
+        }
+        let start = self.mempool.len() - count;
+        let chunk = self.parts.options.max_block_txs.max(1);
+        let mut from = start;
+        while from < self.mempool.len() {
+            let to = (from + chunk).min(self.mempool.len());
+            let payload = Bytes::from(encode_transactions(
+                self.mempool.range(from..to).map(|queued| &queued.transaction),
+            ));
+            for node in &nodes {
+                self.send_bytes(*node, kind::FORWARD, payload.clone());
+            }
+            from = to;
         }
     }
 
@@ -696,14 +736,35 @@ impl LedgerActor {
             Ok(found) => found,
             Err(error) => return self.halt(format!("reading the store failed: {error}")),
         };
-        let mut added = 0;
-        for ((transaction, hash), committed) in transactions.into_iter().zip(hashes).zip(committed)
-        {
+        let (fresh, fresh_hashes): (Vec<engine::model::Transaction>, Vec<Hash32>) = transactions
+            .into_iter()
+            .zip(hashes)
+            .zip(committed)
             // A re-forwarded transaction may have committed meanwhile.
-            if transaction.content.ledger_id != self.id() || committed.is_some() {
-                continue;
-            }
-            if !self.is_pending(&hash) && self.in_mempool.insert(hash) {
+            .filter(|((transaction, hash), committed)| {
+                transaction.content.ledger_id == self.id()
+                    && committed.is_none()
+                    && !self.is_pending(hash)
+            })
+            .map(|(entry, _)| entry)
+            .collect();
+        // Gossip (`bft`): this member proposes these itself, as verified, and a
+        // Byzantine peer must not get it to propose blocks its peers reject; so their
+        // signatures are checked here, in one batch. (A Raft leader trusts its
+        // followers' checks: Raft trusts its nodes.)
+        let verdicts = if self.parts.group.rotates_proposer() {
+            crate::metrics::verify_signatures(&fresh)
+        } else {
+            vec![true; fresh.len()]
+        };
+        let invalid = verdicts.iter().filter(|valid| !**valid).count();
+        if invalid > 0 {
+            tracing::warn!(from, invalid, "gossiped transactions with invalid signatures dropped");
+            self.parts.metrics.rejected("bad_signature", invalid as u64);
+        }
+        let mut added = 0;
+        for ((transaction, hash), valid) in fresh.into_iter().zip(fresh_hashes).zip(verdicts) {
+            if valid && self.in_mempool.insert(hash) {
                 self.mempool.push_back(Queued { transaction, hash, received });
                 added += 1;
             }
@@ -716,9 +777,13 @@ impl LedgerActor {
     }
 
     fn send(&self, to_node: NodeId, kind: u8, payload: Vec<u8>) {
+        self.send_bytes(to_node, kind, Bytes::from(payload));
+    }
+
+    fn send_bytes(&self, to_node: NodeId, kind: u8, payload: Bytes) {
         if let Some(transport) = &self.parts.transport {
             self.parts.metrics.message(true, kind);
-            transport.send(to_node, self.id().0, kind, Bytes::from(payload));
+            transport.send(to_node, self.id().0, kind, payload);
         }
     }
 
@@ -739,6 +804,9 @@ impl LedgerActor {
                 if let Some(node) = self.member_node(member) {
                     self.send(node, kind::CONSENSUS, bytes);
                 }
+            }
+            for serve in std::mem::take(&mut ready.serve) {
+                self.serve_decided(serve);
             }
             if let Some(checkpoint) = ready.restored
                 && let Err(reason) = self.begin_sync(checkpoint)
@@ -781,7 +849,11 @@ impl LedgerActor {
     }
 
     fn forward_to_leader(&mut self) {
-        if self.parts.group.is_leader() || self.mempool.is_empty() {
+        // A rotating proposer's members hold every transaction already (gossip).
+        if self.parts.group.is_leader()
+            || self.mempool.is_empty()
+            || self.parts.group.rotates_proposer()
+        {
             return;
         }
         let Some(leader) = self.parts.group.leader().and_then(|m| self.member_node(m)) else {
@@ -927,6 +999,18 @@ impl LedgerActor {
         }
         if !self.proposers.contains(&header.proposer) {
             return Err("the proposer is not an active participant".into());
+        }
+        // A proposer's clock stamps the block; one far ahead of ours is refused (a
+        // Byzantine proposer cannot date blocks into the future). Certified blocks from
+        // catch-up were accepted by a quorum already.
+        let now = now_ms();
+        if request.proposer != 0 && header.timestamp_ms > now.saturating_add(PROPOSAL_CLOCK_SKEW_MS)
+        {
+            return Err(format!(
+                "the block's timestamp {} is more than {PROPOSAL_CLOCK_SKEW_MS} ms ahead of this \
+                 node's clock ({now})",
+                header.timestamp_ms
+            ));
         }
         let ours = self.in_flight.as_ref().is_some_and(|f| {
             f.height == header.height
@@ -1204,6 +1288,12 @@ impl LedgerActor {
                 }
                 self.forwarded_hashes.remove(hash);
             }
+            if removed > 0 {
+                // Out of the queue too, so its length and oldest entry stay true (with
+                // gossip every member holds most of every block).
+                let in_mempool = &self.in_mempool;
+                self.mempool.retain(|queued| in_mempool.contains(&queued.hash));
+            }
             self.release_pending(removed);
         }
         for (index, (hash, result)) in block.transactions.iter().enumerate() {
@@ -1281,6 +1371,36 @@ impl LedgerActor {
         payload.extend_from_slice(&sync.height.to_be_bytes());
         if let Some(node) = self.member_node(source) {
             self.send(node, kind::SYNC_REQUEST, payload);
+        }
+    }
+
+    /// Sends decided blocks the group no longer keeps (`bft`) to a member behind: each
+    /// block from the store, with its commit certificate (the receiver checks both).
+    fn serve_decided(&self, serve: consensus::Serve) {
+        let Some(node) = self.member_node(serve.member) else { return };
+        let head = self.parts.ledger.head().height;
+        for height in serve.heights {
+            if height > head {
+                break;
+            }
+            let (Ok(Some((block, transactions))), Ok(Some(certificate))) = (
+                self.parts.ledger.block_with_bodies(height),
+                self.parts.ledger.certificate(height),
+            ) else {
+                tracing::warn!(height, "a decided block or its certificate could not be read");
+                break;
+            };
+            let proposal = BlockProposal {
+                height,
+                previous_hash: block.header.previous_hash,
+                timestamp_ms: block.header.timestamp_ms,
+                proposer: block.header.proposer,
+                transactions,
+            };
+            match self.parts.group.decided_message(height, proposal.encode(), certificate) {
+                Some(bytes) => self.send(node, kind::CONSENSUS, bytes),
+                None => break,
+            }
         }
     }
 
@@ -1440,6 +1560,8 @@ impl LedgerActor {
             self.request_sync();
         }
         self.retry_forwarded();
+        let idle = self.in_mempool.is_empty() && self.in_flight.is_none();
+        self.parts.group.set_idle(idle);
         let tick = self.parts.options.tick;
         while self.last_tick.elapsed() >= tick {
             self.last_tick += tick;

@@ -82,6 +82,8 @@ pub struct NodeOptions {
     pub ledger_options: LedgerOptions,
     /// Raft tuning.
     pub raft: RaftOptions,
+    /// `bft` tuning (its ticks are `ledger_options.tick`).
+    pub bft: consensus::BftOptions,
     /// Transport worker threads.
     pub transport_threads: usize,
 }
@@ -338,6 +340,7 @@ struct Starter {
     registry: Registry,
     ledger_options: LedgerOptions,
     raft: RaftOptions,
+    bft: consensus::BftOptions,
     arbiters: Vec<Arbiter>,
 }
 
@@ -468,7 +471,7 @@ impl Starter {
                         group_store.clone(),
                         identity,
                         participants,
-                        consensus::BftOptions::default(),
+                        self.bft.clone(),
                     )
                     .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
                 )
@@ -588,6 +591,7 @@ impl Node {
             registry,
             ledger_options: options.ledger_options.clone(),
             raft: options.raft.clone(),
+            bft: options.bft.clone(),
             arbiters: Vec::new(),
         };
         // The configured ledgers, then those created at run time (the catalog).
@@ -751,6 +755,7 @@ impl NodeOptions {
                 max_log_entries_kept: config.raft.max_log_entries_kept,
                 ..RaftOptions::default()
             },
+            bft: consensus::BftOptions::default(),
             transport_threads: config.pools.transport_threads,
         })
     }

@@ -81,6 +81,7 @@ pub fn options(id: u64, key: PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOp
             proposal_timeout: Duration::from_secs(2),
         },
         raft: RaftOptions::default(),
+        bft: consensus::BftOptions::default(),
         transport_threads: 1,
     }
 }
