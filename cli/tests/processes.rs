@@ -1,8 +1,14 @@
-//! Three `polyledger node` processes on 127.0.0.1 ports, two Raft ledgers, driven over
-//! HTTP. The leader process of a ledger is killed with SIGKILL: a new leader commits
-//! within 3 s; the killed node restarts on its data directory and catches up. After a
-//! graceful stop every node's ledger verifies, all nodes have the same block hash at
-//! every height, and no acknowledged transaction is lost.
+//! `polyledger node` processes on 127.0.0.1 ports, driven over HTTP.
+//!
+//! - Three nodes, two Raft ledgers: the leader process of a ledger is killed with SIGKILL;
+//!   a new leader commits within 3 s; the killed node restarts on its data directory and
+//!   catches up.
+//! - Four nodes, one `bft` ledger: any one killed, commits go on; two killed, nothing
+//!   commits (safety over liveness) until one returns; blocks carry certificates that the
+//!   SDK and `ledger verify` check, and a certificate cut short of 2/3 is reported.
+//!
+//! After a graceful stop every node's ledger verifies, all nodes have the same block hash
+//! at every height, and no acknowledged transaction is lost.
 #![cfg(unix)]
 
 use std::io::{Read, Write};
@@ -54,18 +60,25 @@ struct Cluster {
     dir: tempfile::TempDir,
     http_ports: Vec<u16>,
     children: Vec<Option<Child>>,
+    keys: Vec<PrivateKey>,
 }
 
 impl Cluster {
+    /// Three nodes serving two Raft ledgers.
     fn new() -> Cluster {
+        Cluster::with(NODES, "raft", &["dairy-0", "liquor-0"])
+    }
+
+    /// `nodes` nodes serving `ledgers` (every node a participant) with `consensus`.
+    fn with(nodes: usize, consensus: &str, ledgers: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<PrivateKey> = (0..NODES)
+        let keys: Vec<PrivateKey> = (0..nodes)
             .map(|_| PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2))
             .collect();
         let admin = admin_key();
-        let p2p: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let http_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        for i in 0..NODES {
+        let p2p: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let http_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        for i in 0..nodes {
             let node_dir = dir.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&node_dir).unwrap();
             std::fs::write(node_dir.join("node.key.pem"), keys[i].to_pem().unwrap().as_bytes())
@@ -76,7 +89,7 @@ impl Cluster {
                 p2p[i],
                 http_ports[i]
             );
-            for j in (0..NODES).filter(|j| *j != i) {
+            for j in (0..nodes).filter(|j| *j != i) {
                 config += &format!(
                     "[[peers]]\nid = {}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{}\"\n\n",
                     j + 1,
@@ -84,16 +97,17 @@ impl Cluster {
                     keys[j].public_key().to_base58()
                 );
             }
-            for name in ["dairy-0", "liquor-0"] {
+            for name in ledgers {
                 config += &format!(
-                    "[[ledgers]]\nname = \"{name}\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n\n",
+                    "[[ledgers]]\nname = \"{name}\"\nconsensus = \"{consensus}\"\nadmins = [\"{}\"]\ncreated_ms = 1767225600000\n\n",
                     admin.public_key().to_base58()
                 );
             }
             std::fs::write(node_dir.join("node.toml"), config).unwrap();
         }
-        let mut cluster = Cluster { dir, http_ports, children: (0..NODES).map(|_| None).collect() };
-        for i in 0..NODES {
+        let mut cluster =
+            Cluster { dir, http_ports, children: (0..nodes).map(|_| None).collect(), keys };
+        for i in 0..nodes {
             cluster.start(i);
         }
         cluster
@@ -153,7 +167,7 @@ impl Cluster {
     }
 
     fn leader_of(&self, ledger: usize) -> Option<usize> {
-        (0..NODES)
+        (0..self.children.len())
             .filter(|i| self.children[*i].is_some())
             .find(|i| self.ledgers(*i)[ledger]["leader"] == true)
     }
@@ -526,4 +540,180 @@ fn a_member_restored_from_a_backup_catches_up() {
     }
     let store = storage_rocksdb::RocksStore::open(&node_dir.join("data")).unwrap();
     assert!(matches!(verify_ledger(&store, ledger0).unwrap(), Verdict::Valid { .. }));
+}
+
+impl Cluster {
+    /// (height, block hash) of ledger `ledger` on every running node.
+    fn heads(&self, ledger: usize) -> Vec<(u64, String)> {
+        (0..self.children.len())
+            .filter(|i| self.children[*i].is_some())
+            .map(|i| {
+                let view = &self.ledgers(i)[ledger];
+                (view["height"].as_u64().unwrap(), view["block_hash"].to_string())
+            })
+            .collect()
+    }
+
+    fn wait_converged(&self, ledger: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let heads = self.heads(ledger);
+            if heads.iter().all(|h| *h == heads[0]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no catch-up: {heads:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn ledger_verify(&self, i: usize) -> std::process::Output {
+        polyledger()
+            .args(["ledger", "verify", "--config"])
+            .arg(self.node_dir(i).join("node.toml"))
+            .output()
+            .unwrap()
+    }
+}
+
+/// Submits without waiting (202); returns the hashes.
+fn submit_accepted(
+    cluster: &Cluster,
+    via: usize,
+    ledger: &str,
+    txs: &[Transaction],
+) -> Vec<String> {
+    let body = actors::proposal::encode_transactions(txs.iter());
+    let path = format!("/api/v1/ledgers/{ledger}/transactions");
+    let (status, body) = http(cluster.http_ports[via], "POST", &path, &body).unwrap();
+    assert_eq!(status, 202, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_owned()).collect()
+}
+
+fn tx_status(cluster: &Cluster, via: usize, ledger: &str, hash: &str) -> String {
+    let path = format!("/api/v1/ledgers/{ledger}/transactions/{hash}");
+    let (status, body) = http(cluster.http_ports[via], "GET", &path, b"").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["status"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn four_bft_processes_survive_one_killed_and_stop_without_quorum() {
+    const BFT_NODES: usize = 4;
+    let mut cluster = Cluster::with(BFT_NODES, "bft", &["dairy-0"]);
+    let id = cluster.ledgers(0)[0]["id"].as_str().unwrap().to_owned();
+    let ledger_id = LedgerId(hex::decode(&id).unwrap().try_into().unwrap());
+    let mut acknowledged = Vec::new();
+    let register =
+        batch(ledger_id, 0, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
+    acknowledged.extend(submit(&cluster, 0, &id, &register));
+    for via in 0..BFT_NODES {
+        let txs = batch(ledger_id, 1000 * (via as u64 + 1), write_op, 10);
+        acknowledged.extend(submit(&cluster, via, &id, &txs));
+    }
+
+    // Any one of the four killed (SIGKILL): 3 > 2/3 of 4, commits go on through another.
+    for victim in 0..BFT_NODES {
+        cluster.kill(victim);
+        let killed_at = Instant::now();
+        let via = (victim + 1) % BFT_NODES;
+        let txs = batch(ledger_id, 10_000 * (victim as u64 + 1), write_op, 10);
+        acknowledged.extend(submit(&cluster, via, &id, &txs));
+        eprintln!("node {} killed: 10 writes committed in {:?}", victim + 1, killed_at.elapsed());
+        cluster.start(victim);
+    }
+    cluster.wait_converged(0);
+
+    // Two killed: 2 of 4 is no quorum, nothing commits (safety over liveness).
+    cluster.kill(2);
+    cluster.kill(3);
+    let before = cluster.heads(0);
+    let waiting = submit_accepted(&cluster, 0, &id, &batch(ledger_id, 90_000, write_op, 10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.heads(0), before, "committed with 2 of 4 nodes");
+    for hash in &waiting {
+        assert_eq!(tx_status(&cluster, 0, &id, hash), "pending");
+    }
+
+    // One returns: the waiting writes commit.
+    cluster.start(2);
+    let returned = Instant::now();
+    let deadline = returned + Duration::from_secs(30);
+    while !waiting.iter().all(|hash| tx_status(&cluster, 0, &id, hash) == "committed") {
+        assert!(Instant::now() < deadline, "no commit after a third node returned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("3 of 4 up again: the waiting writes committed in {:?}", returned.elapsed());
+    acknowledged.extend(waiting);
+    cluster.start(3);
+    let txs = batch(ledger_id, 95_000, write_op, 10);
+    acknowledged.extend(submit(&cluster, 3, &id, &txs));
+    cluster.wait_converged(0);
+
+    // A proof served by any node verifies offline against the participants, with its
+    // certificate; a participant set that is not the ledger's refuses it.
+    let participants: std::collections::BTreeMap<u64, crypto_parallel::PublicKey> =
+        cluster.keys.iter().enumerate().map(|(i, k)| (i as u64 + 1, k.public_key())).collect();
+    let path = format!("/api/v1/ledgers/{id}/proofs/transactions/{}", acknowledged[1]);
+    let (status, body) = http(cluster.http_ports[1], "GET", &path, b"").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let document: sdk::wire::ProofDocument = serde_json::from_str(&body).unwrap();
+    sdk::proof::verify_certified(&document, &participants).unwrap();
+    let strangers: std::collections::BTreeMap<u64, crypto_parallel::PublicKey> = (1..=4)
+        .map(|i| (i, PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2).public_key()))
+        .collect();
+    assert!(sdk::proof::verify_certified(&document, &strangers).is_err());
+
+    for i in 0..BFT_NODES {
+        cluster.stop(i);
+    }
+    // `ledger verify` checks every block's certificate on every node's copy.
+    for i in 0..BFT_NODES {
+        let output = cluster.ledger_verify(i);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let stores: Vec<Arc<dyn engine::store::KvStore>> = (0..BFT_NODES)
+        .map(|i| {
+            Arc::new(storage_rocksdb::RocksStore::open(&cluster.node_dir(i).join("data")).unwrap())
+                as Arc<dyn engine::store::KvStore>
+        })
+        .collect();
+    let copies: Vec<_> =
+        stores.iter().map(|store| Ledger::open(store.clone(), ledger_id).unwrap()).collect();
+    let height = copies[0].head().height;
+    for h in 1..=height {
+        let hash = copies[0].block(h).unwrap().unwrap().hash;
+        for copy in &copies {
+            assert_eq!(copy.block(h).unwrap().unwrap().hash, hash, "height {h} differs");
+            let certificate = engine::certificate::Certificate::decode(
+                &copy.certificate(h).unwrap().expect("a certificate at every height"),
+            )
+            .unwrap();
+            certificate.verify(&ledger_id, h, &hash, &participants).unwrap();
+        }
+    }
+    for hash in &acknowledged {
+        let hash: [u8; 32] = hex::decode(hash).unwrap().try_into().unwrap();
+        assert!(copies[0].transaction(&hash).unwrap().is_some(), "acknowledged transaction lost");
+    }
+    // Node 1's certificate of height 2 cut to 2 of 4 signatures: `ledger verify` says so.
+    let key = engine::layout::certificate_key(&ledger_id, 2);
+    let mut certificate =
+        engine::certificate::Certificate::decode(&stores[0].get(&key).unwrap().unwrap()).unwrap();
+    certificate.signatures.truncate(2);
+    let mut write = engine::store::WriteBatch::new();
+    write.put(key, certificate.encode());
+    stores[0].write(write).unwrap();
+    drop(copies);
+    drop(stores);
+    let output = cluster.ledger_verify(0);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "a short certificate verified: {text}");
+    assert!(text.contains("height 2") && text.contains("certificate"), "{text}");
+    eprintln!("short certificate: {}", text.trim());
 }
