@@ -1187,6 +1187,8 @@ impl LedgerActor {
         let signatures = if ours {
             // Checked in a batch when they were submitted to this node.
             SignatureCheck::Verified(vec![true; count])
+        } else if self.parts.group.rotates_proposer() {
+            SignatureCheck::Verified(self.verify_against_mempool(&proposal.transactions))
         } else {
             // Another leader's block: checked here, in one batch on the crypto pool.
             SignatureCheck::Verified(crate::metrics::verify_signatures(&proposal.transactions))
@@ -1209,6 +1211,39 @@ impl LedgerActor {
             seal,
             participant_change,
         })
+    }
+
+    /// Signature verdicts for another member's block (`bft`): a transaction this node
+    /// holds with the same content hash and the same endorsements was verified when it
+    /// arrived (gossip) or was submitted; only the others are checked, in one batch.
+    fn verify_against_mempool(&self, transactions: &[engine::model::Transaction]) -> Vec<bool> {
+        let algorithm = self.parts.ledger.hash_algorithm();
+        let positions: HashMap<Hash32, usize> = transactions
+            .iter()
+            .enumerate()
+            .map(|(position, transaction)| (transaction.content.hash(algorithm), position))
+            .collect();
+        let mut verdicts = vec![false; transactions.len()];
+        let mut known = vec![false; transactions.len()];
+        for queued in &self.mempool {
+            if let Some(&position) = positions.get(&queued.hash)
+                && queued.transaction.endorsements == transactions[position].endorsements
+            {
+                verdicts[position] = true;
+                known[position] = true;
+            }
+        }
+        let unknown: Vec<usize> = (0..transactions.len()).filter(|p| !known[*p]).collect();
+        if !unknown.is_empty() {
+            let subset: Vec<engine::model::Transaction> =
+                unknown.iter().map(|p| transactions[*p].clone()).collect();
+            for (position, verdict) in
+                unknown.into_iter().zip(crate::metrics::verify_signatures(&subset))
+            {
+                verdicts[position] = verdict;
+            }
+        }
+        verdicts
     }
 
     /// Commits a prepared block (with `certificate`, its BFT commit certificate, in the
@@ -1261,15 +1296,16 @@ impl LedgerActor {
             written_bytes,
             proposed: self.in_flight.as_ref().filter(|_| ours).map(|f| f.proposed_at),
         });
+        if participant_change {
+            // Before `applied`: a `bft` group starts the next height with the new set.
+            self.refresh_participants();
+        }
         if let Some(checkpoint) = checkpoint {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
         *self.parts.shared.head.write() = Some(self.parts.ledger.head());
         if seal {
             self.refresh_seal();
-        }
-        if participant_change {
-            self.refresh_participants();
         }
         self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
         self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);

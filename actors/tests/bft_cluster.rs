@@ -212,3 +212,96 @@ async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
         "{verdict:?}"
     );
 }
+
+/// A participant removed by a transaction (co-signed by 3 of the 4 node keys) stops
+/// counting at once: with it still running and another node down, nothing commits (2 of
+/// the 3 remaining is not more than 2/3, and the removed node's votes are refused); when
+/// the node returns, commits resume. Every copy verifies each certificate against the
+/// participants of its height, and no certificate after the removal carries member 4.
+#[actix_rt::test]
+async fn a_removed_participant_no_longer_counts_toward_a_commit() {
+    init_tracing();
+    let mut cluster = Cluster::new();
+    let mut acknowledged = Vec::new();
+    let outcome = register_trace_account(&cluster.handle(1)).await;
+    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
+    acknowledged.extend(write_through(&cluster.handle(1), 1000, 10).await);
+
+    let keys = node_keys();
+    let id = cluster.handle(1).id();
+    let content = engine::model::TransactionContent {
+        ledger_id: id,
+        nonce: 500,
+        timestamp_ms: 1_764_000_000_500,
+        operations: vec![engine::model::Operation::RemoveParticipant {
+            public_key: keys[3].public_key(),
+        }],
+    };
+    let removal =
+        engine::model::Transaction::sign(content, &[&admin(), &keys[0], &keys[1], &keys[2]])
+            .unwrap();
+    let outcome = submit_and_wait(&cluster.handle(1), vec![removal]).await.remove(0);
+    let TxStatus::Committed { result: ResultCode::Committed, height: removed_at, .. } =
+        outcome.status
+    else {
+        panic!("removal not committed: {outcome:?}");
+    };
+    acknowledged.push(outcome.hash);
+    acknowledged.extend(write_through(&cluster.handle(2), 2000, 10).await);
+
+    // Node 4 still runs, but is no participant: with node 3 down, no quorum.
+    cluster.stop(3).await;
+    let head_before = cluster.handle(1).head();
+    let pending = {
+        let handle = cluster.handle(1);
+        let transactions = writes(&handle, 3000, 5);
+        actix_rt::spawn(async move { submit_and_wait(&handle, transactions).await })
+    };
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(cluster.handle(1).head(), head_before, "committed with a removed node's votes");
+    cluster.start(3);
+    let outcomes = actix_rt::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("commits resume once the 3 participants are up")
+        .unwrap();
+    acknowledged.extend(committed(outcomes));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let heads: Vec<_> = (1..=3).map(|id| cluster.handle(id).head()).collect();
+        if heads.iter().all(|h| *h == heads[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes did not converge: {heads:?}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in 1..=NODES {
+        cluster.stop(node).await;
+    }
+
+    let copies: Vec<_> =
+        cluster.stores.iter().map(|store| Ledger::open(store.clone(), id).unwrap()).collect();
+    let height = copies[0].head().height;
+    let mut in_blocks = HashSet::new();
+    for h in 1..=height {
+        let block = copies[0].block(h).unwrap().unwrap();
+        for copy in &copies[..3] {
+            assert_eq!(copy.block(h).unwrap().unwrap().hash, block.hash, "height {h} differs");
+        }
+        let certificate = Certificate::decode(&copies[0].certificate(h).unwrap().unwrap()).unwrap();
+        if h > removed_at {
+            assert!(
+                certificate.signatures.iter().all(|(member, _)| *member != 4),
+                "height {h}: a removed participant's precommit in the certificate"
+            );
+        }
+        in_blocks.extend(block.transactions.iter().map(|(hash, _)| *hash));
+    }
+    for hash in &acknowledged {
+        assert!(in_blocks.contains(hash), "acknowledged transaction lost");
+    }
+    // Every copy, the removed node's too (it stopped following at its removal).
+    for store in &cluster.stores {
+        let verdict = verify_ledger(store.clone(), id).unwrap();
+        assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    }
+}

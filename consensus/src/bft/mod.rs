@@ -477,6 +477,9 @@ impl BftGroup {
         &mut self,
         proposal: context::Proposal,
     ) -> Result<Option<Input<Ctx>>, ConsensusError> {
+        if self.validators.key(self.identity.member).is_none() {
+            return Ok(None);
+        }
         let height = proposal.height.0;
         let round = proposal.round.as_u32().unwrap_or(0);
         let key = self.key(RECORD_OWN_PROPOSAL, height, &round.to_be_bytes());
@@ -541,6 +544,10 @@ impl BftGroup {
     }
 
     fn sign_vote(&mut self, vote: context::Vote) -> Result<Option<Input<Ctx>>, ConsensusError> {
+        if self.validators.key(self.identity.member).is_none() {
+            // Removed from the participants: it no longer votes.
+            return Ok(None);
+        }
         let kind = match vote.kind {
             VoteType::Prevote => VoteKind::Prevote,
             VoteType::Precommit => VoteKind::Precommit,
