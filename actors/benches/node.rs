@@ -108,6 +108,7 @@ fn node_options(node_key: &PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOpti
             ..LedgerOptions::default()
         },
         raft: RaftOptions::default(),
+        bft: consensus::BftOptions::default(),
         transport_threads: 1,
     }
 }
@@ -332,18 +333,44 @@ fn clusters(system: &actix_rt::SystemRunner, per_ledger: usize, admin: &PrivateK
     let sign = |settings: &[LedgerSettings]| -> Vec<Vec<Transaction>> {
         settings.iter().map(|s| workload(ledger_id(s), admin, per_ledger / 2 + 1)).collect()
     };
+    let mut summary = Vec::new();
     for (consensus, node_count) in [("raft", 3), ("raft", 4), ("bft", 4)] {
         let mut saturated = cluster(system, consensus, node_count, 4, sign, None);
         let max = saturated.committed as f64 / saturated.elapsed.as_secs_f64();
         report(&format!("{consensus}, {node_count} nodes, 4 ledgers, saturated"), &mut saturated);
-        let mut paced = cluster(system, consensus, node_count, 4, sign, Some(max * 0.8 / 4.0));
-        report(
-            &format!(
-                "{consensus}, {node_count} nodes, 4 ledgers, offered {:.0} tx/s (80% of max)",
-                max * 0.8
+        // Offered rates as fractions of the saturated rate: the highest committed rate
+        // whose p99 finality stays within 1 s.
+        let mut best: Option<(f64, Duration)> = None;
+        for fraction in [0.4, 0.6, 0.8, 0.9] {
+            let mut paced =
+                cluster(system, consensus, node_count, 4, sign, Some(max * fraction / 4.0));
+            report(
+                &format!(
+                    "{consensus}, {node_count} nodes, 4 ledgers, offered {:.0} tx/s ({:.0}% of max)",
+                    max * fraction,
+                    fraction * 100.0
+                ),
+                &mut paced,
+            );
+            let committed = paced.committed as f64 / paced.elapsed.as_secs_f64();
+            let p99 = percentile(&paced.latencies, 0.99);
+            if p99 <= Duration::from_secs(1) && best.is_none_or(|(rate, _)| committed > rate) {
+                best = Some((committed, p99));
+            }
+        }
+        summary.push((format!("{consensus}, {node_count} nodes"), max, best));
+    }
+    for (what, max, best) in summary {
+        match best {
+            Some((rate, p99)) => println!(
+                "{what}: saturated {max:.0} tx/s; highest with p99 finality <= 1 s: {rate:.0} tx/s \
+                 (p99 {:.0} ms)",
+                p99.as_secs_f64() * 1e3
             ),
-            &mut paced,
-        );
+            None => println!(
+                "{what}: saturated {max:.0} tx/s; no offered rate kept p99 finality <= 1 s"
+            ),
+        }
     }
     certificates();
 }
