@@ -287,11 +287,17 @@ pub(crate) struct ActorParts {
     pub(crate) metrics: crate::metrics::LedgerMetrics,
 }
 
-/// How a node not yet admitted opens its member once the group addresses it.
-pub(crate) struct JoinPlan {
-    /// The group's first voters (members `1..=n` of the genesis).
-    pub(crate) initial_voters: Vec<MemberId>,
-    pub(crate) options: consensus::RaftOptions,
+/// How a node not yet admitted opens its member.
+pub(crate) enum JoinPlan {
+    /// Raft: once the group addresses it (a message names its member number).
+    Raft {
+        /// The group's first voters (members `1..=n` of the genesis).
+        initial_voters: Vec<MemberId>,
+        options: consensus::RaftOptions,
+    },
+    /// `bft`: it follows as an observer and opens its member once it applies the block
+    /// that admits it.
+    Bft { key: crypto_parallel::PrivateKey, options: consensus::BftOptions },
 }
 
 /// A block executed on the head, not yet written.
@@ -401,9 +407,10 @@ impl LedgerActor {
         self.proposers = active.clone().map(|p| Address::of(algorithm, &p.public_key)).collect();
         self.member_addresses =
             active.clone().map(|p| (p.member, Address::of(algorithm, &p.public_key))).collect();
-        self.parts.group.participants_changed(
-            active.clone().map(|p| (p.member, p.public_key.clone())).collect(),
-        );
+        let keys: Vec<(MemberId, crypto_parallel::PublicKey)> =
+            active.clone().map(|p| (p.member, p.public_key.clone())).collect();
+        self.parts.group.participants_changed(keys.clone());
+        self.open_admitted_bft_member(keys);
         self.active_members = active.map(|p| p.member).collect();
         let mut nodes = Vec::with_capacity(participants.len());
         for participant in &participants {
@@ -484,24 +491,56 @@ impl LedgerActor {
     /// While waiting to be admitted: the first Raft message the group addresses to this
     /// node names its member number; open that member.
     fn maybe_join(&mut self, payload: &[u8]) {
-        let Some(plan) = &self.parts.join else { return };
+        let Some(JoinPlan::Raft { initial_voters, options }) = &self.parts.join else { return };
         let Some(member) = consensus::raft_group::addressed_to(payload) else { return };
         // Genesis members are configured; an admitted member's number comes after them.
-        if member <= plan.initial_voters.len() as u64 {
+        if member <= initial_voters.len() as u64 {
             tracing::warn!(member, "a message for a genesis member reached a joining node");
             return;
         }
         match consensus::RaftGroup::open_with_voters(
             self.parts.group_store.clone(),
             member,
-            &plan.initial_voters,
-            plan.options.clone(),
+            initial_voters,
+            options.clone(),
         ) {
             Ok(group) => {
                 tracing::info!(
                     ledger = %hex::encode(self.id().0),
                     member,
                     "admitted to the group: catching up"
+                );
+                self.parts.group = Box::new(group);
+                self.parts.join = None;
+                *self.parts.shared.voters.write() = self.parts.group.voters();
+            }
+            Err(error) => self.halt(format!("opening the admitted member: {error}")),
+        }
+    }
+
+    /// A `bft` observer whose node the participants now include (a block admitted it):
+    /// reopens the group as that member, from the applied head on.
+    fn open_admitted_bft_member(
+        &mut self,
+        participants: Vec<(MemberId, crypto_parallel::PublicKey)>,
+    ) {
+        let Some(JoinPlan::Bft { key, options }) = &self.parts.join else { return };
+        let own = key.public_key();
+        let Some(member) = participants.iter().find(|(_, k)| *k == own).map(|(m, _)| *m) else {
+            return;
+        };
+        let identity = consensus::BftIdentity { ledger: self.id(), member, key: key.clone() };
+        match consensus::BftGroup::open(
+            self.parts.group_store.clone(),
+            identity,
+            participants,
+            options.clone(),
+        ) {
+            Ok(group) => {
+                tracing::info!(
+                    ledger = %hex::encode(self.id().0),
+                    member,
+                    "admitted to the bft group: voting from the next height"
                 );
                 self.parts.group = Box::new(group);
                 self.parts.join = None;

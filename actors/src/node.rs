@@ -458,13 +458,28 @@ impl Starter {
                 )
                 .map_err(|source| NodeError::Consensus { name: name.clone(), source })?,
             ),
-            ("bft", Some(member)) => {
-                let participants = ledger
+            ("bft", member) => {
+                let participants: Vec<(u64, crypto_parallel::PublicKey)> = ledger
                     .active_participants()
                     .map_err(|source| NodeError::Ledger { name: name.clone(), source })?
                     .into_iter()
                     .map(|p| (p.member, p.public_key))
                     .collect();
+                // Not (or no longer) an active participant: an observer, reopened as its
+                // member by the actor when a block admits this node.
+                let member = member
+                    .filter(|member| participants.iter().any(|(m, _)| m == member))
+                    .unwrap_or(consensus::OBSERVER);
+                if member == consensus::OBSERVER {
+                    tracing::info!(
+                        ledger = %name,
+                        "this node is not a participant: following as an observer until admitted"
+                    );
+                    join = Some(crate::ledger_actor::JoinPlan::Bft {
+                        key: self.key.clone(),
+                        options: self.bft.clone(),
+                    });
+                }
                 let identity = consensus::BftIdentity { ledger: id, member, key: self.key.clone() };
                 Box::new(
                     consensus::BftGroup::open(
@@ -481,7 +496,7 @@ impl Starter {
                     ledger = %name,
                     "this node is not a participant yet: waiting to be admitted"
                 );
-                join = Some(crate::ledger_actor::JoinPlan {
+                join = Some(crate::ledger_actor::JoinPlan::Raft {
                     initial_voters: genesis_voters.clone(),
                     options: self.raft.clone(),
                 });

@@ -211,6 +211,33 @@ async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
         matches!(&verdict, Verdict::Invalid { height: 2, reason } if reason.contains("2/3")),
         "{verdict:?}"
     );
+    // On node 2's copy, one precommit of height 3 signed by a key that is no participant
+    // (in member 1's name); on node 3's, height 4's certificate names another block hash.
+    let outsider = common::key(250);
+    let tamper = |store: &Arc<dyn KvStore>, height: u64, edit: &dyn Fn(&mut Certificate)| {
+        let key = engine::layout::certificate_key(&id, height);
+        let mut certificate = Certificate::decode(&store.get(&key).unwrap().unwrap()).unwrap();
+        edit(&mut certificate);
+        let mut batch = engine::store::WriteBatch::new();
+        batch.put(key, certificate.encode());
+        store.write(batch).unwrap();
+    };
+    tamper(&cluster.stores[1], 3, &|certificate| {
+        let message = engine::certificate::vote_sign_bytes(
+            engine::certificate::VoteKind::Precommit,
+            &id,
+            certificate.height,
+            certificate.round,
+            Some(&certificate.block_hash),
+        );
+        certificate.signatures[0].1 = outsider.sign(&message);
+    });
+    let verdict = verify_ledger(cluster.stores[1].clone(), id).unwrap();
+    assert!(matches!(&verdict, Verdict::Invalid { height: 3, .. }), "{verdict:?}");
+    tamper(&cluster.stores[2], 4, &|certificate| certificate.block_hash = [9; 32]);
+    let verdict = verify_ledger(cluster.stores[2].clone(), id).unwrap();
+    assert!(matches!(&verdict, Verdict::Invalid { height: 4, .. }), "{verdict:?}");
+    eprintln!("tampered certificates: {verdict:?}");
 }
 
 /// A participant removed by a transaction (co-signed by 3 of the 4 node keys) stops
@@ -301,6 +328,106 @@ async fn a_removed_participant_no_longer_counts_toward_a_commit() {
     }
     // Every copy, the removed node's too (it stopped following at its removal).
     for store in &cluster.stores {
+        let verdict = verify_ledger(store.clone(), id).unwrap();
+        assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    }
+}
+
+/// A fifth node, configured with the ledger but not among its genesis participants,
+/// follows as an observer; a transaction co-signed by 3 of the 4 participants admits it.
+/// It then catches up with certified blocks and votes: with 5 participants a commit
+/// needs 4, so with node 4 stopped commits go on only with node 5's precommits.
+#[actix_rt::test]
+async fn a_node_admitted_at_run_time_joins_a_bft_ledger() {
+    init_tracing();
+    let mut cluster = Cluster::new();
+    let mut acknowledged = Vec::new();
+    let outcome = register_trace_account(&cluster.handle(1)).await;
+    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
+    acknowledged.extend(write_through(&cluster.handle(1), 1000, 10).await);
+
+    let keys = node_keys();
+    let key5 = key(125);
+    let address5 = free_address();
+    let store5: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let mut opts = options(5, key5.clone(), vec![ledger()]);
+    opts.p2p_listen = Some(address5);
+    opts.peers = (1..=NODES)
+        .map(|peer| PeerConfig {
+            id: peer,
+            public_key: keys[peer as usize - 1].public_key(),
+            address: cluster.addresses[peer as usize - 1],
+        })
+        .collect();
+    opts.bft.decided_kept = 4;
+    let node5 = Node::start(opts, store5.clone()).unwrap();
+    let handle5 = node5.ledgers()[0].clone();
+    assert_eq!(handle5.head().height, 0, "an observer that is not admitted gets nothing");
+
+    let id = cluster.handle(1).id();
+    let content = engine::model::TransactionContent {
+        ledger_id: id,
+        nonce: 500,
+        timestamp_ms: 1_764_000_000_500,
+        operations: vec![engine::model::Operation::AddParticipant {
+            public_key: key5.public_key(),
+            node_id: 5,
+            address: address5.to_string(),
+        }],
+    };
+    let admission =
+        engine::model::Transaction::sign(content, &[&admin(), &keys[0], &keys[1], &keys[2]])
+            .unwrap();
+    let outcome = submit_and_wait(&cluster.handle(1), vec![admission]).await.remove(0);
+    let TxStatus::Committed { result: ResultCode::Committed, height: admitted_at, .. } =
+        outcome.status
+    else {
+        panic!("admission not committed: {outcome:?}");
+    };
+    acknowledged.push(outcome.hash);
+    for round in 0..6 {
+        acknowledged.extend(write_through(&cluster.handle(2), 2000 + round * 10, 5).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while handle5.head() != cluster.handle(2).head() {
+        assert!(Instant::now() < deadline, "node 5 did not catch up: {:?}", handle5.head());
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 5 participants, node 4 down: 4 of 5 only with node 5. Submitted through node 5.
+    cluster.stop(4).await;
+    acknowledged.extend(write_through(&handle5, 3000, 10).await);
+    acknowledged.extend(write_through(&cluster.handle(1), 3100, 10).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while handle5.head() != cluster.handle(1).head() {
+        assert!(Instant::now() < deadline, "node 5 fell behind");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    node5.shutdown(Duration::ZERO).await;
+    for node in 1..=NODES {
+        cluster.stop(node).await;
+    }
+
+    let copy = Ledger::open(store5.clone(), id).unwrap();
+    let height = copy.head().height;
+    let reference = Ledger::open(cluster.stores[0].clone(), id).unwrap();
+    assert_eq!(reference.head().height, height);
+    let last = Certificate::decode(&copy.certificate(height).unwrap().unwrap()).unwrap();
+    assert!(
+        last.signatures.iter().any(|(member, _)| *member == 5),
+        "node 5's precommit is not in the last certificate (admitted at {admitted_at})"
+    );
+    let mut in_blocks = HashSet::new();
+    for h in 1..=height {
+        let block = copy.block(h).unwrap().unwrap();
+        assert_eq!(reference.block(h).unwrap().unwrap().hash, block.hash, "height {h} differs");
+        in_blocks.extend(block.transactions.iter().map(|(hash, _)| *hash));
+    }
+    for hash in &acknowledged {
+        assert!(in_blocks.contains(hash), "acknowledged transaction lost");
+    }
+    // Each certificate against the participants of its height: 4 before, 5 after.
+    for store in cluster.stores.iter().chain([&store5]) {
         let verdict = verify_ledger(store.clone(), id).unwrap();
         assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
     }

@@ -30,7 +30,7 @@ pub mod raft_group;
 pub mod solo;
 mod storage;
 
-pub use bft::{BftGroup, BftIdentity, BftOptions};
+pub use bft::{BftGroup, BftIdentity, BftOptions, OBSERVER};
 pub use raft_group::{RaftGroup, RaftOptions};
 
 /// A node configured for a group it is not (yet) a member of: it neither votes nor

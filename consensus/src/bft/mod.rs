@@ -61,6 +61,9 @@ const RECORD_DECIDED: u8 = 0x20;
 const RECORD_OWN_VOTE: u8 = 0x21;
 const RECORD_OWN_PROPOSAL: u8 = 0x22;
 
+/// The member number of an observer ([`BftGroup::open`]).
+pub const OBSERVER: MemberId = 0;
+
 /// Timing and bounds of the `bft` provider.
 #[derive(Debug, Clone)]
 pub struct BftOptions {
@@ -193,7 +196,10 @@ impl BftGroup {
     /// Opens (or reopens) member `identity.member` of a group whose participants are
     /// `participants` (member number and node key). It resumes at the height after the
     /// application's applied marker; a height decided before a crash but not applied is
-    /// delivered again at once.
+    /// delivered again at once. Member [`OBSERVER`] (0) is a node that is not a
+    /// participant: it never signs, and catches up with certified blocks (a node waiting
+    /// for its admission, or removed); the application reopens it as its member once a
+    /// block admits it.
     pub fn open(
         store: GroupStore,
         identity: BftIdentity,
@@ -217,6 +223,10 @@ impl BftGroup {
                     identity.member
                 )));
             }
+            // An observer: not (or no longer) a participant. It signs nothing, and follows
+            // the group with certified blocks once the participants accept its requests
+            // (after its admission).
+            None if identity.member == OBSERVER => {}
             None => {
                 return Err(ConsensusError::Rejected(format!(
                     "member {} is not a participant",
