@@ -86,6 +86,8 @@ pub struct BftOptions {
     pub max_payload_bytes: usize,
     /// Messages for later heights buffered until this member gets there.
     pub future_messages_max: usize,
+    /// Bytes of those messages buffered at most (the oldest go first).
+    pub future_bytes_max: usize,
     /// Votes for rounds further ahead than this are dropped.
     pub rounds_ahead_max: u32,
 }
@@ -101,6 +103,7 @@ impl Default for BftOptions {
             decided_kept: 256,
             max_payload_bytes: 64 << 20,
             future_messages_max: 4096,
+            future_bytes_max: 256 << 20,
             rounds_ahead_max: 64,
         }
     }
@@ -168,6 +171,7 @@ pub struct BftGroup {
     own_requested: bool,
     inbox: Vec<Message>,
     future: VecDeque<(MemberId, Vec<u8>)>,
+    future_bytes: usize,
     outbox: Vec<(MemberId, Vec<u8>)>,
     committed: Vec<Committed>,
     evaluate: Vec<Evaluate>,
@@ -261,6 +265,7 @@ impl BftGroup {
             own_requested: false,
             inbox: Vec::new(),
             future: VecDeque::new(),
+            future_bytes: 0,
             outbox: Vec::new(),
             committed: Vec::new(),
             evaluate: Vec::new(),
@@ -376,6 +381,7 @@ impl BftGroup {
             }
         }
         let buffered: Vec<(MemberId, Vec<u8>)> = self.future.drain(..).collect();
+        self.future_bytes = 0;
         for (from, bytes) in buffered {
             // Already decoded once; errors were reported then.
             let _ = self.receive(from, &bytes);
@@ -687,14 +693,24 @@ impl BftGroup {
     }
 
     /// Buffers a message for a later height and asks its sender for the blocks between.
-    fn behind(&mut self, from: MemberId, bytes: &[u8], height: u64) {
+    /// Decided blocks (answers to a sync request, up to 8) are kept for the next 8
+    /// heights, so catching up costs one request per 8 heights; other messages only for
+    /// the next height. The buffer is bounded in messages and bytes.
+    fn behind(&mut self, from: MemberId, bytes: &[u8], height: u64, decided: bool) {
         if self.ahead.is_none_or(|(_, ahead)| height > ahead) {
             self.ahead = Some((from, height));
         }
-        if height == self.height() + 1 || !self.started {
-            if self.future.len() >= self.options.future_messages_max {
-                self.future.pop_front();
+        let wanted = height == self.height() + 1
+            || !self.started
+            || (decided && height <= self.height() + 8);
+        if wanted && bytes.len() <= self.options.future_bytes_max {
+            while self.future.len() >= self.options.future_messages_max
+                || self.future_bytes + bytes.len() > self.options.future_bytes_max
+            {
+                let Some((_, dropped)) = self.future.pop_front() else { break };
+                self.future_bytes -= dropped.len();
             }
+            self.future_bytes += bytes.len();
             self.future.push_back((from, bytes.to_vec()));
         }
         if height > self.height() || (height == self.height() && !self.started) {
@@ -975,8 +991,8 @@ impl ConsensusGroup for BftGroup {
         let (height, round, signer) = match &message {
             Message::SyncRequest { height } => return self.serve_sync(from, *height),
             Message::Decided { height, .. } if *height > self.height() => {
-                // Buffered when next, and a reason to ask for the ones between.
-                self.behind(from, bytes, *height);
+                // Buffered, and a reason to ask for the ones between.
+                self.behind(from, bytes, *height, true);
                 return Ok(());
             }
             Message::Decided { .. } => {
@@ -1004,7 +1020,7 @@ impl ConsensusGroup for BftGroup {
             return Ok(());
         }
         if height > self.height() || !self.started {
-            self.behind(from, bytes, height);
+            self.behind(from, bytes, height, false);
             return Ok(());
         }
         if round > self.round().saturating_add(self.options.rounds_ahead_max) {
