@@ -21,6 +21,8 @@ pub fn run_all<S: KvStore>(mut fresh: impl FnMut() -> S) {
     random_operations_match_model(&fresh(), 0x5eed_0002);
     ledger_events(&fresh());
     ledger_recalls(&fresh());
+    expectations_are_compare_and_swap(&fresh());
+    two_writers_cannot_both_advance_a_ledger(&fresh());
 }
 
 fn put(store: &dyn KvStore, key: &[u8], value: &[u8]) {
@@ -46,6 +48,82 @@ pub fn get_put_delete(store: &dyn KvStore) {
     assert_eq!(store.get(b"empty").unwrap(), Some(Vec::new()));
     // An empty batch is a no-op.
     store.write(WriteBatch::new()).unwrap();
+}
+
+/// A conditional batch applies only when every expectation holds; otherwise it returns
+/// a conflict and writes nothing.
+pub fn expectations_are_compare_and_swap(store: &dyn KvStore) {
+    use crate::store::StoreError;
+    let mut batch = WriteBatch::new();
+    batch.expect(b"head".to_vec(), None);
+    batch.put(b"head".to_vec(), b"1".to_vec());
+    batch.put(b"data-1".to_vec(), b"x".to_vec());
+    store.write(batch).expect("expected absent, was absent");
+    let mut batch = WriteBatch::new();
+    batch.expect(b"head".to_vec(), None);
+    batch.put(b"head".to_vec(), b"other".to_vec());
+    batch.put(b"data-other".to_vec(), b"y".to_vec());
+    assert!(matches!(store.write(batch), Err(StoreError::Conflict(_))), "absent expected");
+    let mut batch = WriteBatch::new();
+    batch.expect(b"head".to_vec(), Some(b"0".to_vec()));
+    batch.put(b"head".to_vec(), b"other".to_vec());
+    batch.put(b"data-other".to_vec(), b"y".to_vec());
+    assert!(matches!(store.write(batch), Err(StoreError::Conflict(_))), "wrong value expected");
+    assert_eq!(store.get(b"head").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(store.get(b"data-other").unwrap(), None, "a refused batch wrote something");
+    let mut batch = WriteBatch::new();
+    batch.expect(b"head".to_vec(), Some(b"1".to_vec()));
+    batch.put(b"head".to_vec(), b"2".to_vec());
+    batch.delete(b"data-1".to_vec());
+    store.write(batch).expect("expected value held");
+    assert_eq!(store.get(b"head").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.get(b"data-1").unwrap(), None);
+}
+
+/// Two `Ledger`s opened on one store (two processes on one TiKV keyspace): the first to
+/// commit a height wins; the other's block for that height is refused as a conflict and
+/// changes nothing.
+pub fn two_writers_cannot_both_advance_a_ledger(store: &dyn KvStore) {
+    use crate::ledger::{Ledger, SignatureCheck};
+    use crate::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+    use crate::store::StoreError;
+    use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
+
+    let admin = fixed_key(1);
+    let settings = LedgerSettings {
+        name: "two-writers".into(),
+        hash_algorithm: HashAlgorithm::Sm3,
+        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: vec![admin.public_key()],
+        regulators: Vec::new(),
+        participant_quorum: 0,
+        parents: Vec::new(),
+        roles: Vec::new(),
+        created_ms: 1_764_000_000_000,
+    };
+    let mut first = Ledger::create(store, settings).expect("create ledger");
+    let id = first.id();
+    let mut second = Ledger::open(store, id).expect("open ledger");
+    let tx = |nonce: u64, name: &str| {
+        let operations = vec![Operation::RegisterDataAccount { name: name.into() }];
+        let content = TransactionContent { ledger_id: id, nonce, timestamp_ms: nonce, operations };
+        Transaction::sign(content, &[&admin]).expect("sign")
+    };
+    let proposer = Address([0; 32]);
+    let one = first.execute_block(vec![tx(1, "one")], SignatureCheck::Verify, 1, proposer);
+    let two = second.execute_block(vec![tx(2, "two")], SignatureCheck::Verify, 1, proposer);
+    first.commit(one.expect("execute")).expect("the first writer commits");
+    let refused = second.commit(two.expect("execute"));
+    assert!(
+        matches!(&refused, Err(crate::ledger::EngineError::Store(StoreError::Conflict(_)))),
+        "a second writer advanced the same ledger: {refused:?}"
+    );
+    let reopened = Ledger::open(store, id).expect("reopen");
+    assert_eq!(reopened.head(), first.head(), "the refused block changed the head");
+    assert!(reopened.data_account_owner("two").unwrap().is_none(), "the refused block wrote");
+    assert!(reopened.data_account_owner("one").unwrap().is_some());
 }
 
 /// Within one batch, later changes to a key win over earlier ones.

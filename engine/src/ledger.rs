@@ -499,6 +499,7 @@ impl<S: KvStore> Ledger<S> {
         batch.put(layout::block_key(&id, 0), block.encode());
         batch.put(layout::block_by_hash_key(&id, &hash), 0u64.to_be_bytes().to_vec());
         let head = Head { height: 0, block_hash: hash, state_root };
+        batch.expect(layout::meta_key(&id, META_HEAD), None);
         batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
         store.write(batch)?;
         Ok(Ledger { store, id, settings, head })
@@ -1849,6 +1850,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         self.batch.put(layout::block_key(&id, self.height), block.encode());
         self.batch.put(layout::block_by_hash_key(&id, &hash), self.height.to_be_bytes().to_vec());
         let head = Head { height: self.height, block_hash: hash, state_root };
+        // The head moves by compare-and-swap: a second writer of this ledger (another
+        // process on the same TiKV keyspace) fails with a conflict instead of forking it.
+        self.batch.expect(layout::meta_key(&id, META_HEAD), Some(encode_head(&self.ledger.head)));
         self.batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
         Ok(ExecutedBlock { block, batch: self.batch, state_root_time })
     }

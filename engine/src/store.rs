@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The store was opened read-only or is closed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A batch's expectation did not hold (another writer changed the key): nothing of
+    /// the batch was written.
+    #[error("write conflict: {0}")]
+    Conflict(String),
 }
 
 /// One change in a write batch.
@@ -48,6 +52,7 @@ pub enum WriteOp {
 pub struct WriteBatch {
     ops: Vec<WriteOp>,
     bytes: usize,
+    expected: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl WriteBatch {
@@ -66,6 +71,19 @@ impl WriteBatch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.bytes += key.len();
         self.ops.push(WriteOp::Delete { key });
+    }
+
+    /// Makes the batch conditional: it applies only if `key` holds `value` (`None`:
+    /// absent) when it is written, checked atomically with the write — a compare-and-swap.
+    /// Otherwise the store writes nothing and returns [`StoreError::Conflict`]. The ledger
+    /// head moves this way, so two writers can never both advance one ledger.
+    pub fn expect(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.expected.push((key, value));
+    }
+
+    /// The expectations ([`WriteBatch::expect`]), in the order added.
+    pub fn expectations(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.expected
     }
 
     /// The changes, in the order added (later ones win for the same key).
@@ -139,6 +157,26 @@ pub trait KvStore: Send + Sync {
         let _ = dir;
         Err(StoreError::Unavailable("this storage backend has no online checkpoint".into()))
     }
+}
+
+/// Checks `batch`'s expectations against current values read with `get` (the caller
+/// holds whatever makes the check and its write atomic).
+pub fn check_expectations(
+    batch: &WriteBatch,
+    mut get: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<(), StoreError> {
+    for (key, expected) in batch.expectations() {
+        let current = get(key)?;
+        if current != *expected {
+            return Err(StoreError::Conflict(format!(
+                "key {} changed: expected {}, found {}",
+                hex::encode(key),
+                expected.as_ref().map_or("absent".into(), |v| format!("{} bytes", v.len())),
+                current.as_ref().map_or("absent".into(), |v| format!("{} bytes", v.len())),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What a backend can tell monitoring about itself.
@@ -240,6 +278,7 @@ impl KvStore for MemoryStore {
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut map = self.map.write();
+        check_expectations(&batch, |key| Ok(map.get(key).cloned()))?;
         for op in batch.ops {
             match op {
                 WriteOp::Put { key, value } => {

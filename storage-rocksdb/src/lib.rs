@@ -22,6 +22,8 @@ pub struct RocksStore {
     db: DB,
     sync_writes: bool,
     path: PathBuf,
+    /// Serialises conditional batches (`WriteBatch::expect`): check and write as one.
+    conditional: std::sync::Mutex<()>,
 }
 
 fn backend(error: rocksdb::Error) -> StoreError {
@@ -67,7 +69,12 @@ impl RocksStore {
         let db = DB::open(&db_options, path).map_err(|e| {
             StoreError::Unavailable(format!("cannot open RocksDB at {}: {}", path.display(), e))
         })?;
-        Ok(RocksStore { db, sync_writes: options.sync_writes, path: path.to_path_buf() })
+        Ok(RocksStore {
+            db,
+            sync_writes: options.sync_writes,
+            path: path.to_path_buf(),
+            conditional: std::sync::Mutex::new(()),
+        })
     }
 
     /// Opens the database at `path` read-only (a backup, a stopped node's data): every
@@ -76,7 +83,12 @@ impl RocksStore {
         let db = DB::open_for_read_only(&Options::default(), path, false).map_err(|e| {
             StoreError::Unavailable(format!("cannot open RocksDB at {}: {}", path.display(), e))
         })?;
-        Ok(RocksStore { db, sync_writes: true, path: path.to_path_buf() })
+        Ok(RocksStore {
+            db,
+            sync_writes: true,
+            path: path.to_path_buf(),
+            conditional: std::sync::Mutex::new(()),
+        })
     }
 
     /// RocksDB's estimate of live data size in bytes (for size reports).
@@ -154,6 +166,13 @@ impl KvStore for RocksStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let _serial = if batch.expectations().is_empty() {
+            None
+        } else {
+            let guard = self.conditional.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            engine::store::check_expectations(&batch, |key| self.get(key))?;
+            Some(guard)
+        };
         let mut rocks_batch = rocksdb::WriteBatch::default();
         for op in batch.ops() {
             match op {
