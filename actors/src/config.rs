@@ -358,12 +358,22 @@ pub enum StorageUri {
     /// `rocksdb:///absolute/path` or `rocksdb://relative/path` (relative to the config's
     /// directory): a local RocksDB directory.
     RocksDb(PathBuf),
-    /// `tikv://pd1:2379,pd2:2379`: a TiKV cluster, by its placement-driver endpoints.
-    TiKv(Vec<String>),
+    /// `tikv://pd1:2379,pd2:2379[?keyspace=NAME&prefix=TEXT]`: a TiKV cluster, by its
+    /// placement-driver endpoints; optionally an API v2 keyspace, and a key prefix so
+    /// several deployments can share one cluster.
+    TiKv {
+        /// PD endpoints, `host:port`.
+        endpoints: Vec<String>,
+        /// `keyspace=`: an API v2 keyspace (the cluster runs `storage.api-version = 2`).
+        keyspace: Option<String>,
+        /// `prefix=`: prepended to every key.
+        prefix: Option<String>,
+    },
 }
 
 const STORAGE_SCHEMES: &str = "expected memory://, rocksdb:///absolute/path, \
-                               rocksdb://relative/path or tikv://PD_HOST:PORT[,PD_HOST:PORT...]";
+                               rocksdb://relative/path or \
+                               tikv://PD_HOST:PORT[,PD_HOST:PORT...][?keyspace=NAME&prefix=TEXT]";
 
 impl StorageUri {
     /// Parses a storage URI; a relative `rocksdb://` path is joined to `base_dir`.
@@ -376,13 +386,31 @@ impl StorageUri {
             "rocksdb" if rest.is_empty() => Err(format!("`{text}`: rocksdb:// needs a path")),
             "rocksdb" => Ok(StorageUri::RocksDb(resolve(base_dir, Path::new(rest)))),
             "tikv" => {
+                let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
                 let endpoints: Vec<String> =
-                    rest.split(',').map(|endpoint| endpoint.trim().to_owned()).collect();
+                    hosts.split(',').map(|endpoint| endpoint.trim().to_owned()).collect();
                 for endpoint in &endpoints {
                     check_endpoint(endpoint)
                         .map_err(|reason| format!("`{text}`: PD endpoint `{endpoint}` {reason}"))?;
                 }
-                Ok(StorageUri::TiKv(endpoints))
+                let (mut keyspace, mut prefix) = (None, None);
+                for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+                    match pair.split_once('=') {
+                        Some(("keyspace", value)) if !value.is_empty() => {
+                            keyspace = Some(value.to_owned())
+                        }
+                        Some(("prefix", value)) if !value.is_empty() => {
+                            prefix = Some(value.to_owned())
+                        }
+                        _ => {
+                            return Err(format!(
+                                "`{text}`: unknown or empty option `{pair}` (keyspace=NAME, \
+                                 prefix=TEXT)"
+                            ));
+                        }
+                    }
+                }
+                Ok(StorageUri::TiKv { endpoints, keyspace, prefix })
             }
             _ => Err(unknown()),
         }
@@ -402,7 +430,17 @@ impl fmt::Display for StorageUri {
         match self {
             StorageUri::Memory => f.write_str("memory://"),
             StorageUri::RocksDb(path) => write!(f, "rocksdb://{}", path.display()),
-            StorageUri::TiKv(endpoints) => write!(f, "tikv://{}", endpoints.join(",")),
+            StorageUri::TiKv { endpoints, keyspace, prefix } => {
+                write!(f, "tikv://{}", endpoints.join(","))?;
+                let options: Vec<String> = [("keyspace", keyspace), ("prefix", prefix)]
+                    .into_iter()
+                    .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+                    .collect();
+                if !options.is_empty() {
+                    write!(f, "?{}", options.join("&"))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -1049,7 +1087,7 @@ impl NodeConfig {
                 return Err(invalid("node.data", "rocksdb:// needs a path"));
             }
             StorageUri::RocksDb(_) => {}
-            StorageUri::TiKv(endpoints) => {
+            StorageUri::TiKv { endpoints, .. } => {
                 if endpoints.is_empty() {
                     return Err(invalid("node.data", "tikv:// needs at least one PD endpoint"));
                 }

@@ -521,17 +521,39 @@ fn storage_uris() {
         ("memory://", StorageUri::Memory),
         ("rocksdb:///var/lib/pl", StorageUri::RocksDb("/var/lib/pl".into())),
         ("rocksdb://data/node1", StorageUri::RocksDb("/etc/polyledger/data/node1".into())),
-        ("tikv://pd1:2379", StorageUri::TiKv(vec!["pd1:2379".into()])),
+        (
+            "tikv://pd1:2379",
+            StorageUri::TiKv { endpoints: vec!["pd1:2379".into()], keyspace: None, prefix: None },
+        ),
+        (
+            "tikv://pd1:2379?keyspace=retail&prefix=eu/",
+            StorageUri::TiKv {
+                endpoints: vec!["pd1:2379".into()],
+                keyspace: Some("retail".into()),
+                prefix: Some("eu/".into()),
+            },
+        ),
         (
             "tikv://pd1:2379, 10.0.0.2:2379",
-            StorageUri::TiKv(vec!["pd1:2379".into(), "10.0.0.2:2379".into()]),
+            StorageUri::TiKv {
+                endpoints: vec!["pd1:2379".into(), "10.0.0.2:2379".into()],
+                keyspace: None,
+                prefix: None,
+            },
         ),
     ];
     for (text, expected) in good {
         assert_eq!(StorageUri::parse(text, base_dir), Ok(expected.clone()), "{text}");
     }
     assert_eq!(StorageUri::RocksDb("/var/lib/pl".into()).to_string(), "rocksdb:///var/lib/pl");
-    assert_eq!(StorageUri::TiKv(vec!["a:1".into(), "b:2".into()]).to_string(), "tikv://a:1,b:2");
+    let tikv = |keyspace: Option<&str>| StorageUri::TiKv {
+        endpoints: vec!["a:1".into(), "b:2".into()],
+        keyspace: keyspace.map(Into::into),
+        prefix: None,
+    };
+    assert_eq!(tikv(None).to_string(), "tikv://a:1,b:2");
+    assert_eq!(tikv(Some("k")).to_string(), "tikv://a:1,b:2?keyspace=k");
+    assert_eq!(StorageUri::parse(&tikv(Some("k")).to_string(), base_dir), Ok(tikv(Some("k"))));
     for bad in [
         "",
         "memory",
@@ -540,6 +562,8 @@ fn storage_uris() {
         "tikv://",
         "tikv://pd1",
         "tikv://pd1:x",
+        "tikv://pd1:2379?keyspace=",
+        "tikv://pd1:2379?region=eu",
         "s3://b",
     ] {
         assert!(StorageUri::parse(bad, base_dir).is_err(), "{bad}");

@@ -516,6 +516,12 @@ pub struct DemoArgs {
     /// directory under the system's temporary directory, kept after the run.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where the node stores its ledgers (`node.data`): `rocksdb://data` (default, in the
+    /// data directory), `memory://`, or `tikv://PD:2379[,PD:2379…][?keyspace=…&prefix=…]`
+    /// to run the same benchmark on a TiKV cluster (keys, config and reports stay in the
+    /// data directory). Only for a new data directory.
+    #[arg(long)]
+    pub storage: Option<String>,
     /// Where the demo node serves HTTP (`127.0.0.1:0`: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: std::net::SocketAddr,
@@ -575,6 +581,14 @@ fn prepare_demo_dir(dir: &Path, args: &DemoArgs) -> Result<(), Failure> {
     let algorithm = algorithm_by_name(&args.algorithm).ok_or_else(|| {
         invalid(format!("unknown algorithm `{}` (sm2, ed25519, ecdsa-p256)", args.algorithm))
     })?;
+    let storage = match &args.storage {
+        Some(text) => {
+            actors::config::StorageUri::parse(text, dir)
+                .map_err(|e| invalid(format!("--storage: {e}")))?;
+            text.clone()
+        }
+        None => "rocksdb://data".to_owned(),
+    };
     std::fs::create_dir_all(dir).map_err(|e| runtime(format!("{}: {e}", dir.display())))?;
     let node_key = PrivateKey::generate(SignatureAlgorithm::Sm2);
     let admin = PrivateKey::generate(algorithm);
@@ -589,7 +603,7 @@ fn prepare_demo_dir(dir: &Path, args: &DemoArgs) -> Result<(), Failure> {
         "# Written by `polyledger demo`. Run this node again with\n\
          #   polyledger node --config {}\n\
          # and browse http://{http}/ (the explorer).\n\n\
-         [node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\n\
+         [node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"{storage}\"\n\
          p2p_listen = \"{p2p}\"\nhttp_listen = \"{http}\"\n\n\
          [block]\nmax_txs = 2000\nmax_delay_ms = 20\n\n[mempool]\ncapacity = 40000\n",
         dir.join("node.toml").display(),
@@ -628,6 +642,17 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
         prepare_demo_dir(&dir, &args)?;
     }
     let (config, node_key) = crate::node::load(&dir.join("node.toml"))?;
+    if let Some(storage) = &args.storage {
+        let wanted = actors::config::StorageUri::parse(storage, &dir)
+            .map_err(|e| invalid(format!("--storage: {e}")))?;
+        if wanted != config.node.data {
+            return Err(invalid(format!(
+                "--storage {storage}: the demo in {} stores in {}; use a new --data directory",
+                dir.display(),
+                config.node.data
+            )));
+        }
+    }
     let admin = sdk::keys::read_private_key(dir.join("admin.key.pem"))
         .map_err(|e| invalid(e.to_string()))?;
     let load = args.load.clone();
@@ -636,18 +661,19 @@ pub fn demo(args: DemoArgs) -> Result<(), Failure> {
     let metrics_overhead = args.metrics_overhead;
     let subscriptions = args.subscriptions;
     let report_dir = dir.clone();
+    let storage = config.node.data.to_string();
     actix_rt::System::new().block_on(async move {
         let running = crate::node::start(&config, node_key).await?;
         let http = running.http;
         let handles = running.node.ledgers().to_vec();
         eprintln!(
-            "demo node: {} ledgers, {} signatures, solo consensus, RocksDB in {}; HTTP on http://{http}/",
+            "demo node: {} ledgers, {} signatures, solo consensus, storage {}; HTTP on http://{http}/",
             handles.len(),
             handles
                 .first()
                 .map(|h| h.settings().signature_algorithms[0].name())
                 .unwrap_or("-"),
-            report_dir.join("data").display()
+            storage
         );
         let ledgers: Vec<LedgerTarget> = handles
             .iter()

@@ -23,9 +23,14 @@ pub fn open_store(uri: &StorageUri) -> Result<Arc<dyn KvStore>, Failure> {
                 .map_err(|e| runtime(format!("opening RocksDB at {}: {e}", path.display())))?;
             Ok(Arc::new(store))
         }
-        StorageUri::TiKv(_) => Err(invalid(
-            "node.data: tikv:// storage is not available in this build yet (storage-tikv)",
-        )),
+        StorageUri::TiKv { endpoints, keyspace, prefix } => {
+            let mut options = storage_tikv::TikvOptions::new(endpoints.clone());
+            options.keyspace = keyspace.clone();
+            options.prefix = prefix.clone().unwrap_or_default().into_bytes();
+            let store = storage_tikv::TikvStore::open(options)
+                .map_err(|e| runtime(format!("opening {uri}: {e}")))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

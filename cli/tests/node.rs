@@ -158,6 +158,30 @@ fn invalid_config_names_the_field_and_exits_2() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("node.key_file"));
 }
 
+/// A node configured for a TiKV cluster that does not answer fails at start within a
+/// few seconds, naming the PD endpoints; nothing is served. (No TiKV here: the refused
+/// port and the silent listener are what an unreachable cluster looks like.)
+#[test]
+fn a_node_on_an_unreachable_tikv_fails_at_start_naming_the_pd() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(&dir.path().join("node.key.pem"));
+    let admin = keygen(&dir.path().join("admin.key.pem"));
+    let port = free_port();
+    let config = write_config(dir.path(), &admin, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("data = \"rocksdb://data\"", &format!("data = \"tikv://127.0.0.1:{port}\""));
+    std::fs::write(&config, text).unwrap();
+    let started = std::time::Instant::now();
+    let output = polyledger().args(["node", "--config"]).arg(&config).output().unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started without TiKV: {stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(!dir.path().join("data").exists(), "a local directory was created");
+}
+
 /// Keys at rest: a node whose key file is encrypted starts with the right password
 /// (password file), refuses a wrong one with a clear error before opening anything, and
 /// no password or key material appears in its output.
