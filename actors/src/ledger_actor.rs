@@ -19,7 +19,7 @@ use consensus::{Checkpoint, Committed, ConsensusGroup, GroupStore, MemberId};
 use engine::layout;
 use engine::ledger::{Head, Ledger, SignatureCheck};
 use engine::model::{Address, Hash32, LedgerId, ResultCode, Transaction};
-use engine::store::KvStore;
+use engine::store::{KvStore, StoreError};
 use parking_lot::RwLock;
 use tokio::sync::{broadcast, oneshot};
 
@@ -78,6 +78,10 @@ pub enum Rejection {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The ledger's store does not answer (a TiKV cluster lost); commits wait for it and
+    /// resume when it returns. Retry later.
+    #[error("storage unavailable: {0}")]
+    StoreUnavailable(String),
 }
 
 impl Rejection {
@@ -90,6 +94,7 @@ impl Rejection {
             Rejection::AlreadyCommitted { .. } => "ALREADY_COMMITTED",
             Rejection::Halted(_) => "LEDGER_HALTED",
             Rejection::ShuttingDown => "SHUTTING_DOWN",
+            Rejection::StoreUnavailable(_) => "STORE_UNAVAILABLE",
         }
     }
 
@@ -102,6 +107,7 @@ impl Rejection {
             Rejection::AlreadyCommitted { .. } => "already_committed",
             Rejection::Halted(_) => "halted",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::StoreUnavailable(_) => "store_unavailable",
         }
     }
 }
@@ -261,6 +267,8 @@ pub(crate) struct Shared {
     pub(crate) blocks_committed: std::sync::atomic::AtomicU64,
     pub(crate) transactions_committed: std::sync::atomic::AtomicU64,
     pub(crate) halted: RwLock<Option<String>>,
+    /// Set while the store does not answer (commits wait); cleared when it does again.
+    pub(crate) store_unavailable: RwLock<Option<String>>,
     /// The ledger's seal, once sealed: submissions are refused.
     pub(crate) sealed: RwLock<Option<engine::ledger::SealRecord>>,
     /// Set when the node begins to stop: followers (subscriptions, webhooks) end.
@@ -333,6 +341,10 @@ pub struct LedgerActor {
     /// Blocks executed for the group's evaluation (`bft`), by block hash, on the current
     /// head: the decided one is committed without executing it again.
     prepared: HashMap<Hash32, Prepared>,
+    /// Committed entries not applied yet because the store stopped answering: retried
+    /// on every tick, in order, before anything else is applied.
+    stalled: VecDeque<Committed>,
+    stalled_retry: Instant,
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -373,6 +385,8 @@ impl LedgerActor {
             active_members: Vec::new(),
             member_addresses: HashMap::new(),
             prepared: HashMap::new(),
+            stalled: VecDeque::new(),
+            stalled_retry: Instant::now(),
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
@@ -639,8 +653,34 @@ impl LedgerActor {
         let committed = match self.parts.ledger.store().multi_get(&key_refs) {
             Ok(found) => found,
             Err(error) => {
-                self.halt(format!("reading the store failed: {error}"));
-                vec![None; count]
+                // Not accepted (nothing is lost: the client retries); a store that cannot
+                // be read is an outage, anything else stops the ledger.
+                let reason = error.to_string();
+                if !self.store_outage(&reason) {
+                    self.halt(format!("reading the store failed: {error}"));
+                }
+                for (position, entry) in submit.entries.into_iter().enumerate() {
+                    let outcome = match entry {
+                        Entry::Rejected(outcome) => outcome,
+                        Entry::Accepted(_, hash) => TxOutcome {
+                            hash,
+                            status: TxStatus::Rejected(Rejection::StoreUnavailable(reason.clone())),
+                        },
+                    };
+                    if let TxStatus::Rejected(rejection) = &outcome.status {
+                        self.parts.metrics.rejected(rejection.reason(), 1);
+                    }
+                    if let Some(waiter) = waiter.as_mut() {
+                        waiter.outcomes[position] = Some(outcome);
+                    }
+                }
+                self.release_pending(count);
+                if let Some(waiter) = waiter {
+                    let outcomes =
+                        waiter.outcomes.into_iter().map(|o| o.expect("all set")).collect();
+                    let _ = waiter.reply.send(outcomes);
+                }
+                return;
             }
         };
         let received = Instant::now();
@@ -773,7 +813,13 @@ impl LedgerActor {
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let committed = match self.parts.ledger.store().multi_get(&key_refs) {
             Ok(found) => found,
-            Err(error) => return self.halt(format!("reading the store failed: {error}")),
+            Err(error) => {
+                // Dropped here (the sender keeps them and forwards again, or proposes them).
+                if !self.store_outage(&error.to_string()) {
+                    self.halt(format!("reading the store failed: {error}"));
+                }
+                return;
+            }
         };
         let (fresh, fresh_hashes): (Vec<engine::model::Transaction>, Vec<Hash32>) = transactions
             .into_iter()
@@ -828,6 +874,16 @@ impl LedgerActor {
 
     /// Runs the group until it has nothing more to do: send, apply, propose.
     fn drive(&mut self) {
+        if !self.stalled.is_empty() {
+            // At most every 200 ms: each attempt may wait out the store's timeout.
+            if self.stalled_retry.elapsed() < Duration::from_millis(200) {
+                return;
+            }
+            self.stalled_retry = Instant::now();
+            if !self.retry_stalled() {
+                return;
+            }
+        }
         loop {
             if self.halted().is_some() {
                 return;
@@ -858,9 +914,21 @@ impl LedgerActor {
                 return;
             }
             for committed in ready.committed {
-                if let Err(reason) = self.apply(committed) {
+                if !self.stalled.is_empty() {
+                    self.stalled.push_back(committed);
+                    continue;
+                }
+                if let Err(reason) = self.apply(&committed) {
+                    if self.store_outage(&reason) {
+                        self.stalled.push_back(committed);
+                        continue;
+                    }
                     return self.halt(reason);
                 }
+            }
+            if !self.stalled.is_empty() {
+                // Nothing is executed or proposed on a head that is not written yet.
+                return;
             }
             let evaluated = !ready.evaluate.is_empty();
             for request in ready.evaluate {
@@ -1079,12 +1147,21 @@ impl LedgerActor {
     /// Commits a block the `bft` group decided, with its certificate: the block executed
     /// for the vote when there is one, else executed now (catch-up) and checked against
     /// the certified hash.
-    fn apply_certified(&mut self, committed: Committed) -> Result<(), String> {
+    fn apply_certified(&mut self, committed: &Committed) -> Result<(), String> {
         let certificate = engine::certificate::Certificate::decode(&committed.certificate)
             .map_err(|e| format!("decided block {}: {e}", committed.index))?;
         let head = self.parts.ledger.head();
         let proposal = BlockProposal::decode(&committed.payload)
             .map_err(|e| format!("decided block {}: {e}", committed.index))?;
+        if proposal.height == head.height && head.block_hash == certificate.block_hash {
+            // Written by an attempt that failed afterwards (the store stopped answering
+            // while the group recorded it): only the group's part is left.
+            let checkpoint = Checkpoint {
+                index: committed.index,
+                data: checkpoint_data(head.height, &head.block_hash),
+            };
+            return self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"));
+        }
         if proposal.height != head.height + 1 || proposal.previous_hash != head.block_hash {
             return Err(format!(
                 "diverged: decided block {} on {} but this node's head is {} at {}",
@@ -1114,7 +1191,7 @@ impl LedgerActor {
     }
 
     /// Executes and commits one committed entry; `Err` halts the ledger.
-    fn apply(&mut self, committed: Committed) -> Result<(), String> {
+    fn apply(&mut self, committed: &Committed) -> Result<(), String> {
         if !committed.certificate.is_empty() {
             return self.apply_certified(committed);
         }
@@ -1174,11 +1251,14 @@ impl LedgerActor {
         }
         proposal.transactions = match &mut self.in_flight {
             // Our own block: the transactions are here already, parsed and verified (the
-            // in-flight record keeps their hashes, for a halt).
-            Some(in_flight) if ours => std::mem::take(&mut in_flight.transactions)
-                .into_iter()
-                .map(|queued| queued.transaction)
-                .collect(),
+            // in-flight record keeps their hashes, for a halt). Taken by an earlier attempt
+            // that the store failed: decoded again below.
+            Some(in_flight) if ours && !in_flight.transactions.is_empty() => {
+                std::mem::take(&mut in_flight.transactions)
+                    .into_iter()
+                    .map(|queued| queued.transaction)
+                    .collect()
+            }
             _ => match BlockProposal::decode(&committed.payload) {
                 Ok(full) => full.transactions,
                 Err(error) => {
@@ -1335,6 +1415,20 @@ impl LedgerActor {
             written_bytes,
             proposed: self.in_flight.as_ref().filter(|_| ours).map(|f| f.proposed_at),
         });
+        self.finish_commit(block, ours, count, seal, participant_change, checkpoint)
+    }
+
+    /// Everything after a block is written: the group learns it is applied, waiters
+    /// and subscribers hear of it, the mempool forgets it.
+    fn finish_commit(
+        &mut self,
+        block: engine::ledger::StoredBlock,
+        ours: bool,
+        count: usize,
+        seal: bool,
+        participant_change: bool,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<(), String> {
         if participant_change {
             // Before `applied`: a `bft` group starts the next height with the new set.
             self.refresh_participants();
@@ -1578,7 +1672,7 @@ impl LedgerActor {
         tracing::info!(ledger = %hex::encode(self.id().0), height = head.height, "block sync done");
         self.write_marker_only(sync.target)?;
         for committed in sync.buffered {
-            self.apply(committed)?;
+            self.apply(&committed)?;
         }
         Ok(())
     }
@@ -1599,6 +1693,83 @@ impl LedgerActor {
             let _ = done.send(());
         }
         ctx.stop();
+    }
+
+    /// After a failure: true (and reported: log, readiness, metric) when the store does
+    /// not answer at all — an outage to wait out, not a reason to stop the ledger.
+    fn store_outage(&mut self, reason: &str) -> bool {
+        let probe = layout::table_prefix(&self.id(), layout::Table::Meta);
+        match self.parts.ledger.store().get(&probe) {
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => {
+                let mut flag = self.parts.shared.store_unavailable.write();
+                if flag.is_none() {
+                    tracing::error!(
+                        ledger = %hex::encode(self.id().0),
+                        %reason,
+                        "the store does not answer: commits wait for it"
+                    );
+                }
+                *flag = Some(reason.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A block whose write applied although the store reported a failure (a TiKV commit
+    /// whose answer was lost): the stored head is one past this node's. Finishes it as
+    /// committed (without executing it again on a state that already holds it).
+    fn recover_written(&mut self, committed: &Committed) -> Result<bool, String> {
+        let Some(head) =
+            self.parts.ledger.reload_head().map_err(|e| format!("reading the head: {e}"))?
+        else {
+            return Ok(false);
+        };
+        let block = self
+            .parts
+            .ledger
+            .block(head.height)
+            .map_err(|e| format!("reading block {}: {e}", head.height))?
+            .ok_or_else(|| format!("block {} missing under the stored head", head.height))?;
+        tracing::warn!(
+            ledger = %hex::encode(self.id().0),
+            height = head.height,
+            "a block the store reported failed was written: finishing it"
+        );
+        let ours = self.in_flight.as_ref().is_some_and(|f| f.height == head.height);
+        let count = block.transactions.len();
+        let checkpoint = Checkpoint {
+            index: committed.index,
+            data: checkpoint_data(head.height, &head.block_hash),
+        };
+        // Whether it sealed or changed participants is not known here: re-read both.
+        self.finish_commit(block, ours, count, true, true, Some(checkpoint))?;
+        Ok(true)
+    }
+
+    /// Applies the entries the store failed, in order; true when all are written.
+    fn retry_stalled(&mut self) -> bool {
+        while let Some(committed) = self.stalled.pop_front() {
+            let result = match self.recover_written(&committed) {
+                Ok(true) => Ok(()),
+                Ok(false) => self.apply(&committed),
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = result {
+                self.stalled.push_front(committed);
+                if !self.store_outage(&reason) {
+                    self.halt(reason);
+                }
+                return false;
+            }
+        }
+        if self.parts.shared.store_unavailable.write().take().is_some() {
+            tracing::warn!(
+                ledger = %hex::encode(self.id().0),
+                "the store answers again: commits resume"
+            );
+        }
+        true
     }
 
     /// Forwarded transactions not seen committed within the proposal timeout go back

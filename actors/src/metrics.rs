@@ -69,6 +69,7 @@ pub struct Families {
     pub messages_received: IntCounterVec,
     height: IntGaugeVec,
     halted: IntGaugeVec,
+    store_unavailable: IntGaugeVec,
     mempool: IntGaugeVec,
     capacity: IntGaugeVec,
     leader: IntGaugeVec,
@@ -198,6 +199,11 @@ pub static METRICS: LazyLock<Families> = LazyLock::new(|| {
         halted: gauge_vec(
             "polyledger_ledger_halted",
             "1 when this node halted the ledger (divergence or a failed write; see the error log).",
+            ledger,
+        ),
+        store_unavailable: gauge_vec(
+            "polyledger_store_unavailable",
+            "1 while the ledger's store does not answer (commits wait; they resume by themselves).",
             ledger,
         ),
         mempool: gauge_vec(
@@ -446,20 +452,35 @@ pub fn kind_name(kind: u8) -> &'static str {
     }
 }
 
+/// One ledger's sampled gauges ([`sample_ledger`]).
+pub struct LedgerSample<'a> {
+    /// The ledger's name (the label).
+    pub name: &'a str,
+    /// Its head height.
+    pub height: u64,
+    /// Halted on this node.
+    pub halted: bool,
+    /// Its store does not answer.
+    pub store_unavailable: bool,
+    /// Transactions pending.
+    pub mempool: usize,
+    /// The mempool bound.
+    pub capacity: usize,
+    /// This node leads (or proposes now).
+    pub leader: bool,
+    /// The consensus term.
+    pub term: u64,
+}
+
 /// Sets the sampled gauges of one ledger (called at scrape time).
-pub fn sample_ledger(
-    name: &str,
-    height: u64,
-    halted: bool,
-    mempool: usize,
-    capacity: usize,
-    leader: bool,
-    term: u64,
-) {
+pub fn sample_ledger(sample: LedgerSample<'_>) {
+    let LedgerSample { name, height, halted, store_unavailable, mempool, capacity, leader, term } =
+        sample;
     let m = &*METRICS;
     let l = &[name];
     m.height.with_label_values(l).set(height as i64);
     m.halted.with_label_values(l).set(i64::from(halted));
+    m.store_unavailable.with_label_values(l).set(i64::from(store_unavailable));
     m.mempool.with_label_values(l).set(mempool as i64);
     m.capacity.with_label_values(l).set(capacity as i64);
     m.leader.with_label_values(l).set(i64::from(leader));

@@ -167,6 +167,12 @@ impl LedgerHandle {
         self.shared.halted.read().clone()
     }
 
+    /// Why the ledger's store does not answer, while it does not (commits wait and
+    /// resume by themselves when it answers again).
+    pub fn store_unavailable(&self) -> Option<String> {
+        self.shared.store_unavailable.read().clone()
+    }
+
     /// The ledger's seal, once sealed.
     pub fn sealed(&self) -> Option<engine::ledger::SealRecord> {
         self.shared.sealed.read().clone()
@@ -191,15 +197,16 @@ impl LedgerHandle {
     /// Updates this ledger's sampled gauges (height, halted, mempool, capacity, leader,
     /// term) and the store's; `/metrics` calls it before encoding.
     pub fn sample_metrics(&self) {
-        crate::metrics::sample_ledger(
-            &self.name,
-            self.head().height,
-            self.halted().is_some(),
-            self.pending(),
-            self.options.mempool_capacity,
-            self.is_leader(),
-            self.shared.term.load(Ordering::Relaxed),
-        );
+        crate::metrics::sample_ledger(crate::metrics::LedgerSample {
+            name: &self.name,
+            height: self.head().height,
+            halted: self.halted().is_some(),
+            store_unavailable: self.store_unavailable().is_some(),
+            mempool: self.pending(),
+            capacity: self.options.mempool_capacity,
+            leader: self.is_leader(),
+            term: self.shared.term.load(Ordering::Relaxed),
+        });
         let stats = self.store.stats();
         let m = &*crate::metrics::METRICS;
         if let Some(stalled) = stats.write_stalled {

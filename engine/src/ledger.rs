@@ -616,6 +616,8 @@ impl<S: KvStore> Ledger<S> {
     }
 
     /// Commits an executed block: one atomic, durable write. On error nothing changed.
+    /// Committing a block that an earlier attempt wrote although it reported an error
+    /// (a TiKV commit whose answer was lost) succeeds: the head already is this block.
     pub fn commit(&mut self, executed: ExecutedBlock) -> Result<(), EngineError> {
         let header = &executed.block.header;
         if header.height != self.head.height + 1 || header.previous_hash != self.head.block_hash {
@@ -626,9 +628,43 @@ impl<S: KvStore> Ledger<S> {
             block_hash: executed.block.hash,
             state_root: header.state_root,
         };
-        self.store.write(executed.batch)?;
+        match self.store.write(executed.batch) {
+            Ok(()) => {}
+            Err(StoreError::Conflict(reason)) => {
+                let stored = self.store.get(&layout::meta_key(&self.id, META_HEAD))?;
+                if stored.as_deref() != Some(encode_head(&head).as_slice()) {
+                    return Err(EngineError::Store(StoreError::Conflict(reason)));
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
         self.head = head;
         Ok(())
+    }
+
+    /// Re-reads the head from the store: when it is one block past this handle's (a
+    /// commit that applied although the store reported a failure), adopts it and returns
+    /// it; `None` when the store's head is this handle's.
+    pub fn reload_head(&mut self) -> Result<Option<Head>, EngineError> {
+        let bytes = self
+            .store
+            .get(&layout::meta_key(&self.id, META_HEAD))?
+            .ok_or(EngineError::Corrupt { what: "head", detail: "missing".into() })?;
+        let stored = decode_head(&bytes).map_err(corrupt("head"))?;
+        if stored == self.head {
+            return Ok(None);
+        }
+        if stored.height != self.head.height + 1 {
+            return Err(EngineError::Corrupt {
+                what: "head",
+                detail: format!(
+                    "the stored head is at {} but this handle's at {}",
+                    stored.height, self.head.height
+                ),
+            });
+        }
+        self.head = stored;
+        Ok(Some(stored))
     }
 
     /// Executes and commits the next block; returns it.

@@ -82,6 +82,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Ledge
         .iter()
         .filter_map(|handle| match (handle.halted(), handle.leader_known()) {
             (Some(reason), _) => Some(format!("{}: halted ({reason})", handle.name())),
+            (None, _) if handle.store_unavailable().is_some() => Some(format!(
+                "{}: storage unavailable ({})",
+                handle.name(),
+                handle.store_unavailable().unwrap_or_default()
+            )),
             (None, false) => Some(format!("{}: no consensus leader known yet", handle.name())),
             (None, true) => None,
         })
