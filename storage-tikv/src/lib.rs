@@ -11,8 +11,9 @@
 //! - **Compare-and-swap head.** A batch's expectations (`WriteBatch::expect`: the ledger
 //!   head) are read inside the same optimistic transaction; TiKV's conflict detection
 //!   makes check and write one step, so two writers can never both advance a ledger.
-//! - **Limits.** An entry (key + value) above TiKV's `txn-entry-size-limit` (6 MiB) or a
-//!   batch above [`BATCH_BYTES_MAX`] is refused before anything is sent. The client splits
+//! - **Limits.** An entry (key + value) above 6 MiB (TiDB's default
+//!   `txn-entry-size-limit`, well inside TiKV's `raftstore.raft-entry-max-size` of 8 MiB)
+//!   or a batch above [`BATCH_BYTES_MAX`] is refused before anything is sent. The client splits
 //!   a transaction's mutations per region and retries region errors (stale epoch, not
 //!   leader) with its own backoff; reads are retried here with backoff on transient errors
 //!   until the call's deadline.
@@ -32,7 +33,8 @@ use std::time::{Duration, Instant};
 use engine::store::{Direction, Entries, KvStore, StoreError, WriteBatch, WriteOp};
 use tikv_client::{BoundRange, CheckLevel, Key, TransactionClient, TransactionOptions};
 
-/// TiKV's default `txn-entry-size-limit`: the largest key + value of one mutation.
+/// The largest key + value of one mutation: TiDB's default `txn-entry-size-limit`,
+/// below TiKV's 8 MiB raft entry limit (one mutation must fit in one raft entry).
 pub const ENTRY_BYTES_MAX: usize = 6 << 20;
 /// The largest batch this store sends as one transaction (a block's batch is far below).
 pub const BATCH_BYTES_MAX: usize = 256 << 20;
@@ -255,8 +257,8 @@ pub fn check_batch(prefix: &[u8], batch: &WriteBatch) -> Result<(), StoreError> 
         };
         if bytes > ENTRY_BYTES_MAX {
             return Err(StoreError::Backend(format!(
-                "tikv: an entry of {bytes} bytes exceeds TiKV's txn entry limit of \
-                 {ENTRY_BYTES_MAX} bytes"
+                "tikv: an entry of {bytes} bytes exceeds the {ENTRY_BYTES_MAX}-byte limit per \
+                 entry (TiKV's raft entries are at most 8 MiB)"
             )));
         }
         total += bytes;
