@@ -36,6 +36,14 @@ fn group_store(store: &Arc<MemoryStore>) -> GroupStore {
     GroupStore::new(store.clone(), vec![b'g', 0x0b])
 }
 
+/// The decided payload and certificate of a height, kept by the application (the
+/// group keeps only the last `decided_kept`; older ones it asks the application to serve).
+fn decided_key(height: u64) -> Vec<u8> {
+    let mut key = b"dec".to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key
+}
+
 fn block_key(height: u64) -> Vec<u8> {
     let mut key = b"app".to_vec();
     key.extend_from_slice(&height.to_be_bytes());
@@ -119,6 +127,8 @@ struct Sim {
     decided: BTreeMap<u64, Hash32>,
     nonce: u64,
     crashes: u64,
+    /// Decided blocks served from the application's records (past the kept window).
+    served: u64,
     forged: u64,
 }
 
@@ -161,6 +171,7 @@ impl Sim {
             decided: BTreeMap::new(),
             nonce: 0,
             crashes: 0,
+            served: 0,
             forged: 0,
         };
         for member in 1..=n {
@@ -321,9 +332,32 @@ impl Sim {
     fn drive(&mut self, member: MemberId) {
         for _ in 0..64 {
             let Some(m) = self.nodes[member as usize - 1].member.as_mut() else { return };
-            let ready = m.group.ready().unwrap();
+            let mut ready = m.group.ready().unwrap();
             let mut progressed = !ready.is_empty();
             let byzantine = self.nodes[member as usize - 1].byzantine;
+            // Heights the group no longer keeps, from the application's own records.
+            for serve in std::mem::take(&mut ready.serve) {
+                let node = &self.nodes[member as usize - 1];
+                let mut messages = Vec::new();
+                for height in serve.heights {
+                    let Some(record) = node.store.get(&decided_key(height)).unwrap() else {
+                        break;
+                    };
+                    let (len, rest) = record.split_at(4);
+                    let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+                    let (payload, certificate) = rest.split_at(len);
+                    let group = &node.member.as_ref().unwrap().group;
+                    if let Some(bytes) =
+                        group.decided_message(height, payload.to_vec(), certificate.to_vec())
+                    {
+                        messages.push(bytes);
+                    }
+                }
+                self.served += messages.len() as u64;
+                for bytes in messages {
+                    self.send(member, serve.member, bytes);
+                }
+            }
             for (to, bytes) in ready.messages {
                 if byzantine {
                     for bytes in self.corrupt(member, to, bytes) {
@@ -359,6 +393,10 @@ impl Sim {
                 }
                 let mut batch = WriteBatch::new();
                 batch.put(block_key(height), block.to_vec());
+                let mut record = (committed.payload.len() as u32).to_be_bytes().to_vec();
+                record.extend_from_slice(&committed.payload);
+                record.extend_from_slice(&committed.certificate);
+                batch.put(decided_key(height), record);
                 let checkpoint = Checkpoint { index: height, data: Vec::new() };
                 group_store(&store).put_applied_marker(&mut batch, &checkpoint);
                 store.write(batch).unwrap();
@@ -497,7 +535,8 @@ fn run_seeds(n: u64, byzantine: u64, algorithm: SignatureAlgorithm) {
             println!(
                 "seed {seed}: n={n} byzantine={byzantine} heights {:?}, {} crashes, {} forged \
                  messages; honest members dropped {} bad signatures, {} equivocations, \
-                 {} invalid proposals; {} heights caught up by certificate",
+                 {} invalid proposals; {} heights caught up by certificate ({} served from \
+                 the application past the kept window)",
                 sim.heights(),
                 sim.crashes,
                 sim.forged,
@@ -505,6 +544,7 @@ fn run_seeds(n: u64, byzantine: u64, algorithm: SignatureAlgorithm) {
                 stats.iter().map(|s| s.equivocations).sum::<u64>(),
                 stats.iter().map(|s| s.invalid_proposals).sum::<u64>(),
                 stats.iter().map(|s| s.synced_heights).sum::<u64>(),
+                sim.served,
             );
             stats
         });
@@ -611,6 +651,30 @@ fn an_idle_group_holds_its_round_and_wakes_on_work() {
     }
     let after = sim.decided.keys().max().copied().unwrap_or(0);
     assert!(after > idle_height, "no decision after work arrived: {idle_height} → {after}");
+}
+
+/// A member down for more heights than the groups keep (16 here) catches up with
+/// blocks its peers serve from their applications' records, certificates checked.
+#[test]
+fn a_member_behind_the_kept_window_catches_up() {
+    let mut sim = Sim::new(5, 4, 0, SignatureAlgorithm::Ed25519);
+    for _ in 0..30 {
+        sim.step();
+    }
+    sim.crash(4);
+    for _ in 0..400 {
+        sim.step();
+    }
+    let reached = sim.decided.keys().max().copied().unwrap_or(0);
+    assert!(reached > 40, "too few heights while member 4 was down: {reached}");
+    sim.start(4);
+    for _ in 0..600 {
+        sim.step();
+    }
+    let heights = sim.heights();
+    let behind = sim.node(4).member.as_ref().unwrap().app.height;
+    assert!(behind >= reached, "member 4 stayed at {behind} (others {heights:?})");
+    assert!(sim.served > 0, "nothing was served past the kept window");
 }
 
 /// Garbage and forged messages get errors and change nothing.
