@@ -512,19 +512,27 @@ impl LedgerActor {
             tracing::warn!(member, "a message for a genesis member reached a joining node");
             return;
         }
-        match consensus::RaftGroup::open_with_voters(
+        let opened = consensus::RaftGroup::open_with_voters(
             self.parts.group_store.clone(),
             member,
             initial_voters,
             options.clone(),
-        ) {
+        )
+        .map(|group| Box::new(group) as Box<dyn ConsensusGroup>);
+        self.install_admitted(member, opened, "admitted to the group: catching up");
+    }
+
+    /// Replaces the waiting group with the admitted member's, or halts if it cannot open.
+    fn install_admitted(
+        &mut self,
+        member: MemberId,
+        opened: Result<Box<dyn ConsensusGroup>, consensus::ConsensusError>,
+        message: &'static str,
+    ) {
+        match opened {
             Ok(group) => {
-                tracing::info!(
-                    ledger = %hex::encode(self.id().0),
-                    member,
-                    "admitted to the group: catching up"
-                );
-                self.parts.group = Box::new(group);
+                tracing::info!(ledger = %hex::encode(self.id().0), member, "{message}");
+                self.parts.group = group;
                 self.parts.join = None;
                 *self.parts.shared.voters.write() = self.parts.group.voters();
             }
@@ -544,24 +552,18 @@ impl LedgerActor {
             return;
         };
         let identity = consensus::BftIdentity { ledger: self.id(), member, key: key.clone() };
-        match consensus::BftGroup::open(
+        let opened = consensus::BftGroup::open(
             self.parts.group_store.clone(),
             identity,
             participants,
             options.clone(),
-        ) {
-            Ok(group) => {
-                tracing::info!(
-                    ledger = %hex::encode(self.id().0),
-                    member,
-                    "admitted to the bft group: voting from the next height"
-                );
-                self.parts.group = Box::new(group);
-                self.parts.join = None;
-                *self.parts.shared.voters.write() = self.parts.group.voters();
-            }
-            Err(error) => self.halt(format!("opening the admitted member: {error}")),
-        }
+        )
+        .map(|group| Box::new(group) as Box<dyn ConsensusGroup>);
+        self.install_admitted(
+            member,
+            opened,
+            "admitted to the bft group: voting from the next height",
+        );
     }
 
     fn halted(&self) -> Option<String> {

@@ -82,6 +82,19 @@ impl Cluster {
         }
     }
 
+    /// Waits (at most 20 s) until `nodes` have the same head.
+    async fn converge(&self, nodes: std::ops::RangeInclusive<u64>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let heads: Vec<_> = nodes.clone().map(|id| self.handle(id).head()).collect();
+            if heads.iter().all(|h| *h == heads[0]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes did not converge: {heads:?}");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn handle(&self, id: u64) -> LedgerHandle {
         self.nodes[id as usize - 1].as_ref().unwrap().ledgers()[0].clone()
     }
@@ -92,6 +105,22 @@ fn writes(handle: &LedgerHandle, first_nonce: u64, count: u64) -> Vec<engine::mo
     (first_nonce..first_nonce + count)
         .map(|nonce| tx(&admin, handle.id(), nonce, vec![write(&format!("k{nonce}"), b"v", -1)]))
         .collect()
+}
+
+/// A participant admission or removal, signed by the admin and co-signed by the node
+/// keys of members 1–3 (3 of 4: the quorum).
+fn participant_change(
+    ledger: engine::model::LedgerId,
+    operation: engine::model::Operation,
+) -> engine::model::Transaction {
+    let keys = node_keys();
+    let content = engine::model::TransactionContent {
+        ledger_id: ledger,
+        nonce: 500,
+        timestamp_ms: 1_764_000_000_500,
+        operations: vec![operation],
+    };
+    engine::model::Transaction::sign(content, &[&admin(), &keys[0], &keys[1], &keys[2]]).unwrap()
 }
 
 fn committed(outcomes: Vec<actors::TxOutcome>) -> Vec<Hash32> {
@@ -162,15 +191,7 @@ async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
     acknowledged.extend(committed(outcomes));
     cluster.start(4);
     acknowledged.extend(write_through(&cluster.handle(4), 30_000, 20).await);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let heads: Vec<_> = (1..=NODES).map(|id| cluster.handle(id).head()).collect();
-        if heads.iter().all(|h| *h == heads[0]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "nodes did not converge: {heads:?}");
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.converge(1..=NODES).await;
 
     let id = cluster.handle(1).id();
     let participants: BTreeMap<u64, crypto_parallel::PublicKey> =
@@ -256,17 +277,10 @@ async fn a_removed_participant_no_longer_counts_toward_a_commit() {
 
     let keys = node_keys();
     let id = cluster.handle(1).id();
-    let content = engine::model::TransactionContent {
-        ledger_id: id,
-        nonce: 500,
-        timestamp_ms: 1_764_000_000_500,
-        operations: vec![engine::model::Operation::RemoveParticipant {
-            public_key: keys[3].public_key(),
-        }],
-    };
-    let removal =
-        engine::model::Transaction::sign(content, &[&admin(), &keys[0], &keys[1], &keys[2]])
-            .unwrap();
+    let removal = participant_change(
+        id,
+        engine::model::Operation::RemoveParticipant { public_key: keys[3].public_key() },
+    );
     let outcome = submit_and_wait(&cluster.handle(1), vec![removal]).await.remove(0);
     let TxStatus::Committed { result: ResultCode::Committed, height: removed_at, .. } =
         outcome.status
@@ -292,15 +306,7 @@ async fn a_removed_participant_no_longer_counts_toward_a_commit() {
         .expect("commits resume once the 3 participants are up")
         .unwrap();
     acknowledged.extend(committed(outcomes));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let heads: Vec<_> = (1..=3).map(|id| cluster.handle(id).head()).collect();
-        if heads.iter().all(|h| *h == heads[0]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "nodes did not converge: {heads:?}");
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.converge(1..=3).await;
     for node in 1..=NODES {
         cluster.stop(node).await;
     }
@@ -365,19 +371,14 @@ async fn a_node_admitted_at_run_time_joins_a_bft_ledger() {
     assert_eq!(handle5.head().height, 0, "an observer that is not admitted gets nothing");
 
     let id = cluster.handle(1).id();
-    let content = engine::model::TransactionContent {
-        ledger_id: id,
-        nonce: 500,
-        timestamp_ms: 1_764_000_000_500,
-        operations: vec![engine::model::Operation::AddParticipant {
+    let admission = participant_change(
+        id,
+        engine::model::Operation::AddParticipant {
             public_key: key5.public_key(),
             node_id: 5,
             address: address5.to_string(),
-        }],
-    };
-    let admission =
-        engine::model::Transaction::sign(content, &[&admin(), &keys[0], &keys[1], &keys[2]])
-            .unwrap();
+        },
+    );
     let outcome = submit_and_wait(&cluster.handle(1), vec![admission]).await.remove(0);
     let TxStatus::Committed { result: ResultCode::Committed, height: admitted_at, .. } =
         outcome.status

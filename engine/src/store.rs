@@ -168,15 +168,22 @@ pub fn check_expectations(
     for (key, expected) in batch.expectations() {
         let current = get(key)?;
         if current != *expected {
-            return Err(StoreError::Conflict(format!(
-                "key {} changed: expected {}, found {}",
-                hex::encode(key),
-                expected.as_ref().map_or("absent".into(), |v| format!("{} bytes", v.len())),
-                current.as_ref().map_or("absent".into(), |v| format!("{} bytes", v.len())),
-            )));
+            return Err(expectation_failed(key, expected.as_deref(), current.as_deref()));
         }
     }
     Ok(())
+}
+
+/// The conflict a failed expectation reports (every backend words it alike).
+pub fn expectation_failed(key: &[u8], expected: Option<&[u8]>, found: Option<&[u8]>) -> StoreError {
+    let describe =
+        |value: Option<&[u8]>| value.map_or("absent".into(), |v| format!("{} bytes", v.len()));
+    StoreError::Conflict(format!(
+        "key {} changed: expected {}, found {}",
+        hex::encode(key),
+        describe(expected),
+        describe(found)
+    ))
 }
 
 /// What a backend can tell monitoring about itself.

@@ -374,19 +374,14 @@ impl KvStore for TikvStore {
         let commit = async move {
             let options = TransactionOptions::new_optimistic().drop_check(CheckLevel::Warn);
             let mut transaction = client.begin_with_options(options).await?;
-            let result: Result<Result<(), String>, tikv_client::Error> = async {
+            let result: Result<Result<(), StoreError>, tikv_client::Error> = async {
                 for (key, expected) in batch.expectations() {
                     let current = transaction.get(encode_key(&prefix, key)).await?;
                     if current != *expected {
-                        return Ok(Err(format!(
-                            "key {} changed: expected {}, found {}",
-                            hex::encode(key),
-                            expected
-                                .as_ref()
-                                .map_or("absent".into(), |v| format!("{} bytes", v.len())),
-                            current
-                                .as_ref()
-                                .map_or("absent".into(), |v| format!("{} bytes", v.len())),
+                        return Ok(Err(engine::store::expectation_failed(
+                            key,
+                            expected.as_deref(),
+                            current.as_deref(),
                         )));
                     }
                 }
@@ -414,7 +409,7 @@ impl KvStore for TikvStore {
         match wait(self.runtime(), self.options.timeout, commit) {
             Err(_) => Err(StoreError::Timeout(self.options.timeout.as_millis() as u64)),
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(conflict))) => Err(StoreError::Conflict(format!("tikv write: {conflict}"))),
+            Ok(Ok(Err(conflict))) => Err(conflict),
             Ok(Err(error)) => Err(map_error("write", error)),
         }
     }
