@@ -377,6 +377,15 @@ struct Link {
     _close: DropGuard,
 }
 
+/// The listening socket, bound with SO_REUSEADDR (a restarted node rebinds its port
+/// while the old connections linger in TIME_WAIT). Needs a runtime context.
+fn bind_listener(listen: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(1024)
+}
+
 /// A queued outbound message.
 struct Outbound {
     ledger: [u8; 32],
@@ -396,16 +405,24 @@ impl Transport {
             .enable_io()
             .enable_time()
             .build()?;
-        let listener = {
+        let bound = {
             let _context = runtime.enter();
-            let socket =
-                if config.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            socket.set_reuseaddr(true)?;
-            socket.bind(config.listen)?;
-            socket.listen(1024)?
+            bind_listener(config.listen).and_then(|listener| {
+                let local_addr = listener.local_addr()?;
+                let tls = if config.tls { Some(P2pTls::new()?) } else { None };
+                Ok((listener, local_addr, tls))
+            })
         };
-        let local_addr = listener.local_addr()?;
-        let tls = if config.tls { Some(P2pTls::new()?) } else { None };
+        let (listener, local_addr, tls) = match bound {
+            Ok(bound) => bound,
+            Err(e) => {
+                // Dropping a runtime blocks on its threads, which panics when this is
+                // called from inside another runtime (an actix node's start); a failed
+                // start must return its error instead.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
 
         let peers = config
             .peers

@@ -41,11 +41,6 @@ struct Cluster {
     nodes: Vec<Option<Node>>,
 }
 
-fn free_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 impl Cluster {
     fn new() -> Cluster {
         let stores: Vec<Arc<dyn KvStore>> =

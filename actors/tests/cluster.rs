@@ -43,11 +43,6 @@ struct Cluster {
     keep: u64,
 }
 
-fn free_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 impl Cluster {
     fn new() -> Cluster {
         Cluster::with_log_kept(1000)

@@ -680,7 +680,12 @@ fn start_reports_address_in_use_and_bad_config() {
     let (k1, k2) = (key(), key());
     let (n1, _rx1) = start(1, &k1, any_port(), vec![]);
     let taken = TransportConfig::new(2, k2.clone(), n1.local_addr(), vec![]);
-    let error = Transport::start(taken, Arc::new(|_| {})).unwrap_err();
+    let error = Transport::start(taken.clone(), Arc::new(|_| {})).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    // The same from inside a runtime (a node starting under actix): an error, not a
+    // panic from dropping the transport's own runtime there.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let error = runtime.block_on(async { Transport::start(taken, Arc::new(|_| {})).unwrap_err() });
     assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
 
     let own_id = TransportConfig::new(2, k2.clone(), any_port(), vec![peer(2, &k2, nowhere())]);

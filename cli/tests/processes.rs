@@ -1,4 +1,4 @@
-//! `polyledger node` processes on 127.0.0.1 ports, driven over HTTP.
+//! `polyledger node` processes on loopback ports, driven over HTTP.
 //!
 //! - Three nodes, two Raft ledgers: the leader process of a ledger is killed with SIGKILL;
 //!   a new leader commits within 3 s; the killed node restarts on its data directory and
@@ -12,10 +12,11 @@
 #![cfg(unix)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crypto_parallel::PrivateKey;
@@ -29,16 +30,28 @@ fn polyledger() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyledger"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A listen address on its own loopback address (127.0.0.2 … 127.0.0.254): a node
+/// restarted on it finds it free. A port freed on 127.0.0.1 can meanwhile become the
+/// source port of some outgoing connection (they all leave from 127.0.0.1), and the
+/// restart would fail with "address in use".
+fn free_address() -> SocketAddr {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let host = 2 + NEXT.fetch_add(1, Ordering::Relaxed) % 253;
+    let listener = std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, host), 0)).unwrap();
+    listener.local_addr().unwrap()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -58,7 +71,7 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u1
 
 struct Cluster {
     dir: tempfile::TempDir,
-    http_ports: Vec<u16>,
+    http: Vec<SocketAddr>,
     children: Vec<Option<Child>>,
     keys: Vec<PrivateKey>,
 }
@@ -76,22 +89,22 @@ impl Cluster {
             .map(|_| PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2))
             .collect();
         let admin = admin_key();
-        let p2p: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
-        let http_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let p2p: Vec<SocketAddr> = (0..nodes).map(|_| free_address()).collect();
+        let http: Vec<SocketAddr> = (0..nodes).map(|_| free_address()).collect();
         for i in 0..nodes {
             let node_dir = dir.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&node_dir).unwrap();
             std::fs::write(node_dir.join("node.key.pem"), keys[i].to_pem().unwrap().as_bytes())
                 .unwrap();
             let mut config = format!(
-                "[node]\nid = {}\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\np2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n\n[raft]\ntick_ms = 50\n\n",
+                "[node]\nid = {}\nkey_file = \"node.key.pem\"\ndata = \"rocksdb://data\"\np2p_listen = \"{}\"\nhttp_listen = \"{}\"\n\n[raft]\ntick_ms = 50\n\n",
                 i + 1,
                 p2p[i],
-                http_ports[i]
+                http[i]
             );
             for j in (0..nodes).filter(|j| *j != i) {
                 config += &format!(
-                    "[[peers]]\nid = {}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{}\"\n\n",
+                    "[[peers]]\nid = {}\naddress = \"{}\"\npublic_key = \"{}\"\n\n",
                     j + 1,
                     p2p[j],
                     keys[j].public_key().to_base58()
@@ -105,8 +118,7 @@ impl Cluster {
             }
             std::fs::write(node_dir.join("node.toml"), config).unwrap();
         }
-        let mut cluster =
-            Cluster { dir, http_ports, children: (0..nodes).map(|_| None).collect(), keys };
+        let mut cluster = Cluster { dir, http, children: (0..nodes).map(|_| None).collect(), keys };
         for i in 0..nodes {
             cluster.start(i);
         }
@@ -130,7 +142,7 @@ impl Cluster {
         self.children[i] = Some(child);
         // Until its HTTP port answers.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http(self.http_ports[i], "GET", "/healthz", b"").is_err() {
+        while http(self.http[i], "GET", "/healthz", b"").is_err() {
             assert!(Instant::now() < deadline, "node {} did not start", i + 1);
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -161,7 +173,7 @@ impl Cluster {
     }
 
     fn ledgers(&self, i: usize) -> Vec<serde_json::Value> {
-        let (status, body) = http(self.http_ports[i], "GET", "/api/v1/ledgers", b"").unwrap();
+        let (status, body) = http(self.http[i], "GET", "/api/v1/ledgers", b"").unwrap();
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
@@ -231,7 +243,7 @@ fn submit(
 ) -> Vec<String> {
     let body = actors::proposal::encode_transactions(transactions.iter());
     let path = format!("/api/v1/ledgers/{ledger}/transactions?wait=commit&timeout_ms=10000");
-    let (status, body) = http(cluster.http_ports[via], "POST", &path, &body).unwrap();
+    let (status, body) = http(cluster.http[via], "POST", &path, &body).unwrap();
     assert_eq!(status, 200, "{body}");
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     value["outcomes"]
@@ -348,10 +360,10 @@ fn http_rejects_bad_input_without_changing_state() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate(crypto_parallel::SignatureAlgorithm::Sm2);
     std::fs::write(dir.path().join("node.key.pem"), key.to_pem().unwrap().as_bytes()).unwrap();
-    let http_port = free_port();
+    let http_address = free_address();
     let config = format!(
-        "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"memory://\"\np2p_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\n\n[[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\n",
-        free_port(),
+        "[node]\nid = 1\nkey_file = \"node.key.pem\"\ndata = \"memory://\"\np2p_listen = \"{}\"\nhttp_listen = \"{http_address}\"\n\n[[ledgers]]\nname = \"dairy-0\"\nadmins = [\"{}\"]\n",
+        free_address(),
         admin_key().public_key().to_base58()
     );
     std::fs::write(dir.path().join("node.toml"), config).unwrap();
@@ -364,11 +376,11 @@ fn http_rejects_bad_input_without_changing_state() {
     // Killed if the test fails midway (no node outlives its test).
     let mut child = KillOnDrop(Some(child));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while http(http_port, "GET", "/healthz", b"").is_err() {
+    while http(http_address, "GET", "/healthz", b"").is_err() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (_, body) = http(http_port, "GET", "/api/v1/ledgers", b"").unwrap();
+    let (_, body) = http(http_address, "GET", "/api/v1/ledgers", b"").unwrap();
     let ledgers: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = ledgers[0]["id"].as_str().unwrap().to_owned();
     let ledger_id = LedgerId(hex::decode(&id).unwrap().try_into().unwrap());
@@ -397,7 +409,7 @@ fn http_rejects_bad_input_without_changing_state() {
         (path.clone(), vec![0u8; 17 << 20], 413, "BODY_TOO_LARGE"),
     ];
     for (path, body, status, code) in cases {
-        let (got, text) = http(http_port, "POST", &path, &body).unwrap();
+        let (got, text) = http(http_address, "POST", &path, &body).unwrap();
         assert_eq!(got, status, "{path}: {text}");
         assert!(text.contains(code), "{path}: {text}");
     }
@@ -409,7 +421,7 @@ fn http_rejects_bad_input_without_changing_state() {
         batch(LedgerId([9; 32]), 2, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
     for (transactions, code) in [(forged, "BAD_SIGNATURE"), (other, "WRONG_LEDGER")] {
         let (status, text) = http(
-            http_port,
+            http_address,
             "POST",
             &path,
             &actors::proposal::encode_transactions(transactions.iter()),
@@ -418,18 +430,18 @@ fn http_rejects_bad_input_without_changing_state() {
         assert_eq!(status, 200, "{text}");
         assert!(text.contains("\"rejected\"") && text.contains(code), "{text}");
     }
-    let (_, body) = http(http_port, "GET", "/api/v1/ledgers", b"").unwrap();
+    let (_, body) = http(http_address, "GET", "/api/v1/ledgers", b"").unwrap();
     let after: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(after[0]["height"], 0, "bad input changed the ledger");
     // A replayed transaction: committed once, then rejected.
     let good = batch(ledger_id, 3, |_| Operation::RegisterDataAccount { name: "trace".into() }, 1);
     let encoded = actors::proposal::encode_transactions(good.iter());
-    let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
+    let (status, text) = http(http_address, "POST", &path, &encoded).unwrap();
     assert!(status == 200 && text.contains("\"committed\""), "{text}");
-    let (status, text) = http(http_port, "POST", &path, &encoded).unwrap();
+    let (status, text) = http(http_address, "POST", &path, &encoded).unwrap();
     assert!(status == 200 && text.contains("ALREADY_COMMITTED"), "{text}");
     // The metrics show the one block, and no halt.
-    let (status, text) = http(http_port, "GET", "/metrics", b"").unwrap();
+    let (status, text) = http(http_address, "GET", "/metrics", b"").unwrap();
     assert_eq!(status, 200);
     for line in [
         "polyledger_ledger_height{ledger=\"dairy-0\"} 1",
@@ -472,7 +484,7 @@ fn a_member_restored_from_a_backup_catches_up() {
     let restored = 2; // node 3
     let before = batch(ledger0, 1_000, write_op, 40);
     submit(&cluster, leader, &ids[0], &before);
-    let gateway = format!("http://127.0.0.1:{}", cluster.http_ports[restored]);
+    let gateway = format!("http://{}", cluster.http[restored]);
     let output =
         polyledger().args(["backup", "--gateway", &gateway, "--name", "b1"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -530,7 +542,7 @@ fn a_member_restored_from_a_backup_catches_up() {
     // It serves what was committed while it was down, and the group keeps committing.
     for hash in acknowledged.iter().take(3) {
         let path = format!("/api/v1/ledgers/{}/transactions/{hash}", ids[0]);
-        let (status, body) = http(cluster.http_ports[restored], "GET", &path, b"").unwrap();
+        let (status, body) = http(cluster.http[restored], "GET", &path, b"").unwrap();
         assert_eq!(status, 200, "{body}");
     }
     let more = batch(ledger0, 3_000, write_op, 10);
@@ -584,7 +596,7 @@ fn submit_accepted(
 ) -> Vec<String> {
     let body = actors::proposal::encode_transactions(txs.iter());
     let path = format!("/api/v1/ledgers/{ledger}/transactions");
-    let (status, body) = http(cluster.http_ports[via], "POST", &path, &body).unwrap();
+    let (status, body) = http(cluster.http[via], "POST", &path, &body).unwrap();
     assert_eq!(status, 202, "{body}");
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     value["hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_owned()).collect()
@@ -592,7 +604,7 @@ fn submit_accepted(
 
 fn tx_status(cluster: &Cluster, via: usize, ledger: &str, hash: &str) -> String {
     let path = format!("/api/v1/ledgers/{ledger}/transactions/{hash}");
-    let (status, body) = http(cluster.http_ports[via], "GET", &path, b"").unwrap();
+    let (status, body) = http(cluster.http[via], "GET", &path, b"").unwrap();
     assert_eq!(status, 200, "{body}");
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     value["status"].as_str().unwrap().to_owned()
@@ -656,7 +668,7 @@ fn four_bft_processes_survive_one_killed_and_stop_without_quorum() {
     let participants: std::collections::BTreeMap<u64, crypto_parallel::PublicKey> =
         cluster.keys.iter().enumerate().map(|(i, k)| (i as u64 + 1, k.public_key())).collect();
     let path = format!("/api/v1/ledgers/{id}/proofs/transactions/{}", acknowledged[1]);
-    let (status, body) = http(cluster.http_ports[1], "GET", &path, b"").unwrap();
+    let (status, body) = http(cluster.http[1], "GET", &path, b"").unwrap();
     assert_eq!(status, 200, "{body}");
     let document: sdk::wire::ProofDocument = serde_json::from_str(&body).unwrap();
     sdk::proof::verify_certified(&document, &participants).unwrap();

@@ -1,7 +1,9 @@
 //! Shared fixtures for the actors' integration tests.
 #![allow(dead_code, missing_docs)]
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use actors::{LedgerOptions, NodeOptions};
@@ -129,4 +131,19 @@ pub async fn submit_and_wait(
 pub async fn register_trace_account(handle: &actors::LedgerHandle) -> actors::TxOutcome {
     let transaction = tx(&admin(), handle.id(), 0, vec![register_account()]);
     submit_and_wait(handle, vec![transaction]).await.remove(0)
+}
+
+/// A listen address no other socket of this process will take: each call gets its own
+/// loopback address 127.0.0.2 … 127.0.0.254 and a port the kernel reported free on it.
+///
+/// A port freed on 127.0.0.1 can be taken, before the node binds it, as the source port
+/// of an outgoing connection (the tests' nodes dial each other all the time), and the
+/// bind then fails with "address in use". Outgoing connections on loopback leave from
+/// 127.0.0.1, so a port on another loopback address stays free.
+pub fn free_address() -> SocketAddr {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let host = 2 + NEXT.fetch_add(1, Ordering::Relaxed) % 253;
+    let ip = Ipv4Addr::new(127, 0, 0, host);
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("a loopback port");
+    listener.local_addr().expect("a bound address")
 }
