@@ -217,6 +217,41 @@ fn bench_polyledger_default(c: &mut Criterion, fx: &Fixture) {
         })
     });
     group.finish();
+
+    // The same, on fiat's portable field multiplication (what a CPU without BMI2/ADX
+    // runs): the before/after of the assembly, in one run.
+    crypto_parallel::sm2_fast::internals::force_portable_field(true);
+    let mut group = configure(c, "sm2_polyledger_uncached_fiat");
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            assert!(crypto_parallel::sm2_fast::verify_message(
+                black_box(&fx.public),
+                black_box(&fx.message),
+                black_box(&raw),
+            ));
+        })
+    });
+    group.finish();
+    crypto_parallel::sm2_fast::internals::force_portable_field(false);
+
+    // One field multiplication each way.
+    use crypto_parallel::sm2_fast::internals::Fe;
+    let x = Fe::from_limbs([0x1234_5678_9abc_def0, 7, 0xdead_beef, 0x0fff_ffff_ffff_ffff]);
+    let y = Fe::from_limbs([3, 0xffff_0000_ffff_0000, 42, 0x7fff_ffff_0000_0001]);
+    let mut group = configure(c, "sm2_field");
+    group.bench_function("mul", |b| b.iter(|| black_box(&x).mul(black_box(&y))));
+    group.bench_function("mul_fiat", |b| b.iter(|| black_box(&x).mul_fiat(black_box(&y))));
+    group.bench_function("square", |b| b.iter(|| black_box(&x).square()));
+    group.bench_function("square_fiat", |b| b.iter(|| black_box(&x).square_fiat()));
+    group.bench_function("add", |b| b.iter(|| black_box(&x).add(black_box(&y))));
+    group.bench_function("add_fiat", |b| b.iter(|| black_box(&x).add_fiat(black_box(&y))));
+    group.bench_function("sub", |b| b.iter(|| black_box(&x).sub(black_box(&y))));
+    group.bench_function("sub_fiat", |b| b.iter(|| black_box(&x).sub_fiat(black_box(&y))));
+    group.finish();
+    println!(
+        "sm2_fast field multiplication on this CPU: {}",
+        crypto_parallel::sm2_fast::internals::field_backend()
+    );
 }
 
 fn bench_libsm(c: &mut Criterion, fx: &Fixture) {

@@ -60,6 +60,10 @@ impl Fe {
 
     #[inline(always)]
     pub fn mul(&self, rhs: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return Fe(crate::sm2_fast::mulx::mont_mul(&self.0, &rhs.0));
+        }
         if SPECIALISED {
             return Fe(crate::sm2_fast::fastmul::mont_mul(&self.0, &rhs.0));
         }
@@ -76,6 +80,10 @@ impl Fe {
 
     #[inline(always)]
     pub fn square(&self) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return Fe(crate::sm2_fast::mulx::mont_square(&self.0));
+        }
         if SPECIALISED {
             return Fe(crate::sm2_fast::fastmul::mont_square(&self.0));
         }
@@ -92,6 +100,16 @@ impl Fe {
 
     #[inline(always)]
     pub fn add(&self, rhs: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return Fe(crate::sm2_fast::mulx::add(&self.0, &rhs.0));
+        }
+        self.add_fiat(rhs)
+    }
+
+    /// fiat-crypto's verified addition (the reference for `add`).
+    #[inline(always)]
+    pub fn add_fiat(&self, rhs: &Fe) -> Fe {
         let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
         fiat_sm2_add(&mut out, &m(self), &m(rhs));
         Fe(out.0)
@@ -99,6 +117,16 @@ impl Fe {
 
     #[inline(always)]
     pub fn sub(&self, rhs: &Fe) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return Fe(crate::sm2_fast::mulx::sub(&self.0, &rhs.0));
+        }
+        self.sub_fiat(rhs)
+    }
+
+    /// fiat-crypto's verified subtraction (the reference for `sub`).
+    #[inline(always)]
+    pub fn sub_fiat(&self, rhs: &Fe) -> Fe {
         let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
         fiat_sm2_sub(&mut out, &m(self), &m(rhs));
         Fe(out.0)
@@ -106,6 +134,10 @@ impl Fe {
 
     #[inline(always)]
     pub fn neg(&self) -> Fe {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return Fe(crate::sm2_fast::mulx::sub(&[0; 4], &self.0));
+        }
         let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
         fiat_sm2_opp(&mut out, &m(self));
         Fe(out.0)

@@ -8,12 +8,16 @@
 //! - `KeyCache` / `verify_digest_cached`: a bounded, sharded cache that builds a
 //!   `PrecomputedKey` once a key has been seen `build_after` times.
 //!
-//! All inputs are public, so arithmetic is variable-time. No `unsafe`; no panics on any
-//! input.
+//! All inputs are public, so arithmetic is variable-time. The field multiplication runs
+//! as x86-64 assembly (`mulx`/`adcx`/`adox`) where the CPU has BMI2 and ADX, and as
+//! fiat-crypto's portable code elsewhere; the assembly is the only `unsafe` (its
+//! soundness argument is at the block). No panics on any input.
 
 mod cache;
 mod fastmul;
 mod field;
+#[cfg(target_arch = "x86_64")]
+mod mulx;
 mod point;
 mod scalar;
 mod tables;
@@ -33,4 +37,22 @@ pub mod internals {
     pub use crate::sm2_fast::point::{Affine, Jacobian, generator, is_on_curve};
     pub use crate::sm2_fast::scalar::{N, U256, u256_from_be, u256_to_be, wnaf};
     pub use crate::sm2_fast::tables::{CombTable, mul_comb, mul_uncached};
+
+    /// Forces the portable (fiat) field multiplication even where the CPU has BMI2 and
+    /// ADX (`true`), or goes back to the fastest available (`false`). Process-wide.
+    pub fn force_portable_field(on: bool) {
+        #[cfg(target_arch = "x86_64")]
+        crate::sm2_fast::mulx::force_portable(on);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = on;
+    }
+
+    /// The field multiplication `Fe::mul` uses now: "mulx/adx assembly" or "fiat".
+    pub fn field_backend() -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        if crate::sm2_fast::mulx::available() {
+            return "mulx/adx assembly";
+        }
+        "fiat"
+    }
 }

@@ -319,7 +319,23 @@ fn openssl_signs_we_verify() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The specialised Montgomery reduction against fiat's verified mul/square: edge values
+/// `Fe::mul` runs fiat's portable code when POLYLEDGER_SM2_FIELD=portable (CI runs this
+/// suite both ways), and the mulx/adx assembly otherwise on CPUs that have BMI2 and ADX.
+#[test]
+fn field_backend_follows_the_environment() {
+    let backend = crypto_parallel::sm2_fast::internals::field_backend();
+    let forced = std::env::var("POLYLEDGER_SM2_FIELD").is_ok_and(|v| v == "portable");
+    #[cfg(target_arch = "x86_64")]
+    let cpu = std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let cpu = false;
+    let expected = if cpu && !forced { "mulx/adx assembly" } else { "fiat" };
+    assert_eq!(backend, expected);
+    println!("sm2_fast field multiplication: {backend}");
+}
+
+/// The field operations `Fe` uses (the mulx/adx assembly on CPUs with BMI2 and ADX) against
+/// fiat's verified mul/square/add/sub: edge values
 /// (0, 1, p-1, powers of two, all-ones limb patterns, values near 2^k multiples of p
 /// structure) pairwise, then 2 million random pairs (SM2FAST_FIELD_CASES overrides).
 #[test]
@@ -348,7 +364,10 @@ fn specialised_mul_matches_fiat() {
     for a in &fes {
         for b in &fes {
             assert_eq!(a.mul(b), a.mul_fiat(b));
+            assert_eq!(a.add(b), a.add_fiat(b));
+            assert_eq!(a.sub(b), a.sub_fiat(b));
         }
+        assert_eq!(a.neg(), Fe::ZERO.sub_fiat(a));
         assert_eq!(a.square(), a.square_fiat());
     }
     let cases: usize = std::env::var("SM2FAST_FIELD_CASES")
@@ -371,6 +390,9 @@ fn specialised_mul_matches_fiat() {
         let m = x.mul(&y);
         assert_eq!(m, x.mul_fiat(&y), "case {i}");
         assert_eq!(y.square(), y.square_fiat(), "case {i}");
+        assert_eq!(x.add(&y), x.add_fiat(&y), "case {i}");
+        assert_eq!(x.sub(&y), x.sub_fiat(&y), "case {i}");
+        assert_eq!(y.sub(&x), y.sub_fiat(&x), "case {i}");
         x = m;
     }
 }
