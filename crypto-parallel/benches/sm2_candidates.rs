@@ -248,6 +248,20 @@ fn bench_polyledger_default(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("sub", |b| b.iter(|| black_box(&x).sub(black_box(&y))));
     group.bench_function("sub_fiat", |b| b.iter(|| black_box(&x).sub_fiat(black_box(&y))));
     group.finish();
+
+    // The point operations the uncached path is made of (see perf/RESULTS.md).
+    use crypto_parallel::sm2_fast::internals::{generator, u256_from_be, wnaf};
+    let g = generator();
+    let pj = g.to_jacobian().double().add_affine(&g); // 3G, z ≠ 1
+    let qj = pj.double();
+    let mut group = configure(c, "sm2_point");
+    group.bench_function("double", |b| b.iter(|| black_box(&pj).double()));
+    group.bench_function("add", |b| b.iter(|| black_box(&pj).add(black_box(&qj))));
+    group.bench_function("add_affine", |b| b.iter(|| black_box(&pj).add_affine(black_box(&g))));
+    let scalar = u256_from_be(&[0x5a; 32]);
+    group.bench_function("wnaf5", |b| b.iter(|| wnaf(black_box(&scalar), 5)));
+    group.bench_function("invert", |b| b.iter(|| black_box(&x).invert()));
+    group.finish();
     println!(
         "sm2_fast field multiplication on this CPU: {}",
         crypto_parallel::sm2_fast::internals::field_backend()
