@@ -5,6 +5,7 @@
 #![cfg(unix)]
 
 mod support;
+use support::free_port;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,10 +16,6 @@ use std::time::{Duration, Instant};
 use crypto_parallel::{PrivateKey, SignatureAlgorithm};
 use engine::model::{Address, LedgerId, Operation, Transaction, TransactionContent};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, content type, body).
 fn request(

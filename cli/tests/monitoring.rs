@@ -4,6 +4,9 @@
 //! dashboards' structure), and `promtool check rules` accepts the alert rules.
 #![cfg(unix)]
 
+mod support;
+use support::free_port;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,10 +17,6 @@ use crypto_parallel::{PrivateKey, SignatureAlgorithm};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {

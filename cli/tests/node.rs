@@ -2,6 +2,9 @@
 //! directory and stops cleanly on SIGTERM (exit 0) and reopens its ledgers, and clear
 //! errors (exit 2) for bad configuration.
 
+mod support;
+use support::free_port;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,10 +18,6 @@ fn keygen(path: &Path) -> String {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     stdout.lines().next().unwrap().strip_prefix("public key: ").unwrap().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn write_config(dir: &Path, admin: &str, extra: &str) -> std::path::PathBuf {

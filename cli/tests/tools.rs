@@ -4,6 +4,9 @@
 //! checked with `ledger verify`, exported, imported and verified again — and tampered
 //! files refused with exit 4.
 
+mod support;
+use support::free_port;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -276,10 +279,6 @@ fn crypto_hash_sign_verify_interoperate_with_openssl() {
 }
 
 // ---------------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `GET path` with `Connection: close`; the status code.
 fn http_status(port: u16, path: &str) -> std::io::Result<u16> {

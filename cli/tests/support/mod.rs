@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crypto_parallel::{PrivateKey, SignatureAlgorithm};
@@ -17,8 +18,28 @@ pub fn polyledger() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyledger"))
 }
 
+/// A free port on 127.0.0.1 below the kernel's ephemeral range. A port the kernel hands
+/// out (bind to port 0) can, once released, become the source port of any outgoing
+/// connection before the node started on it binds it, and a node restarted on its old
+/// port meets the same race; ports below the ephemeral range are never used for that.
+/// Each call in this process tries the next port of its own sequence (a start derived
+/// from the process id), so parallel tests do not pick the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u32, ephemeral_low.clamp(12_000, 65_536));
+    let span = high - low;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
