@@ -218,8 +218,13 @@ fn cluster(
         })
         .collect();
     let workloads = workloads_for(&all);
+    // Each node on its own loopback address (127.0.0.2, …): a port freed on 127.0.0.1
+    // could be taken by an outgoing connection before the node binds it.
     let addresses: Vec<std::net::SocketAddr> = (0..node_count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8);
+            std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap()
+        })
         .collect();
     let dirs: Vec<_> = (0..node_count).map(|_| tempfile::tempdir().unwrap()).collect();
     system.block_on(async {

@@ -8,10 +8,11 @@
 //! - `KeyCache` / `verify_digest_cached`: a bounded, sharded cache that builds a
 //!   `PrecomputedKey` once a key has been seen `build_after` times.
 //!
-//! All inputs are public, so arithmetic is variable-time. The field multiplication runs
-//! as x86-64 assembly (`mulx`/`adcx`/`adox`) where the CPU has BMI2 and ADX, and as
-//! fiat-crypto's portable code elsewhere; the assembly is the only `unsafe` (its
-//! soundness argument is at the block). No panics on any input.
+//! All inputs are public, so arithmetic is variable-time. The field's multiplication,
+//! squaring, addition and subtraction run as x86-64 assembly (`mulx`/`adcx`/`adox`,
+//! `mulx.rs`) where the CPU has BMI2 and ADX, and as fiat-crypto's portable code
+//! elsewhere or with `POLYLEDGER_SM2_FIELD=portable`; the assembly is the only `unsafe`
+//! (each block with its soundness argument). No panics on any input.
 
 mod cache;
 mod fastmul;
@@ -38,8 +39,8 @@ pub mod internals {
     pub use crate::sm2_fast::scalar::{N, U256, u256_from_be, u256_to_be, wnaf};
     pub use crate::sm2_fast::tables::{CombTable, mul_comb, mul_uncached};
 
-    /// Forces the portable (fiat) field multiplication even where the CPU has BMI2 and
-    /// ADX (`true`), or goes back to the fastest available (`false`). Process-wide.
+    /// Forces the portable (fiat) field arithmetic even where the CPU has BMI2 and ADX
+    /// (`true`), or goes back to detecting (`false`). Process-wide.
     pub fn force_portable_field(on: bool) {
         #[cfg(target_arch = "x86_64")]
         crate::sm2_fast::mulx::force_portable(on);
@@ -47,7 +48,7 @@ pub mod internals {
         let _ = on;
     }
 
-    /// The field multiplication `Fe::mul` uses now: "mulx/adx assembly" or "fiat".
+    /// The field arithmetic `Fe` uses now: "mulx/adx assembly" or "fiat".
     pub fn field_backend() -> &'static str {
         #[cfg(target_arch = "x86_64")]
         if crate::sm2_fast::mulx::available() {

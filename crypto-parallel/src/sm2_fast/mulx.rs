@@ -1,8 +1,10 @@
-//! Montgomery multiplication mod p = 2^256 - 2^224 - 2^96 + 2^64 - 1 in x86-64
-//! assembly with BMI2 `mulx` and ADX `adcx`/`adox` (two independent carry chains), used
-//! when the CPU has both (checked at run time; `Fe::mul` falls back to fiat otherwise).
-//! Same domain and outputs as fiat's `fiat_sm2_mul`: a·b·2^-256 mod p, fully reduced.
-//! Checked against fiat on edge cases and millions of random inputs in tests/sm2_fast.
+//! The SM2 field mod p = 2^256 - 2^224 - 2^96 + 2^64 - 1 in x86-64 assembly:
+//! Montgomery multiplication and squaring with BMI2 `mulx` and ADX `adcx`/`adox` (two
+//! independent carry chains), addition and subtraction. Used when the CPU has BMI2 and
+//! ADX and the portable path is not forced (checked once at run time; `Fe` falls back to
+//! fiat otherwise). Same domain and outputs as fiat's `fiat_sm2_mul`, `_square`, `_add`
+//! and `_sub` (a·b·2^-256 mod p etc., fully reduced); checked against them on edge
+//! cases and millions of random inputs in tests/sm2_fast.
 //!
 //! Method (coarsely integrated operand scanning): for each limb b_i, the accumulator
 //! gains a·b_i (one `mulx` per limb of a, low halves on the CF chain, high halves on
