@@ -16,7 +16,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo test"
 cargo test --workspace --locked "$@"
-echo "== SM2 tests again on the portable field multiplication (POLYLEDGER_SM2_FIELD=portable)"
+echo "== SM2 tests again on the portable field arithmetic (POLYLEDGER_SM2_FIELD=portable)"
 POLYLEDGER_SM2_FIELD=portable cargo test -p crypto-parallel --locked --test sm2_fast "$@"
 # Lints last, so test failures show first. Clippy reuses the RocksDB build of the tests
 # (dependencies are built without debug info, like build scripts: see Cargo.toml).

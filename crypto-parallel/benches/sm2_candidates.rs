@@ -263,7 +263,7 @@ fn bench_polyledger_default(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("invert", |b| b.iter(|| black_box(&x).invert()));
     group.finish();
     println!(
-        "sm2_fast field multiplication on this CPU: {}",
+        "sm2_fast field arithmetic on this CPU: {}",
         crypto_parallel::sm2_fast::internals::field_backend()
     );
 }

@@ -319,19 +319,20 @@ fn openssl_signs_we_verify() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `Fe::mul` runs fiat's portable code when POLYLEDGER_SM2_FIELD=portable (CI runs this
-/// suite both ways), and the mulx/adx assembly otherwise on CPUs that have BMI2 and ADX.
+/// `Fe`'s arithmetic is fiat's portable code when POLYLEDGER_SM2_FIELD=portable (CI runs
+/// this suite both ways), and the mulx/adx assembly otherwise on CPUs with BMI2 and ADX.
 #[test]
 fn field_backend_follows_the_environment() {
     let backend = crypto_parallel::sm2_fast::internals::field_backend();
-    let forced = std::env::var("POLYLEDGER_SM2_FIELD").is_ok_and(|v| v == "portable");
+    let forced =
+        std::env::var("POLYLEDGER_SM2_FIELD").is_ok_and(|v| v.eq_ignore_ascii_case("portable"));
     #[cfg(target_arch = "x86_64")]
     let cpu = std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx");
     #[cfg(not(target_arch = "x86_64"))]
     let cpu = false;
     let expected = if cpu && !forced { "mulx/adx assembly" } else { "fiat" };
     assert_eq!(backend, expected);
-    println!("sm2_fast field multiplication: {backend}");
+    println!("sm2_fast field arithmetic: {backend}");
 }
 
 /// The field operations `Fe` uses (the mulx/adx assembly on CPUs with BMI2 and ADX) against
