@@ -53,19 +53,35 @@ impl Cluster {
         cluster
     }
 
-    fn start(&mut self, id: u64) {
+    /// A started cluster with the trace account registered (committed).
+    async fn with_trace_account() -> Cluster {
+        let cluster = Cluster::new();
+        let outcome = register_trace_account(&cluster.handle(1)).await;
+        assert!(matches!(
+            outcome.status,
+            TxStatus::Committed { result: ResultCode::Committed, .. }
+        ));
+        cluster
+    }
+
+    /// The cluster's nodes other than `id`, as peers (`id` outside 1..=NODES: all).
+    fn peers(&self, id: u64) -> Vec<PeerConfig> {
         let keys = node_keys();
-        let peers = (1..=NODES)
+        (1..=NODES)
             .filter(|peer| *peer != id)
             .map(|peer| PeerConfig {
                 id: peer,
                 public_key: keys[peer as usize - 1].public_key(),
                 address: self.addresses[peer as usize - 1],
             })
-            .collect();
+            .collect()
+    }
+
+    fn start(&mut self, id: u64) {
+        let keys = node_keys();
         let mut opts = options(id, keys[id as usize - 1].clone(), vec![ledger()]);
         opts.p2p_listen = Some(self.addresses[id as usize - 1]);
-        opts.peers = peers;
+        opts.peers = self.peers(id);
         opts.bft.decided_kept = 4;
         let node = Node::start(opts, self.stores[id as usize - 1].clone()).unwrap();
         self.nodes[id as usize - 1] = Some(node);
@@ -144,10 +160,8 @@ async fn write_through(handle: &LedgerHandle, first_nonce: u64, count: u64) -> V
 #[actix_rt::test]
 async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
     init_tracing();
-    let mut cluster = Cluster::new();
+    let mut cluster = Cluster::with_trace_account().await;
     let mut acknowledged = Vec::new();
-    let outcome = register_trace_account(&cluster.handle(1)).await;
-    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
     for via in 1..=NODES {
         acknowledged.extend(write_through(&cluster.handle(via), via * 1000, 50).await);
     }
@@ -264,11 +278,8 @@ async fn four_bft_nodes_commit_with_certificates_and_stop_without_quorum() {
 #[actix_rt::test]
 async fn a_removed_participant_no_longer_counts_toward_a_commit() {
     init_tracing();
-    let mut cluster = Cluster::new();
-    let mut acknowledged = Vec::new();
-    let outcome = register_trace_account(&cluster.handle(1)).await;
-    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
-    acknowledged.extend(write_through(&cluster.handle(1), 1000, 10).await);
+    let mut cluster = Cluster::with_trace_account().await;
+    let mut acknowledged = write_through(&cluster.handle(1), 1000, 10).await;
 
     let keys = node_keys();
     let id = cluster.handle(1).id();
@@ -341,25 +352,15 @@ async fn a_removed_participant_no_longer_counts_toward_a_commit() {
 #[actix_rt::test]
 async fn a_node_admitted_at_run_time_joins_a_bft_ledger() {
     init_tracing();
-    let mut cluster = Cluster::new();
-    let mut acknowledged = Vec::new();
-    let outcome = register_trace_account(&cluster.handle(1)).await;
-    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
-    acknowledged.extend(write_through(&cluster.handle(1), 1000, 10).await);
+    let mut cluster = Cluster::with_trace_account().await;
+    let mut acknowledged = write_through(&cluster.handle(1), 1000, 10).await;
 
-    let keys = node_keys();
     let key5 = key(125);
     let address5 = free_address();
     let store5: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
     let mut opts = options(5, key5.clone(), vec![ledger()]);
     opts.p2p_listen = Some(address5);
-    opts.peers = (1..=NODES)
-        .map(|peer| PeerConfig {
-            id: peer,
-            public_key: keys[peer as usize - 1].public_key(),
-            address: cluster.addresses[peer as usize - 1],
-        })
-        .collect();
+    opts.peers = cluster.peers(0);
     opts.bft.decided_kept = 4;
     let node5 = Node::start(opts, store5.clone()).unwrap();
     let handle5 = node5.ledgers()[0].clone();

@@ -1,4 +1,4 @@
-//! `polyledger node` processes on loopback ports, driven over HTTP.
+//! `polyledger node` processes on 127.0.0.1 ports, driven over HTTP.
 //!
 //! - Three nodes, two Raft ledgers: the leader process of a ledger is killed with SIGKILL;
 //!   a new leader commits within 3 s; the killed node restarts on its data directory and
@@ -11,12 +11,14 @@
 //! at every height, and no acknowledged transaction is lost.
 #![cfg(unix)]
 
+mod support;
+use support::{free_port, polyledger};
+
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crypto_parallel::PrivateKey;
@@ -26,19 +28,10 @@ use engine::verify::{Verdict, verify_ledger};
 
 const NODES: usize = 3;
 
-fn polyledger() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_polyledger"))
-}
-
-/// A listen address on its own loopback address (127.0.0.2 … 127.0.0.254): a node
-/// restarted on it finds it free. A port freed on 127.0.0.1 can meanwhile become the
-/// source port of some outgoing connection (they all leave from 127.0.0.1), and the
-/// restart would fail with "address in use".
+/// A listen address on 127.0.0.1 (`support::free_port`: below the ephemeral range, so
+/// a node restarted on it finds it free).
 fn free_address() -> SocketAddr {
-    static NEXT: AtomicU8 = AtomicU8::new(0);
-    let host = 2 + NEXT.fetch_add(1, Ordering::Relaxed) % 253;
-    let listener = std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, host), 0)).unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).

@@ -205,33 +205,24 @@ fn bench_polyledger_default(c: &mut Criterion, fx: &Fixture) {
     group.finish();
 
     // The same arithmetic without the per-key table: what a key seen for the first time
-    // (or evicted) costs.
-    let mut group = configure(c, "sm2_polyledger_uncached");
-    group.bench_function("verify", |b| {
-        b.iter(|| {
-            assert!(crypto_parallel::sm2_fast::verify_message(
-                black_box(&fx.public),
-                black_box(&fx.message),
-                black_box(&raw),
-            ));
-        })
-    });
-    group.finish();
-
-    // The same, on fiat's portable field multiplication (what a CPU without BMI2/ADX
-    // runs): the before/after of the assembly, in one run.
-    crypto_parallel::sm2_fast::internals::force_portable_field(true);
-    let mut group = configure(c, "sm2_polyledger_uncached_fiat");
-    group.bench_function("verify", |b| {
-        b.iter(|| {
-            assert!(crypto_parallel::sm2_fast::verify_message(
-                black_box(&fx.public),
-                black_box(&fx.message),
-                black_box(&raw),
-            ));
-        })
-    });
-    group.finish();
+    // (or evicted) costs; then the same on fiat's portable field arithmetic (what a CPU
+    // without BMI2/ADX runs): the before/after of the assembly, in one run.
+    for (name, portable) in
+        [("sm2_polyledger_uncached", false), ("sm2_polyledger_uncached_fiat", true)]
+    {
+        crypto_parallel::sm2_fast::internals::force_portable_field(portable);
+        let mut group = configure(c, name);
+        group.bench_function("verify", |b| {
+            b.iter(|| {
+                assert!(crypto_parallel::sm2_fast::verify_message(
+                    black_box(&fx.public),
+                    black_box(&fx.message),
+                    black_box(&raw),
+                ));
+            })
+        });
+        group.finish();
+    }
     crypto_parallel::sm2_fast::internals::force_portable_field(false);
 
     // One field multiplication each way.
