@@ -102,6 +102,12 @@ fn scalar_range_and_t_zero() {
         let ss = be32(&(&n - big(&rr)));
         assert!(!all_paths(&public, &e, &rr, &ss));
     }
+    // r + e ≡ 0 (mod n): the x the check looks for is -2e mod n; refused, like the
+    // reference, with the real s and with s = 1.
+    let r_neg_e = be32(&((&n - big(&e) % &n) % &n));
+    for ss in [s, be32(&BigUint::from(1u8))] {
+        assert!(!all_paths(&public, &e, &r_neg_e, &ss));
+    }
     // s = 1 and r = n - 1 (in range, t = 0) and r = 1, s = n - 1.
     let n_minus_1 = be32(&(&n - 1u8));
     assert!(!all_paths(&public, &e, &n_minus_1, &be32(&BigUint::from(1u8))));
