@@ -234,12 +234,43 @@ pub fn apply_updates(
     updates: Vec<(Hash32, Option<Vec<u8>>)>,
     batch: &mut WriteBatch,
 ) -> Result<Hash32, String> {
+    let insert_only = updates.iter().all(|(_, value)| value.is_some());
+    apply_updates_with(algorithm, reader, height, updates, batch, insert_only)
+}
+
+/// `apply_updates`, choosing jmt's algorithm: `batched` (every update must set a value)
+/// builds each rewritten node once per block and hashes it once; otherwise every key is
+/// inserted from the root on its own, which rehashes the whole path (a 16-way node is up
+/// to 15 hashes) once per key. Both give the same tree, node for node; jmt's batched
+/// insert cannot delete, so blocks with a deletion take the per-key path.
+fn apply_updates_with(
+    algorithm: HashAlgorithm,
+    reader: &StateReader<'_>,
+    height: u64,
+    updates: Vec<(Hash32, Option<Vec<u8>>)>,
+    batch: &mut WriteBatch,
+    batched: bool,
+) -> Result<Hash32, String> {
     require_previous_root(reader, height)?;
     with_tree_hasher!(algorithm, H => {
         let tree = JellyfishMerkleTree::<_, H>::new(reader);
-        let (root, update) = tree
-            .put_value_set(updates.into_iter().map(|(k, v)| (KeyHash(k), v)), height)
-            .map_err(|e| format!("state tree update failed: {e}"))?;
+        let (root, update) = if batched {
+            let mut values = Vec::with_capacity(updates.len());
+            for (key, value) in updates {
+                let value = value.ok_or("the batched state update cannot delete a key")?;
+                values.push((KeyHash(key), value));
+            }
+            if values.is_empty() {
+                return Err("a state update needs at least one key".into());
+            }
+            let (roots, update) = tree
+                .batch_put_value_sets(vec![values], None, height)
+                .map_err(|e| format!("state tree update failed: {e}"))?;
+            (roots[0], update)
+        } else {
+            tree.put_value_set(updates.into_iter().map(|(k, v)| (KeyHash(k), v)), height)
+                .map_err(|e| format!("state tree update failed: {e}"))?
+        };
         write_node_batch(&reader.ledger, &update.node_batch, batch);
         Ok(root.0)
     })
@@ -304,4 +335,119 @@ pub fn prove(
         let proof = borsh::to_vec(&proof).map_err(|e| e.to_string())?;
         Ok((value, proof))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use proptest::prelude::*;
+
+    /// A tree key from a small id: ids that agree in their low bits share long prefixes
+    /// (leaf splits deep in the tree), the rest spread out.
+    fn tree_key(id: u16) -> Hash32 {
+        let mut key = *crypto_parallel::hash(HashAlgorithm::Sm3, &id.to_be_bytes()).as_bytes();
+        if id % 4 == 0 {
+            key[..3].copy_from_slice(&[0xab, 0xcd, 0xe0 | (id as u8 >> 4 & 0x0f)]);
+        }
+        key
+    }
+
+    fn sorted_ops(batch: &WriteBatch) -> Vec<crate::store::WriteOp> {
+        let mut ops = batch.ops().to_vec();
+        ops.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        ops
+    }
+
+    fn commit(store: &MemoryStore, batch: WriteBatch) {
+        store.write(batch).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// jmt's batched insert (one hash per rewritten node per block) and its per-key
+        /// insert give the same roots and write the same nodes and values, block after
+        /// block, for new keys, rewritten keys and keys that split leaves deep down.
+        #[test]
+        fn batched_and_per_key_updates_build_the_same_tree(
+            blocks in prop::collection::vec(
+                prop::collection::btree_map(0u16..600, any::<u8>(), 1..120),
+                1..6,
+            ),
+            algorithm in prop_oneof![Just(HashAlgorithm::Sm3), Just(HashAlgorithm::Sha256)],
+        ) {
+            let batched = MemoryStore::new();
+            let per_key = MemoryStore::new();
+            let ledger = LedgerId([7; 32]);
+            for (height, block) in blocks.iter().enumerate() {
+                let updates: Vec<(Hash32, Option<Vec<u8>>)> = block
+                    .iter()
+                    .map(|(id, value)| (tree_key(*id), Some(vec![*value; 1 + *value as usize % 40])))
+                    .collect();
+                let mut sorted = updates.clone();
+                sorted.sort();
+                let mut batch_a = WriteBatch::new();
+                let reader_a = StateReader { store: &batched, ledger };
+                let root_a = apply_updates_with(
+                    algorithm, &reader_a, height as u64, sorted.clone(), &mut batch_a, true,
+                ).unwrap();
+                let mut batch_b = WriteBatch::new();
+                let reader_b = StateReader { store: &per_key, ledger };
+                let root_b = apply_updates_with(
+                    algorithm, &reader_b, height as u64, sorted, &mut batch_b, false,
+                ).unwrap();
+                prop_assert_eq!(root_a, root_b);
+                prop_assert_eq!(sorted_ops(&batch_a), sorted_ops(&batch_b));
+                commit(&batched, batch_a);
+                commit(&per_key, batch_b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_deletion_takes_the_per_key_path_and_the_batched_path_refuses_it() {
+        let store = MemoryStore::new();
+        let ledger = LedgerId([7; 32]);
+        let reader = StateReader { store: &store, ledger };
+        let mut batch = WriteBatch::new();
+        apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            0,
+            vec![(tree_key(1), Some(vec![1])), (tree_key(2), Some(vec![2]))],
+            &mut batch,
+        )
+        .unwrap();
+        commit(&store, batch);
+        let deletion = vec![(tree_key(1), None)];
+        let mut refused = WriteBatch::new();
+        let error = apply_updates_with(
+            HashAlgorithm::Sm3,
+            &reader,
+            1,
+            deletion.clone(),
+            &mut refused,
+            true,
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot delete"), "{error}");
+        assert!(refused.is_empty());
+        let mut batch = WriteBatch::new();
+        let root = apply_updates(HashAlgorithm::Sm3, &reader, 1, deletion, &mut batch).unwrap();
+        commit(&store, batch);
+        // Only key 2 is left: the same root as a tree that only ever held key 2.
+        let fresh = MemoryStore::new();
+        let fresh_reader = StateReader { store: &fresh, ledger };
+        let mut batch = WriteBatch::new();
+        let only_two = apply_updates(
+            HashAlgorithm::Sm3,
+            &fresh_reader,
+            0,
+            vec![(tree_key(2), Some(vec![2]))],
+            &mut batch,
+        )
+        .unwrap();
+        assert_eq!(root, only_two);
+    }
 }
