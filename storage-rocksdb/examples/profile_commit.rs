@@ -1,0 +1,115 @@
+//! The commit bench's loop without the signing, for profilers: blocks of 1,000
+//! transactions, each writing one 200-byte value to a new key, executed and committed on
+//! RocksDB (one fsync per block). Every transaction carries the same (real) endorsement
+//! and the signature verdicts are given (`SignatureCheck::Verified`), so nearly all the
+//! process's time is execution and commit — what `perf record` should see.
+//!
+//! Run: `cargo run --profile bench -p storage-rocksdb --example profile_commit -- [blocks]`
+//! (default 30). With `POLYLEDGER_DUMP_BATCH=1` it prints, for one block, the records
+//! its commit batch writes per table.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+use engine::ledger::{Ledger, SignatureCheck};
+use engine::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+use engine::store::WriteOp;
+use storage_rocksdb::RocksStore;
+
+const BLOCK_TXS: usize = 1_000;
+
+fn main() {
+    let blocks: u64 = match std::env::args().nth(1) {
+        Some(arg) => arg.parse().expect("usage: profile_commit [blocks]"),
+        None => 30,
+    };
+    let dump = std::env::var_os("POLYLEDGER_DUMP_BATCH").is_some();
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
+    let settings = LedgerSettings {
+        name: "profile-0".into(),
+        hash_algorithm: HashAlgorithm::Sm3,
+        signature_algorithms: vec![SignatureAlgorithm::Sm2],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: vec![key.public_key()],
+        regulators: Vec::new(),
+        participant_quorum: 0,
+        parents: Vec::new(),
+        roles: Vec::new(),
+        created_ms: 0,
+    };
+    let mut ledger = Ledger::create(store, settings).unwrap();
+    let content = TransactionContent {
+        ledger_id: ledger.id(),
+        nonce: 0,
+        timestamp_ms: 0,
+        operations: vec![Operation::RegisterDataAccount { name: "trace".into() }],
+    };
+    let first = Transaction::sign(content, &[&key]).unwrap();
+    let endorsements = first.endorsements.clone();
+    ledger.append_block(vec![first], SignatureCheck::Verify, 0, Address([0; 32])).unwrap();
+
+    let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);
+    let mut nonce = 1u64;
+    for block in 0..blocks {
+        let transactions: Vec<Transaction> = (0..BLOCK_TXS)
+            .map(|_| {
+                nonce += 1;
+                let mut value = vec![b'e'; 200];
+                value[..8].copy_from_slice(&nonce.to_be_bytes());
+                let operation = Operation::WriteKv {
+                    account: "trace".into(),
+                    key: format!("trace-code-{nonce:016}").into_bytes(),
+                    value,
+                    expected_version: -1,
+                };
+                let content = TransactionContent {
+                    ledger_id: ledger.id(),
+                    nonce,
+                    timestamp_ms: nonce,
+                    operations: vec![operation],
+                };
+                Transaction { content, endorsements: endorsements.clone() }
+            })
+            .collect();
+        let verdicts = SignatureCheck::Verified(vec![true; BLOCK_TXS]);
+        let started = Instant::now();
+        let executed =
+            ledger.execute_block(transactions, verdicts, nonce, Address([1; 32])).unwrap();
+        let executed_at = Instant::now();
+        if dump && block == blocks / 2 {
+            print_batch(&executed.batch);
+        }
+        ledger.commit(executed).unwrap();
+        execute += executed_at - started;
+        commit += executed_at.elapsed();
+    }
+    let transactions = (blocks as usize * BLOCK_TXS) as f64;
+    println!(
+        "{blocks} blocks: execute {:.1} µs/tx, commit {:.1} µs/tx, {:.0} tx/s",
+        execute.as_secs_f64() * 1e6 / transactions,
+        commit.as_secs_f64() * 1e6 / transactions,
+        transactions / (execute + commit).as_secs_f64(),
+    );
+}
+
+/// Records, key bytes and value bytes per table (the byte after the 32-byte ledger id).
+fn print_batch(batch: &engine::store::WriteBatch) {
+    let mut tables = BTreeMap::<u8, (usize, usize, usize)>::new();
+    for op in batch.ops() {
+        if let WriteOp::Put { key, value } = op {
+            let entry = tables.entry(key.get(32).copied().unwrap_or(0)).or_default();
+            entry.0 += 1;
+            entry.1 += key.len();
+            entry.2 += value.len();
+        }
+    }
+    for (table, (records, key_bytes, value_bytes)) in tables {
+        println!(
+            "table {table:#04x}: {records} records, {key_bytes} key bytes, {value_bytes} value bytes"
+        );
+    }
+}
