@@ -21,6 +21,7 @@ pub fn run_all<S: KvStore>(mut fresh: impl FnMut() -> S) {
     random_operations_match_model(&fresh(), 0x5eed_0002);
     ledger_events(&fresh());
     ledger_recalls(&fresh());
+    ledger_versions(&fresh());
     expectations_are_compare_and_swap(&fresh());
     two_writers_cannot_both_advance_a_ledger(&fresh());
 }
@@ -549,6 +550,118 @@ pub fn ledger_recalls(store: &dyn KvStore) {
         crate::verify::Verdict::Valid { height, .. } => assert_eq!(height, 1),
         invalid => panic!("ledger with a recall does not verify: {invalid:?}"),
     }
+}
+
+/// A data key's versions as the engine reads them from this store: the expected version
+/// of a write is checked against the latest committed one (point reads when the
+/// expectation holds, a reverse seek when it does not), in new keys, keys with one or
+/// many versions, keys that share a prefix with longer keys, and keys written earlier in
+/// the same block.
+pub fn ledger_versions(store: &dyn KvStore) {
+    use crate::ledger::{Ledger, SignatureCheck};
+    use crate::model::{
+        Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
+    };
+    use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
+
+    let admin = fixed_key(1);
+    let settings = LedgerSettings {
+        name: "versions".into(),
+        hash_algorithm: HashAlgorithm::Sm3,
+        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: vec![admin.public_key()],
+        regulators: vec![],
+        participant_quorum: 0,
+        parents: Vec::new(),
+        roles: Vec::new(),
+        created_ms: 1_764_000_000_000,
+    };
+    let mut ledger = Ledger::create(store, settings).expect("create ledger");
+    let id = ledger.id();
+    let mut nonce = 0;
+    let mut tx = |operation: Operation| {
+        nonce += 1;
+        let content = TransactionContent {
+            ledger_id: id,
+            nonce,
+            timestamp_ms: nonce,
+            operations: vec![operation],
+        };
+        Transaction::sign(content, &[&admin]).expect("sign")
+    };
+    let write = |key: &[u8], expected_version: i64| Operation::WriteKv {
+        account: "lots".into(),
+        key: key.to_vec(),
+        value: format!("{}@{expected_version}", String::from_utf8_lossy(key)).into_bytes(),
+        expected_version,
+    };
+    let append = |ledger: &mut Ledger<&dyn KvStore>, txs: Vec<Transaction>| {
+        let block =
+            ledger.append_block(txs, SignatureCheck::Verify, 0, Address([0; 32])).expect("append");
+        block.transactions.iter().map(|(_, result)| *result).collect::<Vec<ResultCode>>()
+    };
+    let ok = ResultCode::Committed;
+    let conflict = ResultCode::VersionConflict;
+    assert_eq!(
+        append(&mut ledger, vec![tx(Operation::RegisterDataAccount { name: "lots".into() })]),
+        vec![ok]
+    );
+    // Block 2: new keys, a key and a longer key that starts with it, a second write in
+    // the block that sees the first, and wrong expectations.
+    let results = append(
+        &mut ledger,
+        vec![
+            tx(write(b"a", -1)),
+            tx(write(b"ab", -1)),
+            tx(write(b"a", 0)),
+            tx(write(b"a", 0)),
+            tx(write(b"b", 0)),
+            tx(write(b"c", 3)),
+        ],
+    );
+    assert_eq!(results, vec![ok, ok, ok, conflict, conflict, conflict], "block 2");
+    // Block 3: against committed versions (a: 0..=1, ab: 0).
+    let results = append(
+        &mut ledger,
+        vec![
+            tx(write(b"a", -1)),
+            tx(write(b"a", 0)),
+            tx(write(b"a", 2)),
+            tx(write(b"ab", 1)),
+            tx(write(b"ab", 0)),
+            tx(write(b"a", 1)),
+            tx(write(b"b", -1)),
+            tx(write(b"a", 2)),
+        ],
+    );
+    assert_eq!(results, vec![conflict, conflict, conflict, conflict, ok, ok, ok, ok], "block 3");
+    // Block 4: a: 0..=3, ab: 0..=1, b: 0. Stale by one, by many, and right.
+    let results = append(
+        &mut ledger,
+        vec![
+            tx(write(b"a", 2)),
+            tx(write(b"a", -1)),
+            tx(write(b"a", i64::MAX)),
+            tx(write(b"ab", 1)),
+            tx(write(b"b", 0)),
+            tx(write(b"a", 3)),
+        ],
+    );
+    assert_eq!(results, vec![conflict, conflict, conflict, ok, ok, ok], "block 4");
+    let versions = |key: &[u8]| {
+        ledger
+            .history("lots", key, 0, 100)
+            .expect("history")
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<u64>>()
+    };
+    assert_eq!(versions(b"a"), vec![0, 1, 2, 3, 4], "history of a");
+    assert_eq!(versions(b"ab"), vec![0, 1, 2], "history of ab");
+    assert_eq!(versions(b"b"), vec![0, 1], "history of b");
+    assert_eq!(versions(b"c"), Vec::<u64>::new(), "history of c");
 }
 
 #[cfg(test)]

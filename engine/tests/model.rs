@@ -88,7 +88,12 @@ proptest! {
                 Step::Write { writer, account, key, value, stale } => {
                     let name = ACCOUNTS[account].to_string();
                     let current = shadow.get(&(name.clone(), key)).map_or(-1, |v| v.len() as i64 - 1);
-                    let expected_version = if stale { current + 1 } else { current };
+                    // Stale: a version ahead, or one behind (−1 for an existing key).
+                    let expected_version = match (stale, value % 2 == 0 && current >= 0) {
+                        (false, _) => current,
+                        (true, true) => current - 1,
+                        (true, false) => current + 1,
+                    };
                     let client = if writer == 0 { &mut owner } else { &mut other };
                     let tx = client.tx(id, vec![write(&name, &[key], &[value], expected_version)]);
                     let accepted = writer == 0 && account < 2 && !stale;
