@@ -21,6 +21,10 @@ use engine::ledger::{Ledger, SignatureCheck};
 use engine::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
 use storage_rocksdb::RocksStore;
 
+/// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BLOCK_TXS: usize = 1_000;
 const VALUE_LEN: usize = 200;
 

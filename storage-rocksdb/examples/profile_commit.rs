@@ -17,6 +17,10 @@ use engine::model::{Address, LedgerSettings, Operation, Transaction, Transaction
 use engine::store::WriteOp;
 use storage_rocksdb::RocksStore;
 
+/// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BLOCK_TXS: usize = 1_000;
 
 fn main() {
