@@ -1386,7 +1386,6 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         Ok(length)
     }
 
-    /// The current version of a key: −1 when absent.
     /// The current version of a data key (−1: none), first checking the version the
     /// writer expects with point reads: a key's history holds every version from 0 to
     /// the latest (nothing removes one), so "no version 0" means −1, and "version v and
