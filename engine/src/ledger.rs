@@ -1230,6 +1230,9 @@ struct BlockExecution<'a, S: KvStore> {
     height: u64,
     algorithm: HashAlgorithm,
     users: HashSet<Address>,
+    /// Signers' addresses, hashed once per block per key (a block's transactions come
+    /// from few signers, and an address is a hash of the key).
+    addresses: HashMap<crypto_parallel::PublicKey, Address>,
     accounts: HashMap<String, Address>,
     versions: HashMap<DataKey, u64>,
     event_accounts: HashMap<String, Address>,
@@ -1268,6 +1271,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             height,
             algorithm: ledger.hash_algorithm(),
             users: HashSet::new(),
+            addresses: HashMap::new(),
             accounts: HashMap::new(),
             versions: HashMap::new(),
             event_accounts: HashMap::new(),
@@ -1291,6 +1295,16 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             entries: Vec::new(),
             batch: WriteBatch::new(),
         }
+    }
+
+    /// `Address::of` the key, remembered for the rest of the block.
+    fn address_of(&mut self, key: &crypto_parallel::PublicKey) -> Address {
+        if let Some(address) = self.addresses.get(key) {
+            return *address;
+        }
+        let address = Address::of(self.algorithm, key);
+        self.addresses.insert(key.clone(), address);
+        address
     }
 
     /// Whether a user exists; store hits are remembered for the rest of the block (a
@@ -1558,7 +1572,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             )
         });
         for (i, endorsement) in transaction.endorsements.iter().enumerate() {
-            let address = Address::of(self.algorithm, &endorsement.public_key);
+            let address = self.address_of(&endorsement.public_key);
             if !allowed.contains(&endorsement.public_key.algorithm()) {
                 return Ok(Err(ResultCode::NoPermission));
             }
