@@ -86,24 +86,11 @@ pub fn expectations_are_compare_and_swap(store: &dyn KvStore) {
 /// changes nothing.
 pub fn two_writers_cannot_both_advance_a_ledger(store: &dyn KvStore) {
     use crate::ledger::{Ledger, SignatureCheck};
-    use crate::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+    use crate::model::{Address, Operation, Transaction, TransactionContent};
     use crate::store::StoreError;
-    use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
 
     let admin = fixed_key(1);
-    let settings = LedgerSettings {
-        name: "two-writers".into(),
-        hash_algorithm: HashAlgorithm::Sm3,
-        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
-        consensus: "solo".into(),
-        participants: vec![],
-        initial_users: vec![admin.public_key()],
-        regulators: Vec::new(),
-        participant_quorum: 0,
-        parents: Vec::new(),
-        roles: Vec::new(),
-        created_ms: 1_764_000_000_000,
-    };
+    let settings = solo_settings("two-writers", &[&admin]);
     let mut first = Ledger::create(store, settings).expect("create ledger");
     let id = first.id();
     let mut second = Ledger::open(store, id).expect("open ledger");
@@ -289,6 +276,27 @@ pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
     }
 }
 
+/// Settings of a solo SM3 ledger whose first users are `users` (Ed25519), as the ledger
+/// checks use them.
+fn solo_settings(
+    name: &str,
+    users: &[&crypto_parallel::PrivateKey],
+) -> crate::model::LedgerSettings {
+    crate::model::LedgerSettings {
+        name: name.into(),
+        hash_algorithm: crypto_parallel::HashAlgorithm::Sm3,
+        signature_algorithms: vec![crypto_parallel::SignatureAlgorithm::Ed25519],
+        consensus: "solo".into(),
+        participants: vec![],
+        initial_users: users.iter().map(|key| key.public_key()).collect(),
+        regulators: Vec::new(),
+        participant_quorum: 0,
+        parents: Vec::new(),
+        roles: Vec::new(),
+        created_ms: 1_764_000_000_000,
+    }
+}
+
 /// A fixed Ed25519 key (the ledger checks sign fast and reproducibly).
 fn fixed_key(seed: u8) -> crypto_parallel::PrivateKey {
     let mut raw = [seed; 32];
@@ -303,28 +311,14 @@ fn fixed_key(seed: u8) -> crypto_parallel::PrivateKey {
 /// tree, and the whole ledger verifies by replay.
 pub fn ledger_events(store: &dyn KvStore) {
     use crate::ledger::{Ledger, SignatureCheck};
-    use crate::model::{
-        Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
-    };
+    use crate::model::{Address, Operation, ResultCode, Transaction, TransactionContent};
     use crate::proof::verify_state_proof;
     use crate::state::{StateKey, data_leaf_value};
-    use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+    use crypto_parallel::{HashAlgorithm, PrivateKey};
 
     let algorithm = HashAlgorithm::Sm3;
     let (admin, other) = (fixed_key(1), fixed_key(2));
-    let settings = LedgerSettings {
-        name: "events".into(),
-        hash_algorithm: algorithm,
-        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
-        consensus: "solo".into(),
-        participants: vec![],
-        initial_users: vec![admin.public_key(), other.public_key()],
-        regulators: Vec::new(),
-        participant_quorum: 0,
-        parents: Vec::new(),
-        roles: Vec::new(),
-        created_ms: 1_764_000_000_000,
-    };
+    let settings = solo_settings("events", &[&admin, &other]);
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
     let id = ledger.id();
     let mut nonce = 0;
@@ -442,21 +436,12 @@ pub fn ledger_recalls(store: &dyn KvStore) {
         Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
     };
     use crate::state::{StateKey, data_leaf_value};
-    use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+    use crypto_parallel::{HashAlgorithm, PrivateKey};
 
     let (admin, regulator) = (fixed_key(1), fixed_key(3));
     let settings = LedgerSettings {
-        name: "recalls".into(),
-        hash_algorithm: HashAlgorithm::Sm3,
-        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
-        consensus: "solo".into(),
-        participants: vec![],
-        initial_users: vec![admin.public_key()],
         regulators: vec![regulator.public_key()],
-        participant_quorum: 0,
-        parents: Vec::new(),
-        roles: Vec::new(),
-        created_ms: 1_764_000_000_000,
+        ..solo_settings("recalls", &[&admin])
     };
     let decoded = LedgerSettings::decode(&settings.encode()).expect("settings decode");
     assert_eq!(decoded, settings, "settings with regulators round-trip");
@@ -559,25 +544,10 @@ pub fn ledger_recalls(store: &dyn KvStore) {
 /// the same block.
 pub fn ledger_versions(store: &dyn KvStore) {
     use crate::ledger::{Ledger, SignatureCheck};
-    use crate::model::{
-        Address, LedgerSettings, Operation, ResultCode, Transaction, TransactionContent,
-    };
-    use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
+    use crate::model::{Address, Operation, ResultCode, Transaction, TransactionContent};
 
     let admin = fixed_key(1);
-    let settings = LedgerSettings {
-        name: "versions".into(),
-        hash_algorithm: HashAlgorithm::Sm3,
-        signature_algorithms: vec![SignatureAlgorithm::Ed25519],
-        consensus: "solo".into(),
-        participants: vec![],
-        initial_users: vec![admin.public_key()],
-        regulators: vec![],
-        participant_quorum: 0,
-        parents: Vec::new(),
-        roles: Vec::new(),
-        created_ms: 1_764_000_000_000,
-    };
+    let settings = solo_settings("versions", &[&admin]);
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
     let id = ledger.id();
     let mut nonce = 0;

@@ -16,17 +16,19 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
+use crypto_parallel::{HashAlgorithm, PrivateKey};
 use engine::ledger::{Ledger, SignatureCheck};
-use engine::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+use engine::model::{Address, Operation, Transaction, TransactionContent};
 use storage_rocksdb::RocksStore;
 
 /// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+use support::VALUE_LEN;
+
 const BLOCK_TXS: usize = 1_000;
-const VALUE_LEN: usize = 200;
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -44,30 +46,7 @@ impl Bench {
     fn new(hash_algorithm: HashAlgorithm) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = RocksStore::open(dir.path()).unwrap();
-        // SM2 keys and signatures: the default, so stored sizes are representative.
-        let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
-        let settings = LedgerSettings {
-            name: "bench-0".into(),
-            hash_algorithm,
-            signature_algorithms: vec![SignatureAlgorithm::Sm2],
-            consensus: "solo".into(),
-            participants: vec![],
-            initial_users: vec![key.public_key()],
-            regulators: Vec::new(),
-            participant_quorum: 0,
-            parents: Vec::new(),
-            roles: Vec::new(),
-            created_ms: 0,
-        };
-        let mut ledger = Ledger::create(store, settings).unwrap();
-        let content = TransactionContent {
-            ledger_id: ledger.id(),
-            nonce: 0,
-            timestamp_ms: 0,
-            operations: vec![Operation::RegisterDataAccount { name: "trace".into() }],
-        };
-        let tx = Transaction::sign(content, &[&key]).unwrap();
-        ledger.append_block(vec![tx], SignatureCheck::Verify, 0, Address([0; 32])).unwrap();
+        let (ledger, key, _) = support::trace_ledger(store, hash_algorithm);
         Bench {
             _dir: dir,
             ledger,
@@ -94,19 +73,8 @@ impl Bench {
                 } else {
                     (format!("trace-code-{:016}", self.nonce).into_bytes(), -1)
                 };
-                let mut value = vec![b'e'; VALUE_LEN];
-                value[..8].copy_from_slice(&self.nonce.to_be_bytes());
-                let content = TransactionContent {
-                    ledger_id: self.ledger.id(),
-                    nonce: self.nonce,
-                    timestamp_ms: self.nonce,
-                    operations: vec![Operation::WriteKv {
-                        account: "trace".into(),
-                        key,
-                        value,
-                        expected_version,
-                    }],
-                };
+                let content =
+                    support::trace_write(self.ledger.id(), self.nonce, key, expected_version);
                 Transaction::sign(content, &[&self.key]).unwrap()
             })
             .collect()

@@ -14,15 +14,18 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
-use engine::ledger::{Ledger, SignatureCheck};
-use engine::model::{Address, LedgerSettings, Operation, Transaction, TransactionContent};
+use crypto_parallel::HashAlgorithm;
+use engine::ledger::SignatureCheck;
+use engine::model::{Address, Transaction};
 use engine::store::WriteOp;
 use storage_rocksdb::{RocksOptions, RocksStore};
 
 /// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 const BLOCK_TXS: usize = 1_000;
 
@@ -38,30 +41,8 @@ fn main() {
         ..RocksOptions::default()
     };
     let store = RocksStore::open_with(dir.path(), &options).unwrap();
-    let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
-    let settings = LedgerSettings {
-        name: "profile-0".into(),
-        hash_algorithm: HashAlgorithm::Sm3,
-        signature_algorithms: vec![SignatureAlgorithm::Sm2],
-        consensus: "solo".into(),
-        participants: vec![],
-        initial_users: vec![key.public_key()],
-        regulators: Vec::new(),
-        participant_quorum: 0,
-        parents: Vec::new(),
-        roles: Vec::new(),
-        created_ms: 0,
-    };
-    let mut ledger = Ledger::create(store, settings).unwrap();
-    let content = TransactionContent {
-        ledger_id: ledger.id(),
-        nonce: 0,
-        timestamp_ms: 0,
-        operations: vec![Operation::RegisterDataAccount { name: "trace".into() }],
-    };
-    let first = Transaction::sign(content, &[&key]).unwrap();
-    let endorsements = first.endorsements.clone();
-    ledger.append_block(vec![first], SignatureCheck::Verify, 0, Address([0; 32])).unwrap();
+    let (mut ledger, _, first) = support::trace_ledger(store, HashAlgorithm::Sm3);
+    let endorsements = first.endorsements;
 
     let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);
     let (mut execute_cpu, mut commit_cpu) = (Duration::ZERO, Duration::ZERO);
@@ -70,20 +51,8 @@ fn main() {
         let transactions: Vec<Transaction> = (0..BLOCK_TXS)
             .map(|_| {
                 nonce += 1;
-                let mut value = vec![b'e'; 200];
-                value[..8].copy_from_slice(&nonce.to_be_bytes());
-                let operation = Operation::WriteKv {
-                    account: "trace".into(),
-                    key: format!("trace-code-{nonce:016}").into_bytes(),
-                    value,
-                    expected_version: -1,
-                };
-                let content = TransactionContent {
-                    ledger_id: ledger.id(),
-                    nonce,
-                    timestamp_ms: nonce,
-                    operations: vec![operation],
-                };
+                let key = format!("trace-code-{nonce:016}").into_bytes();
+                let content = support::trace_write(ledger.id(), nonce, key, -1);
                 Transaction { content, endorsements: endorsements.clone() }
             })
             .collect();
