@@ -1011,13 +1011,13 @@ impl NodeConfig {
         self.validate_ledgers()?;
         self.validate_tuning()?;
         self.validate_webhooks()?;
-        if let Some(name) = self.traceability.as_ref().and_then(|t| t.map_ledger.as_ref()) {
-            if self.ledger(name).is_none() {
-                return Err(invalid(
-                    "traceability.map_ledger",
-                    format!("no ledger `{name}` is configured on this node"),
-                ));
-            }
+        if let Some(name) = self.traceability.as_ref().and_then(|t| t.map_ledger.as_ref())
+            && self.ledger(name).is_none()
+        {
+            return Err(invalid(
+                "traceability.map_ledger",
+                format!("no ledger `{name}` is configured on this node"),
+            ));
         }
         Ok(())
     }

@@ -107,10 +107,10 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     fn check(&self) -> Result<(), Failure> {
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(invalid("--rate must be a positive number of tx/s"));
-            }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(invalid("--rate must be a positive number of tx/s"));
         }
         if self.batch == 0 || self.batch > engine::limits::BLOCK_TXS_MAX {
             return Err(invalid(format!(

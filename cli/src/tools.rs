@@ -491,10 +491,10 @@ pub fn tx(command: TxCommand) -> Result<(), Failure> {
                 (None, Some(path)) => read_input(&path)?,
                 (None, None) => return Err(invalid("--value or --value-file is required")),
             };
-            if let Some(version) = expected_version {
-                if version < -1 {
-                    return Err(invalid("--expected-version: -1 (a new key) or a version >= 0"));
-                }
+            if let Some(version) = expected_version
+                && version < -1
+            {
+                return Err(invalid("--expected-version: -1 (a new key) or a version >= 0"));
             }
             let client = connect(&target)?;
             tokio_runtime()?.block_on(async {

@@ -81,11 +81,11 @@ impl RaftGroup {
             }
             MessageType::MsgAppendResponse if message.reject => {
                 let from = message.from;
-                if let Some(progress) = self.node.raft.mut_prs().get_mut(from) {
-                    if message.reject_hint < progress.matched {
-                        progress.matched = message.reject_hint;
-                        progress.become_probe();
-                    }
+                if let Some(progress) = self.node.raft.mut_prs().get_mut(from)
+                    && message.reject_hint < progress.matched
+                {
+                    progress.matched = message.reject_hint;
+                    progress.become_probe();
                 }
             }
             _ => {}

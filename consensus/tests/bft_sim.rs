@@ -232,7 +232,7 @@ impl Sim {
         let Ok(message) = Message::decode(&bytes, usize::MAX) else { return vec![bytes] };
         let mut out = vec![bytes.clone()];
         match message {
-            Message::Proposal(p) if to % 2 == 0 => {
+            Message::Proposal(p) if to.is_multiple_of(2) => {
                 // Equivocation: another valid block for the same round to half the peers.
                 self.forged += 1;
                 let other = payload(p.height, from, 1_000_000 + self.rng.next_u64() % 1000);

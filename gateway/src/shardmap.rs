@@ -86,13 +86,13 @@ impl MapSource {
                 })?
             }
         };
-        if let Some((version, map)) = self.cache.read().as_ref() {
-            if *version == latest.version {
-                return Ok(Current {
-                    map: map.clone(),
-                    recorded: Some((name.clone(), latest.version, latest.height)),
-                });
-            }
+        if let Some((version, map)) = self.cache.read().as_ref()
+            && *version == latest.version
+        {
+            return Ok(Current {
+                map: map.clone(),
+                recorded: Some((name.clone(), latest.version, latest.height)),
+            });
         }
         let text = String::from_utf8_lossy(&latest.value);
         let map = Arc::new(ShardMap::from_json(&text).map_err(|e| {

@@ -244,10 +244,10 @@ fn item_lots<'a>(
 pub(crate) fn ilmd_lots(event: &Value, lots: &mut BTreeSet<String>) {
     if let Some(Value::Object(ilmd)) = event.get("ilmd") {
         for (key, value) in ilmd {
-            if key == "lotNumber" || key.ends_with(":lotNumber") {
-                if let Some(lot) = value.as_str() {
-                    lots.insert(lot.to_owned());
-                }
+            if (key == "lotNumber" || key.ends_with(":lotNumber"))
+                && let Some(lot) = value.as_str()
+            {
+                lots.insert(lot.to_owned());
             }
         }
     }

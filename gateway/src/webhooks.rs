@@ -153,10 +153,10 @@ impl Webhook {
     /// Delivers until the ledger stops on this node.
     pub async fn run(self) {
         let name = self.section.name.clone();
-        if let Some(dir) = self.cursor_file.as_deref().and_then(Path::parent) {
-            if let Err(error) = std::fs::create_dir_all(dir) {
-                tracing::error!(webhook = %name, dir = %dir.display(), %error, "cannot create the cursor directory");
-            }
+        if let Some(dir) = self.cursor_file.as_deref().and_then(Path::parent)
+            && let Err(error) = std::fs::create_dir_all(dir)
+        {
+            tracing::error!(webhook = %name, dir = %dir.display(), %error, "cannot create the cursor directory");
         }
         let ledger = hex::encode(self.handle.id().0);
         let spec = self.spec();
@@ -179,10 +179,10 @@ impl Webhook {
                 let body = serde_json::to_vec(batch).expect("stream messages serialize");
                 self.deliver(&name, body, last).await;
                 position.set(last as i64 + 1);
-                if let Some(path) = &self.cursor_file {
-                    if let Err(error) = write_cursor(path, last + 1) {
-                        tracing::error!(webhook = %name, path = %path.display(), %error, "cannot save the cursor; a restart resends from the last saved one");
-                    }
+                if let Some(path) = &self.cursor_file
+                    && let Err(error) = write_cursor(path, last + 1)
+                {
+                    tracing::error!(webhook = %name, path = %path.display(), %error, "cannot save the cursor; a restart resends from the last saved one");
                 }
             }
         }

@@ -22,11 +22,11 @@ fn main() {
     match sdk::proof::verify(&document) {
         Ok(verified) => {
             let hash = hex::encode(verified.block_hash);
-            if let Some(trusted) = args.next() {
-                if trusted.to_ascii_lowercase() != hash {
-                    eprintln!("INVALID: the proof ends at block {hash}, not the trusted {trusted}");
-                    std::process::exit(4);
-                }
+            if let Some(trusted) = args.next()
+                && trusted.to_ascii_lowercase() != hash
+            {
+                eprintln!("INVALID: the proof ends at block {hash}, not the trusted {trusted}");
+                std::process::exit(4);
             }
             println!(
                 "VALID: {} proof, ledger {}, block {} ({hash})",

@@ -436,11 +436,11 @@ impl Checker {
         }
         let mut codes = BTreeSet::new();
         let mut parent = None;
-        if let Some(value) = map.get("parentID") {
-            if let Some(id) = self.identifier(index, format!("{base}/parentID"), value) {
-                parent = Some(id.canonical());
-                codes.insert(id.canonical());
-            }
+        if let Some(value) = map.get("parentID")
+            && let Some(id) = self.identifier(index, format!("{base}/parentID"), value)
+        {
+            parent = Some(id.canonical());
+            codes.insert(id.canonical());
         }
         let needs_parent = match event_type {
             EventType::Aggregation => action.as_deref() != Some("OBSERVE"),

@@ -351,7 +351,7 @@ impl Identifier {
         };
         let (ai, key) = (segments[start], segments[start + 1]);
         let rest = &segments[start + 2..];
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(error(input, "qualifiers come in AI/value pairs"));
         }
         let qualifiers: Vec<(&str, &str)> = rest.chunks(2).map(|pair| (pair[0], pair[1])).collect();

@@ -122,16 +122,16 @@ pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
             acc = acc.double();
         }
         let dp = naf_p[i];
-        if dp != 0 {
-            if let Some(q) = p_table.get(digit_index(dp)) {
-                acc = if dp > 0 { acc.add(q) } else { acc.add(&q.neg()) };
-            }
+        if dp != 0
+            && let Some(q) = p_table.get(digit_index(dp))
+        {
+            acc = if dp > 0 { acc.add(q) } else { acc.add(&q.neg()) };
         }
         let dg = naf_g[i];
-        if dg != 0 {
-            if let Some(q) = g_table.get(digit_index(dg)) {
-                acc = if dg > 0 { acc.add_affine(q) } else { acc.add_affine(&q.neg()) };
-            }
+        if dg != 0
+            && let Some(q) = g_table.get(digit_index(dg))
+        {
+            acc = if dg > 0 { acc.add_affine(q) } else { acc.add_affine(&q.neg()) };
         }
     }
     acc
