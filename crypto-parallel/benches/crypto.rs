@@ -5,7 +5,10 @@
 //! - `verify_batch_one_thread/ed25519_1024`: Ed25519's batch equation on one thread;
 //! - `verify_batch_sm2_10000/{1_thread,all_threads}`: `BatchVerifier` on 10,000 SM2 items,
 //!   followed by an interleaved speed-up measurement printed as `speed-up: …`;
-//! - `hash/<algorithm>/{256B,1MiB}`: hashes/s and MB/s.
+//! - `hash/<algorithm>/{256B,1MiB}`: hashes/s and MB/s;
+//! - `hash_many/sm3_<len>B_x1000/{one_by_one,hash_many}`: 1,000 messages of a block's
+//!   typical sizes (a 34-byte transaction-tree leaf, a 200-byte value, a ~330-byte
+//!   transaction) hashed one by one and with `hash_many` (sixteen lanes with AVX-512).
 //!
 //! Run: `cargo bench -p crypto-parallel --bench crypto` (results in perf/RESULTS.md).
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use crypto_parallel::{
     BatchVerifier, HashAlgorithm, PrivateKey, PublicKey, Signature, SignatureAlgorithm, VerifyItem,
-    hash,
+    hash, hash_many,
 };
 
 struct Signed {
@@ -168,7 +171,31 @@ fn hashing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify_one_core, ed25519_batch, sm2_batch, hashing);
+fn hashing_many(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hash_many");
+    group.sample_size(20).measurement_time(Duration::from_secs(3));
+    println!(
+        "hash_many: sixteen-lane SM3 available: {}",
+        crypto_parallel::hash_many::simd_available()
+    );
+    for len in [34usize, 200, 330] {
+        let messages: Vec<Vec<u8>> = (0..1_000u32)
+            .map(|i| [i.to_be_bytes().as_slice(), &vec![0x61; len - 4]].concat())
+            .collect();
+        group.throughput(Throughput::Elements(messages.len() as u64));
+        group.bench_function(format!("sm3_{len}B_x1000/one_by_one"), |b| {
+            b.iter(|| {
+                black_box(&messages).iter().map(|m| hash(HashAlgorithm::Sm3, m)).collect::<Vec<_>>()
+            })
+        });
+        group.bench_function(format!("sm3_{len}B_x1000/hash_many"), |b| {
+            b.iter(|| hash_many(HashAlgorithm::Sm3, black_box(&messages)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verify_one_core, ed25519_batch, sm2_batch, hashing, hashing_many);
 
 fn main() {
     benches();
