@@ -587,11 +587,14 @@ impl<S: KvStore> Ledger<S> {
         let algorithm = self.hash_algorithm();
         // Phase 1, for the whole block: canonical bytes, hashes, and one multi-get for
         // transactions already on the ledger.
+        // Independent hashes are computed together (`hash_many`: sixteen SM3 lanes with
+        // AVX-512), not one by one during execution.
         let contents: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.content.encode()).collect();
-        let hashes: Vec<Hash32> = contents
+        let hashes: Vec<Hash32> = crypto_parallel::hash_many(algorithm, &contents)
             .iter()
-            .map(|content| *crypto_parallel::hash(algorithm, content).as_bytes())
+            .map(|digest| *digest.as_bytes())
             .collect();
+        let writes = WriteHashes::of_block(algorithm, &transactions);
         let tx_keys: Vec<Vec<u8>> =
             hashes.iter().map(|hash| layout::tx_key(&self.id, hash)).collect();
         let key_refs: Vec<&[u8]> = tx_keys.iter().map(Vec::as_slice).collect();
@@ -609,7 +612,15 @@ impl<S: KvStore> Ledger<S> {
         for (index, ((transaction, signatures_ok), (content, tx_hash))) in
             transactions.into_iter().zip(verdicts).zip(contents.into_iter().zip(hashes)).enumerate()
         {
-            execution.execute(index as u32, transaction, content, tx_hash, signatures_ok)?;
+            let write_hashes = writes.of_transaction(index);
+            execution.execute(
+                index as u32,
+                transaction,
+                content,
+                tx_hash,
+                signatures_ok,
+                write_hashes,
+            )?;
         }
         // Phase 3: state root, transaction root, the batch.
         execution.finish(timestamp_ms, proposer)
@@ -1196,13 +1207,81 @@ fn decode_history(prefix: &[u8], key: &[u8], value: &[u8]) -> Result<VersionedVa
 /// A data key: (account name, key).
 type DataKey = (String, Vec<u8>);
 
+/// One staged write.
+struct StagedWrite {
+    key: DataKey,
+    version: u64,
+    value: Vec<u8>,
+    /// The key's place in the state tree and the value's hash (see [`WriteHashes`]).
+    hashes: WriteHash,
+}
+
+/// The state-tree key hash and the value hash of one `WriteKv`.
+#[derive(Clone, Copy)]
+struct WriteHash {
+    key_hash: Hash32,
+    value_hash: Hash32,
+}
+
+impl WriteHash {
+    fn of(algorithm: HashAlgorithm, account: &str, key: &[u8], value: &[u8]) -> Self {
+        WriteHash {
+            key_hash: *crypto_parallel::hash(algorithm, &state::data_key_preimage(account, key))
+                .as_bytes(),
+            value_hash: *crypto_parallel::hash(algorithm, value).as_bytes(),
+        }
+    }
+}
+
+/// The [`WriteHash`] of every `WriteKv` of a block, in order, computed before execution
+/// with `hash_many` (they depend only on the operation, not on what executes before it;
+/// a rejected transaction's are computed and not used).
+struct WriteHashes {
+    hashes: Vec<WriteHash>,
+    /// Transaction `i`'s writes are `hashes[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+}
+
+impl WriteHashes {
+    fn of_block(algorithm: HashAlgorithm, transactions: &[Transaction]) -> Self {
+        let mut preimages = Vec::new();
+        let mut values: Vec<&[u8]> = Vec::new();
+        let mut starts = Vec::with_capacity(transactions.len() + 1);
+        for transaction in transactions {
+            starts.push(values.len());
+            for operation in &transaction.content.operations {
+                if let Operation::WriteKv { account, key, value, .. } = operation {
+                    preimages.push(state::data_key_preimage(account, key));
+                    values.push(value);
+                }
+            }
+        }
+        starts.push(values.len());
+        let key_hashes = crypto_parallel::hash_many(algorithm, &preimages);
+        let value_hashes = crypto_parallel::hash_many(algorithm, &values);
+        let hashes = key_hashes
+            .iter()
+            .zip(&value_hashes)
+            .map(|(key, value)| WriteHash {
+                key_hash: *key.as_bytes(),
+                value_hash: *value.as_bytes(),
+            })
+            .collect();
+        WriteHashes { hashes, starts }
+    }
+
+    fn of_transaction(&self, index: usize) -> &[WriteHash] {
+        &self.hashes[self.starts[index]..self.starts[index + 1]]
+    }
+}
+
 /// The changes one transaction makes, staged until all its operations pass.
 #[derive(Default)]
 struct Staged {
     users: Vec<(Address, Vec<u8>)>,
     accounts: Vec<(String, Address)>,
     /// (account, key) → (new version, value).
-    writes: Vec<(DataKey, u64, Vec<u8>)>,
+    writes: Vec<StagedWrite>,
     event_accounts: Vec<(String, Address)>,
     /// (account, topic) → (sequence, payload).
     events: Vec<(TopicKey, u64, Vec<u8>)>,
@@ -1452,6 +1531,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         content: Vec<u8>,
         tx_hash: Hash32,
         signatures_ok: bool,
+        write_hashes: &[WriteHash],
     ) -> Result<(), EngineError> {
         let duplicate =
             self.tx_hashes.contains(&tx_hash) || self.tx_hashes_committed.contains(&tx_hash);
@@ -1471,7 +1551,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         } else if self.sealed {
             ResultCode::LedgerSealed
         } else {
-            match self.stage(&transaction)? {
+            match self.stage(&transaction, write_hashes)? {
                 Ok(staged) => {
                     self.apply(staged, &tx_hash);
                     ResultCode::Committed
@@ -1557,9 +1637,12 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
 
     /// Validates every operation against the overlay and the store; `Err(code)` when
     /// the transaction must be rejected.
+    /// `write_hashes` holds the transaction's `WriteKv` hashes in order (computed again
+    /// here if missing).
     fn stage(
         &mut self,
         transaction: &Transaction,
+        write_hashes: &[WriteHash],
     ) -> Result<Result<Staged, ResultCode>, EngineError> {
         // Borrow through the ledger reference (not through `self`, which is mutated).
         let ledger = self.ledger;
@@ -1659,14 +1742,24 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                         return Ok(Err(ResultCode::NoPermission));
                     }
                     let id = (account.clone(), key.clone());
-                    let current = match staged.writes.iter().rev().find(|(k, _, _)| *k == id) {
-                        Some((_, version, _)) => *version as i64,
+                    let current = match staged.writes.iter().rev().find(|w| w.key == id) {
+                        Some(write) => write.version as i64,
                         None => self.current_version(account, key, *expected_version)?,
                     };
                     if current != *expected_version {
                         return Ok(Err(ResultCode::VersionConflict));
                     }
-                    staged.writes.push((id, (current + 1) as u64, value.clone()));
+                    let hashes =
+                        write_hashes.get(staged.writes.len()).copied().unwrap_or_else(|| {
+                            debug_assert!(false, "a WriteKv without its precomputed hashes");
+                            WriteHash::of(self.algorithm, account, key, value)
+                        });
+                    staged.writes.push(StagedWrite {
+                        key: id,
+                        version: (current + 1) as u64,
+                        value: value.clone(),
+                        hashes,
+                    });
                 }
                 Operation::RegisterEventAccount { name } => {
                     if name.starts_with(crate::model::RESERVED_NAME_PREFIX) {
@@ -1783,11 +1876,9 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             self.batch.put(layout::data_account_key(&id, &name), record.into_bytes());
             self.accounts.insert(name, owner);
         }
-        for ((account, key), version, value) in staged.writes {
-            let state_key = StateKey::Data { account, key };
-            let leaf = data_leaf_value(self.algorithm, version, &value);
-            self.state_updates.insert(state_key.key_hash(self.algorithm), Some(leaf));
-            let StateKey::Data { account, key } = state_key else { unreachable!() };
+        for StagedWrite { key: (account, key), version, value, hashes } in staged.writes {
+            let leaf = state::data_leaf_from_hash(version, &hashes.value_hash);
+            self.state_updates.insert(hashes.key_hash, Some(leaf));
             let mut record = Writer::with_capacity(40 + value.len());
             record.u64(self.height).raw(tx_hash).raw(&value);
             self.batch.put(layout::history_key(&id, &account, &key, version), record.into_bytes());
@@ -1902,11 +1993,7 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let state_root_time = state_started.elapsed();
         // The transaction tree by chunks: the root from the chunk roots, and the chunk
         // roots kept (large blocks) so an inclusion proof hashes one chunk.
-        let leaves: Vec<Hash32> = self
-            .entries
-            .iter()
-            .map(|(hash, result)| txroot::leaf_hash(self.algorithm, hash, *result))
-            .collect();
+        let leaves = txroot::leaf_hashes(self.algorithm, &self.entries);
         let chunk_roots = txroot::chunk_roots(self.algorithm, &leaves);
         let tx_root = txroot::root_of_leaves(self.algorithm, &chunk_roots);
         if chunk_roots.len() > 1 {

@@ -17,6 +17,21 @@ pub fn leaf_hash(algorithm: HashAlgorithm, tx_hash: &Hash32, result: ResultCode)
     *hasher.finalize().as_bytes()
 }
 
+/// The leaf hashes of a block's `(tx hash, result)` pairs, hashed together
+/// (`crypto_parallel::hash_many`); equal to [`leaf_hash`] on each.
+pub fn leaf_hashes(algorithm: HashAlgorithm, entries: &[(Hash32, ResultCode)]) -> Vec<Hash32> {
+    let messages: Vec<[u8; 34]> = entries
+        .iter()
+        .map(|(hash, result)| {
+            let mut message = [0u8; 34];
+            message[1..33].copy_from_slice(hash);
+            message[33] = *result as u8;
+            message
+        })
+        .collect();
+    crypto_parallel::hash_many(algorithm, &messages).iter().map(|d| *d.as_bytes()).collect()
+}
+
 fn node_hash(algorithm: HashAlgorithm, left: &Hash32, right: &Hash32) -> Hash32 {
     let mut hasher = Hasher::new(algorithm);
     hasher.update(&[0x01]).update(left).update(right);
@@ -57,8 +72,38 @@ pub const CHUNK: usize = 64;
 /// tree shape every such chunk is a complete subtree (a tree of more than `CHUNK`
 /// leaves splits at a power of two ≥ `CHUNK`, so at a chunk boundary), and the tree
 /// over the chunk roots, shaped the same way, has the same root.
+///
+/// Computed level by level from the leaves up, each level's node hashes together
+/// (`crypto_parallel::hash_many`): pairing neighbours and carrying an odd last node up
+/// unchanged gives, in this tree shape, the same nodes as the recursive definition, and
+/// a chunk starts at a multiple of `CHUNK`, so no pair crosses a chunk boundary in the
+/// `log2(CHUNK)` levels up to the chunk roots.
 pub fn chunk_roots(algorithm: HashAlgorithm, leaves: &[Hash32]) -> Vec<Hash32> {
-    leaves.chunks(CHUNK).map(|chunk| root_of_leaves(algorithm, chunk)).collect()
+    let mut level = leaves.to_vec();
+    for _ in 0..CHUNK.trailing_zeros() {
+        level = next_level(algorithm, &level);
+    }
+    level
+}
+
+/// One level up: `H(0x01 ‖ left ‖ right)` for each pair, an odd last node as it is.
+fn next_level(algorithm: HashAlgorithm, level: &[Hash32]) -> Vec<Hash32> {
+    let messages: Vec<[u8; 65]> = level
+        .chunks_exact(2)
+        .map(|pair| {
+            let mut message = [0u8; 65];
+            message[0] = 0x01;
+            message[1..33].copy_from_slice(&pair[0]);
+            message[33..].copy_from_slice(&pair[1]);
+            message
+        })
+        .collect();
+    let mut next: Vec<Hash32> =
+        crypto_parallel::hash_many(algorithm, &messages).iter().map(|d| *d.as_bytes()).collect();
+    if level.len() % 2 == 1 {
+        next.push(level[level.len() - 1]);
+    }
+    next
 }
 
 /// The audit path of leaf `index` from its chunk's leaves and every chunk root
@@ -179,6 +224,9 @@ mod tests {
         for n in [1, 2, 63, 64, 65, 127, 128, 129, 200, 1000, 2000, 4097] {
             let leaves = leaves_wide(n);
             let roots = chunk_roots(HashAlgorithm::Sm3, &leaves);
+            let recursive: Vec<Hash32> =
+                leaves.chunks(CHUNK).map(|c| root_of_leaves(HashAlgorithm::Sm3, c)).collect();
+            assert_eq!(roots, recursive, "n={n}");
             let root = root_of_leaves(HashAlgorithm::Sm3, &leaves);
             assert_eq!(root_of_leaves(HashAlgorithm::Sm3, &roots), root, "n={n}");
             for index in [0, 1, n / 3, n / 2, n - 1].into_iter().filter(|i| *i < n) {
@@ -201,6 +249,33 @@ mod tests {
                 leaf_hash(HashAlgorithm::Sm3, &hash, ResultCode::Committed)
             })
             .collect()
+    }
+
+    #[test]
+    fn batched_leaves_and_levels_equal_one_by_one() {
+        for algorithm in HashAlgorithm::ALL {
+            for n in [0, 1, 2, 3, 5, 16, 17, 31, 33, 64, 65, 100, 1000] {
+                let entries: Vec<(Hash32, ResultCode)> = (0..n)
+                    .map(|i| {
+                        let result = if i % 7 == 3 {
+                            ResultCode::VersionConflict
+                        } else {
+                            ResultCode::Committed
+                        };
+                        ([i as u8; 32], result)
+                    })
+                    .collect();
+                let leaves = leaf_hashes(algorithm, &entries);
+                let one_by_one: Vec<Hash32> = entries
+                    .iter()
+                    .map(|(hash, result)| leaf_hash(algorithm, hash, *result))
+                    .collect();
+                assert_eq!(leaves, one_by_one, "{algorithm:?} n={n}");
+                let recursive: Vec<Hash32> =
+                    leaves.chunks(CHUNK).map(|c| root_of_leaves(algorithm, c)).collect();
+                assert_eq!(chunk_roots(algorithm, &leaves), recursive, "{algorithm:?} n={n}");
+            }
+        }
     }
 
     #[test]
