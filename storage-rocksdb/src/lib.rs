@@ -166,6 +166,11 @@ impl KvStore for RocksStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        fn op_key(op: &WriteOp) -> &[u8] {
+            match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
+            }
+        }
         let _serial = if batch.expectations().is_empty() {
             None
         } else {
@@ -174,7 +179,13 @@ impl KvStore for RocksStore {
             Some(guard)
         };
         let mut rocks_batch = rocksdb::WriteBatch::default();
-        for op in batch.ops() {
+        // In key order (stable, so a key written twice keeps its last value): the
+        // memtable's skip list then inserts each key next to the previous one instead of
+        // searching from the top (its insert position hint), which the profile of the
+        // commit bench showed as ~5% of the engine thread in execution order.
+        let mut ops: Vec<&WriteOp> = batch.ops().iter().collect();
+        ops.sort_by(|a, b| op_key(a).cmp(op_key(b)));
+        for op in ops {
             match op {
                 WriteOp::Put { key, value } => rocks_batch.put(key, value),
                 WriteOp::Delete { key } => rocks_batch.delete(key),
