@@ -1674,6 +1674,8 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         let permissions = self.permissions_of(&actor)?;
         let lacks = |bit: u32| permissions & bit != bit;
         let mut staged = Staged::default();
+        // The `WriteKv` operations seen so far: the index into `write_hashes`.
+        let mut writes_seen = 0;
         for operation in &transaction.content.operations {
             let needed = match operation {
                 Operation::RegisterUser { .. } => permission::REGISTER_USER,
@@ -1733,6 +1735,8 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     staged.accounts.push((name.clone(), actor));
                 }
                 Operation::WriteKv { account, key, value, expected_version } => {
+                    let write_index = writes_seen;
+                    writes_seen += 1;
                     let owner = match staged.accounts.iter().find(|(n, _)| n == account) {
                         Some((_, owner)) => Some(*owner),
                         None => self.account_owner(account)?,
@@ -1749,11 +1753,10 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     if current != *expected_version {
                         return Ok(Err(ResultCode::VersionConflict));
                     }
-                    let hashes =
-                        write_hashes.get(staged.writes.len()).copied().unwrap_or_else(|| {
-                            debug_assert!(false, "a WriteKv without its precomputed hashes");
-                            WriteHash::of(self.algorithm, account, key, value)
-                        });
+                    let hashes = write_hashes.get(write_index).copied().unwrap_or_else(|| {
+                        debug_assert!(false, "a WriteKv without its precomputed hashes");
+                        WriteHash::of(self.algorithm, account, key, value)
+                    });
                     staged.writes.push(StagedWrite {
                         key: id,
                         version: (current + 1) as u64,
