@@ -61,6 +61,12 @@ impl RocksStore {
         db_options.set_write_buffer_size(64 << 20);
         db_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         db_options.set_bytes_per_sync(1 << 20);
+        // A Bloom filter over the memtable's whole keys: most point reads on the hot path
+        // are for absent keys (a new transaction's hash, version 0 of a new key), and
+        // without it each searches the whole skip list. 1% of the write buffer (~640 KiB,
+        // over 20 bits per key). Measured: execute −2 µs/tx, commit +0.7 µs/tx, net +4–5%.
+        db_options.set_memtable_whole_key_filtering(true);
+        db_options.set_memtable_prefix_bloom_ratio(0.01);
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(options.block_cache_bytes));
