@@ -297,6 +297,34 @@ fn solo_settings(
     }
 }
 
+/// Signs the ledger checks' transactions: one signer each, nonces (and timestamps)
+/// counting up from 1.
+struct Signer {
+    ledger_id: crate::model::LedgerId,
+    nonce: u64,
+}
+
+impl Signer {
+    fn new(ledger_id: crate::model::LedgerId) -> Self {
+        Signer { ledger_id, nonce: 0 }
+    }
+
+    fn sign(
+        &mut self,
+        key: &crypto_parallel::PrivateKey,
+        operations: Vec<crate::model::Operation>,
+    ) -> crate::model::Transaction {
+        self.nonce += 1;
+        let content = crate::model::TransactionContent {
+            ledger_id: self.ledger_id,
+            nonce: self.nonce,
+            timestamp_ms: self.nonce,
+            operations,
+        };
+        crate::model::Transaction::sign(content, &[key]).expect("sign")
+    }
+}
+
 /// A fixed Ed25519 key (the ledger checks sign fast and reproducibly).
 fn fixed_key(seed: u8) -> crypto_parallel::PrivateKey {
     let mut raw = [seed; 32];
@@ -311,7 +339,7 @@ fn fixed_key(seed: u8) -> crypto_parallel::PrivateKey {
 /// tree, and the whole ledger verifies by replay.
 pub fn ledger_events(store: &dyn KvStore) {
     use crate::ledger::{Ledger, SignatureCheck};
-    use crate::model::{Address, Operation, ResultCode, Transaction, TransactionContent};
+    use crate::model::{Address, Operation, ResultCode, Transaction};
     use crate::proof::verify_state_proof;
     use crate::state::{StateKey, data_leaf_value};
     use crypto_parallel::{HashAlgorithm, PrivateKey};
@@ -321,12 +349,8 @@ pub fn ledger_events(store: &dyn KvStore) {
     let settings = solo_settings("events", &[&admin, &other]);
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
     let id = ledger.id();
-    let mut nonce = 0;
-    let mut tx = |key: &PrivateKey, operations: Vec<Operation>| {
-        nonce += 1;
-        let content = TransactionContent { ledger_id: id, nonce, timestamp_ms: nonce, operations };
-        Transaction::sign(content, &[key]).expect("sign")
-    };
+    let mut signer = Signer::new(id);
+    let mut tx = |key: &PrivateKey, operations: Vec<Operation>| signer.sign(key, operations);
     let publish = |account: &str, topic: &str, payload: &str| Operation::PublishEvent {
         account: account.into(),
         topic: topic.into(),
@@ -453,17 +477,8 @@ pub fn ledger_recalls(store: &dyn KvStore) {
     );
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
     let id = ledger.id();
-    let mut nonce = 0;
-    let mut tx = |key: &PrivateKey, operation: Operation| {
-        nonce += 1;
-        let content = TransactionContent {
-            ledger_id: id,
-            nonce,
-            timestamp_ms: nonce,
-            operations: vec![operation],
-        };
-        Transaction::sign(content, &[key]).expect("sign")
-    };
+    let mut signer = Signer::new(id);
+    let mut tx = |key: &PrivateKey, operation: Operation| signer.sign(key, vec![operation]);
     let recall = |gtin: &str, lot: &str| Operation::Recall {
         gtin: gtin.into(),
         lot: lot.into(),
@@ -544,23 +559,14 @@ pub fn ledger_recalls(store: &dyn KvStore) {
 /// the same block.
 pub fn ledger_versions(store: &dyn KvStore) {
     use crate::ledger::{Ledger, SignatureCheck};
-    use crate::model::{Address, Operation, ResultCode, Transaction, TransactionContent};
+    use crate::model::{Address, Operation, ResultCode, Transaction};
 
     let admin = fixed_key(1);
     let settings = solo_settings("versions", &[&admin]);
     let mut ledger = Ledger::create(store, settings).expect("create ledger");
     let id = ledger.id();
-    let mut nonce = 0;
-    let mut tx = |operation: Operation| {
-        nonce += 1;
-        let content = TransactionContent {
-            ledger_id: id,
-            nonce,
-            timestamp_ms: nonce,
-            operations: vec![operation],
-        };
-        Transaction::sign(content, &[&admin]).expect("sign")
-    };
+    let mut signer = Signer::new(id);
+    let mut tx = |operation: Operation| signer.sign(&admin, vec![operation]);
     let write = |key: &[u8], expected_version: i64| Operation::WriteKv {
         account: "lots".into(),
         key: key.to_vec(),
