@@ -447,7 +447,7 @@ fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -
                     children[exist.trailing_zeros() as usize]
                 } else {
                     let (left, right) = (&level[n][2 * range], &level[n][2 * range + 1]);
-                    messages.push([jmt::proof::INTERNAL_DOMAIN_SEPARATOR, left, right].concat());
+                    messages.push(internal_message(left, right));
                     targets.push((n, range));
                     [0; 32]
                 };
@@ -462,6 +462,18 @@ fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -
         width *= 2;
     }
     level.iter().map(|ranges| ranges[0]).collect()
+}
+
+/// jmt's internal-node hash input: `INTERNAL_DOMAIN_SEPARATOR (16 bytes) ‖ left ‖ right`,
+/// built without an allocation (there is one per hashed range of every new node).
+fn internal_message(left: &Hash32, right: &Hash32) -> [u8; 80] {
+    const SEPARATOR: &[u8] = jmt::proof::INTERNAL_DOMAIN_SEPARATOR;
+    const _: () = assert!(SEPARATOR.len() == 16);
+    let mut message = [0u8; 80];
+    message[..16].copy_from_slice(SEPARATOR);
+    message[16..48].copy_from_slice(left);
+    message[48..].copy_from_slice(right);
+    message
 }
 
 /// Writes `hashes[i]` over child `i`'s hash in borsh(`jmt::Node::Internal`): tag `1`,
