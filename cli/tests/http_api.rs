@@ -514,6 +514,54 @@ fn a_full_mempool_answers_busy_with_retry_after() {
     assert_eq!(node.head(), before, "a refused batch changed the ledger");
 }
 
+/// A transaction's status moves from pending to committed and never reads "unknown" on
+/// the way: the status route reads the store, then asks the mempool, and the block may
+/// commit in between.
+#[test]
+fn a_transaction_reads_pending_then_committed_never_unknown() {
+    let node = NodeProcess::start();
+    let register = signed(
+        node.ledger,
+        0,
+        Operation::RegisterDataAccount { name: "trace".into() },
+        &node.admin,
+    );
+    assert_eq!(submit_json(&node, &[register])[0]["status"], "committed");
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let (mut rounds, mut polls) = (0, 0);
+    while rounds < 200 && Instant::now() < deadline {
+        rounds += 1;
+        let tx = signed(node.ledger, rounds, write(&format!("sku-{rounds}"), "v", -1), &node.admin);
+        let body = engine::model::encode_transactions([&tx].into_iter());
+        let (status, _, answer) = request(
+            node.port,
+            "POST",
+            &format!("/api/v1/ledgers/{}/transactions", node.id),
+            "application/vnd.polyledger.batch",
+            &body,
+        );
+        assert_eq!(status, 202, "{answer}");
+        let hash = serde_json::from_str::<Value>(&answer).unwrap()["hashes"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/api/v1/ledgers/{}/transactions/{hash}", node.id);
+        let polled = Instant::now();
+        loop {
+            polls += 1;
+            let (status, view) = get(node.port, &path);
+            assert_eq!(status, 200, "round {rounds}, poll {polls}: {view}");
+            match view["status"].as_str() {
+                Some("committed") => break,
+                Some("pending") => {}
+                other => panic!("round {rounds}: status {other:?}"),
+            }
+            assert!(polled.elapsed() < Duration::from_secs(10), "not committed in 10 s");
+        }
+    }
+    eprintln!("{rounds} transactions polled {polls} times until committed");
+}
+
 /// The OpenAPI document lists exactly the routes the router serves.
 #[test]
 fn openapi_document_matches_the_routes() {

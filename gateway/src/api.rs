@@ -374,6 +374,23 @@ pub async fn get_transaction(
     let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
     let record = read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?;
+    let record = match record {
+        Some(record) => Some(record),
+        None if handle.is_pending(tx_hash).await => {
+            return Ok(Json(TxStatusView {
+                hash: hex::encode(tx_hash),
+                status: "pending".into(),
+                height: None,
+                index: None,
+                result: None,
+                transaction: None,
+            }));
+        }
+        // Committed between the read and the question: the ledger actor writes a block
+        // before its mempool forgets the block's transactions, so a second read finds
+        // every transaction that was pending at the first.
+        None => read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?,
+    };
     if let Some(record) = record {
         return Ok(Json(TxStatusView {
             hash: hex::encode(tx_hash),
@@ -382,16 +399,6 @@ pub async fn get_transaction(
             index: Some(record.index),
             result: Some(record.result.name().into()),
             transaction: Some(sdk::wire::TransactionJson::from_transaction(&record.transaction)),
-        }));
-    }
-    if handle.is_pending(tx_hash).await {
-        return Ok(Json(TxStatusView {
-            hash: hex::encode(tx_hash),
-            status: "pending".into(),
-            height: None,
-            index: None,
-            result: None,
-            transaction: None,
         }));
     }
     Err(ApiError::not_found("UNKNOWN_TRANSACTION", format!("no transaction {hash} on this node")))
