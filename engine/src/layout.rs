@@ -66,11 +66,15 @@ pub enum Table {
     Certificate = 0x15,
 }
 
+/// Length of `table_prefix`: the 32-byte ledger id and the table tag.
+pub const TABLE_PREFIX_LEN: usize = 33;
+
 /// `ledger id | table`: the prefix of every key of one table.
 pub fn table_prefix(ledger: &LedgerId, table: Table) -> Vec<u8> {
     let mut key = Vec::with_capacity(64);
     key.extend_from_slice(&ledger.0);
     key.push(table as u8);
+    debug_assert_eq!(key.len(), TABLE_PREFIX_LEN);
     key
 }
 
