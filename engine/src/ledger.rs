@@ -370,6 +370,9 @@ pub struct ExecutedBlock {
     pub batch: WriteBatch,
     /// How long computing the state root took (part of execution; for metrics).
     pub state_root_time: std::time::Duration,
+    /// The block's new state-tree nodes near the root, for the committing handle's
+    /// node cache (`state::NodeCache`).
+    pub state_nodes: state::FreshNodes,
 }
 
 /// One ledger on a store.
@@ -378,6 +381,8 @@ pub struct Ledger<S: KvStore> {
     id: LedgerId,
     settings: LedgerSettings,
     head: Head,
+    /// Upper state-tree nodes of the blocks this handle committed.
+    nodes: state::NodeCache,
 }
 
 const META_HEAD: &str = "head";
@@ -450,7 +455,7 @@ impl<S: KvStore> Ledger<S> {
             }
         }
         let scratch = crate::store::MemoryStore::new();
-        let scratch_reader = StateReader { store: &scratch, ledger: LedgerId([0; 32]) };
+        let scratch_reader = StateReader::new(&scratch, LedgerId([0; 32]));
         let mut scratch_batch = WriteBatch::new();
         let updates: Vec<_> = updates.into_iter().collect();
         let state_root = state::apply_updates(
@@ -459,6 +464,7 @@ impl<S: KvStore> Ledger<S> {
             0,
             updates.clone(),
             &mut scratch_batch,
+            &mut state::FreshNodes::default(),
         )
         .map_err(EngineError::State)?;
         let header = BlockHeader {
@@ -477,9 +483,16 @@ impl<S: KvStore> Ledger<S> {
         }
 
         let mut batch = WriteBatch::new();
-        let reader = StateReader { store: &store, ledger: id };
-        let root = state::apply_updates(algorithm, &reader, 0, updates, &mut batch)
-            .map_err(EngineError::State)?;
+        let reader = StateReader::new(&store, id);
+        let root = state::apply_updates(
+            algorithm,
+            &reader,
+            0,
+            updates,
+            &mut batch,
+            &mut state::FreshNodes::default(),
+        )
+        .map_err(EngineError::State)?;
         assert_eq!(root, state_root, "genesis state root must not depend on the ledger id");
         for user in &genesis_users {
             let address = Address::of(algorithm, user);
@@ -502,7 +515,7 @@ impl<S: KvStore> Ledger<S> {
         batch.expect(layout::meta_key(&id, META_HEAD), None);
         batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
         store.write(batch)?;
-        Ok(Ledger { store, id, settings, head })
+        Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
     }
 
     /// Opens an existing ledger at its committed head.
@@ -515,7 +528,7 @@ impl<S: KvStore> Ledger<S> {
             .get(&layout::meta_key(&id, META_SETTINGS))?
             .ok_or(EngineError::Corrupt { what: "settings", detail: "missing".into() })?;
         let settings = LedgerSettings::decode(&settings_bytes).map_err(corrupt("settings"))?;
-        Ok(Ledger { store, id, settings, head })
+        Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
     }
 
     /// Opens a ledger whose settings the caller already holds (read at its first open):
@@ -530,7 +543,7 @@ impl<S: KvStore> Ledger<S> {
             .get(&layout::meta_key(&id, META_HEAD))?
             .ok_or_else(|| EngineError::UnknownLedger(hex(&id.0)))?;
         let head = decode_head(&head_bytes).map_err(corrupt("head"))?;
-        Ok(Ledger { store, id, settings, head })
+        Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
     }
 
     /// The ledger id.
@@ -650,6 +663,8 @@ impl<S: KvStore> Ledger<S> {
             Err(error) => return Err(error.into()),
         }
         self.head = head;
+        // Only now: the nodes of a block that did not commit never enter the cache.
+        self.nodes.insert(executed.state_nodes);
         Ok(())
     }
 
@@ -1038,7 +1053,7 @@ impl<S: KvStore> Ledger<S> {
         let block = self
             .block(height)?
             .ok_or_else(|| EngineError::InvalidInput(format!("no block at height {height}")))?;
-        let reader = StateReader { store: &self.store, ledger: self.id };
+        let reader = StateReader::new(&self.store, self.id);
         let algorithm = self.hash_algorithm();
         let (leaf_value, proof) = state::prove(algorithm, &reader, height, key.key_hash(algorithm))
             .map_err(EngineError::State)?;
@@ -1981,17 +1996,26 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         proposer: Address,
     ) -> Result<ExecutedBlock, EngineError> {
         let id = self.ledger.id;
-        let reader = StateReader { store: &self.ledger.store, ledger: id };
+        let reader =
+            StateReader { store: &self.ledger.store, ledger: id, cache: Some(&self.ledger.nodes) };
         let updates: Vec<_> = std::mem::take(&mut self.state_updates).into_iter().collect();
         let state_started = std::time::Instant::now();
+        let mut state_nodes = state::FreshNodes::default();
         let state_root = if updates.is_empty() {
             // Nothing changed: the root stays, carried forward as this height's version.
-            state::carry_root_forward(&reader, self.height, &mut self.batch)
+            state::carry_root_forward(&reader, self.height, &mut self.batch, &mut state_nodes)
                 .map_err(EngineError::State)?;
             self.ledger.head.state_root
         } else {
-            state::apply_updates(self.algorithm, &reader, self.height, updates, &mut self.batch)
-                .map_err(EngineError::State)?
+            state::apply_updates(
+                self.algorithm,
+                &reader,
+                self.height,
+                updates,
+                &mut self.batch,
+                &mut state_nodes,
+            )
+            .map_err(EngineError::State)?
         };
         let state_root_time = state_started.elapsed();
         // The transaction tree by chunks: the root from the chunk roots, and the chunk
@@ -2020,6 +2044,6 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         // process on the same TiKV keyspace) fails with a conflict instead of forking it.
         self.batch.expect(layout::meta_key(&id, META_HEAD), Some(encode_head(&self.ledger.head)));
         self.batch.put(layout::meta_key(&id, META_HEAD), encode_head(&head));
-        Ok(ExecutedBlock { block, batch: self.batch, state_root_time })
+        Ok(ExecutedBlock { block, batch: self.batch, state_root_time, state_nodes })
     }
 }

@@ -172,6 +172,80 @@ pub struct StateReader<'a> {
     pub store: &'a dyn KvStore,
     /// The ledger.
     pub ledger: LedgerId,
+    /// Nodes near the root that this process committed (`NodeCache`), looked up before
+    /// the store.
+    pub cache: Option<&'a NodeCache>,
+}
+
+impl<'a> StateReader<'a> {
+    /// A reader of `ledger` on `store`, without a node cache.
+    pub fn new(store: &'a dyn KvStore, ledger: LedgerId) -> Self {
+        StateReader { store, ledger, cache: None }
+    }
+}
+
+/// The newest tree nodes at most [`NodeCache::DEPTH`] nibbles below the root, as the
+/// ledger handle that commits wrote them (borsh bytes, hashes filled in).
+///
+/// Every block rewrites the nodes on its keys' paths, and the next block's update reads
+/// most of the upper ones again: with 1,000 keys per block, the root, all 16 nodes of
+/// depth 1, nearly all 256 of depth 2 and a quarter of depth 3. From the store each is
+/// a point read of a key written moments before (a memtable search, or an SST read once
+/// the memtable flushed). A node key (version, path) names one node forever (versions
+/// are block heights, and a committed height is never rewritten), so a cached node is
+/// never stale: a lookup for another version of the same path simply misses.
+/// Only nodes of committed blocks enter it (`Ledger::commit`), never a block that was
+/// executed and then dropped (a `bft` proposal that lost), whose nodes would share
+/// version numbers with the block that replaced it.
+///
+/// Size: at most 1 + 16 + 256 + 4,096 nodes of up to ~0.8 KiB, about 4 MiB for a large
+/// ledger; a small ledger has only as many as its tree.
+#[derive(Default)]
+pub struct NodeCache {
+    /// Path → the newest node at that path: (version, borsh bytes).
+    nodes: HashMap<jmt::storage::NibblePath, (Version, Vec<u8>)>,
+}
+
+impl NodeCache {
+    /// How many nibbles below the root the cache reaches.
+    pub const DEPTH: usize = 3;
+
+    fn get(&self, node_key: &NodeKey) -> Option<&[u8]> {
+        match self.nodes.get(node_key.nibble_path()) {
+            Some((version, bytes)) if *version == node_key.version() => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Takes a committed block's new upper nodes.
+    pub fn insert(&mut self, nodes: FreshNodes) {
+        for (node_key, bytes) in nodes.0 {
+            self.nodes.insert(node_key.nibble_path().clone(), (node_key.version(), bytes));
+        }
+    }
+
+    /// Nodes held.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether it holds no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// A block's new nodes within [`NodeCache::DEPTH`] of the root, for the cache once the
+/// block commits.
+#[derive(Debug, Default)]
+pub struct FreshNodes(Vec<(NodeKey, Vec<u8>)>);
+
+impl FreshNodes {
+    fn offer(&mut self, node_key: &NodeKey, bytes: &[u8]) {
+        if node_key.nibble_path().num_nibbles() <= NodeCache::DEPTH {
+            self.0.push((node_key.clone(), bytes.to_vec()));
+        }
+    }
 }
 
 // `jmt`'s reader trait speaks `anyhow`; errors are turned into our types at the edge
@@ -182,6 +256,9 @@ fn backend(error: crate::store::StoreError) -> anyhow::Error {
 
 impl TreeReader for StateReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(bytes) = self.cache.and_then(|cache| cache.get(node_key)) {
+            return Ok(Some(borsh::from_slice(bytes)?));
+        }
         let key = layout::state_node_key(&self.ledger, &borsh::to_vec(node_key)?);
         match self.store.get(&key).map_err(backend)? {
             Some(bytes) => Ok(Some(borsh::from_slice(&bytes)?)),
@@ -222,23 +299,31 @@ impl TreeReader for StateReader<'_> {
 }
 
 /// Adds a tree update's nodes and values to `batch`.
-pub fn write_node_batch(ledger: &LedgerId, node_batch: &NodeBatch, batch: &mut WriteBatch) {
-    write_nodes(ledger, node_batch, HashMap::new(), batch);
+pub fn write_node_batch(
+    ledger: &LedgerId,
+    node_batch: &NodeBatch,
+    batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
+) {
+    write_nodes(ledger, node_batch, HashMap::new(), batch, fresh);
 }
 
 /// Adds a tree update's nodes, taking a node's bytes from `encoded` where given (the
-/// batched insert's nodes with their hashes filled in), and its values to `batch`.
+/// batched insert's nodes with their hashes filled in), and its values to `batch`; the
+/// upper nodes also go to `fresh`.
 fn write_nodes(
     ledger: &LedgerId,
     node_batch: &NodeBatch,
     mut encoded: HashMap<NodeKey, Vec<u8>>,
     batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
 ) {
     for (node_key, node) in node_batch.nodes() {
         let key = borsh::to_vec(node_key).expect("in-memory borsh encoding cannot fail");
         let value = encoded
             .remove(node_key)
             .unwrap_or_else(|| borsh::to_vec(node).expect("in-memory borsh encoding cannot fail"));
+        fresh.offer(node_key, &value);
         batch.put(layout::state_node_key(ledger, &key), value);
     }
     for ((version, key_hash), value) in node_batch.values() {
@@ -250,18 +335,19 @@ fn write_nodes(
     }
 }
 
-/// Applies `updates` as tree version `height` and adds the new nodes to `batch`;
-/// returns the new root.
+/// Applies `updates` as tree version `height` and adds the new nodes to `batch` (the
+/// upper ones also to `fresh`, for the node cache); returns the new root.
 pub fn apply_updates(
     algorithm: HashAlgorithm,
     reader: &StateReader<'_>,
     height: u64,
     updates: Vec<(Hash32, Option<Vec<u8>>)>,
     batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
 ) -> Result<Hash32, String> {
     // jmt's batched insert needs at least one key and cannot delete.
     let batched = !updates.is_empty() && updates.iter().all(|(_, value)| value.is_some());
-    apply_updates_with(algorithm, reader, height, updates, batch, batched)
+    apply_updates_with(algorithm, reader, height, updates, batch, fresh, batched)
 }
 
 /// `apply_updates`, choosing jmt's algorithm: `batched` (every update must set a value)
@@ -275,6 +361,7 @@ fn apply_updates_with(
     height: u64,
     updates: Vec<(Hash32, Option<Vec<u8>>)>,
     batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
     batched: bool,
 ) -> Result<Hash32, String> {
     require_previous_root(reader, height)?;
@@ -296,7 +383,7 @@ fn apply_updates_with(
         let (root, encoded) = with_tree_hasher!(algorithm, H => {
             hash_new_nodes::<H>(algorithm, height, &update.node_batch)?
         });
-        write_nodes(&reader.ledger, &update.node_batch, encoded, batch);
+        write_nodes(&reader.ledger, &update.node_batch, encoded, batch, fresh);
         return Ok(root);
     }
     with_tree_hasher!(algorithm, H => {
@@ -304,7 +391,7 @@ fn apply_updates_with(
         let (root, update) = tree
             .put_value_set(updates.into_iter().map(|(k, v)| (KeyHash(k), v)), height)
             .map_err(|e| format!("state tree update failed: {e}"))?;
-        write_node_batch(&reader.ledger, &update.node_batch, batch);
+        write_node_batch(&reader.ledger, &update.node_batch, batch, fresh);
         Ok(root.0)
     })
 }
@@ -537,6 +624,7 @@ pub fn carry_root_forward(
     reader: &StateReader<'_>,
     height: u64,
     batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
 ) -> Result<(), String> {
     assert!(height > 0, "genesis always writes a tree version");
     let previous = reader
@@ -545,6 +633,7 @@ pub fn carry_root_forward(
         .ok_or_else(|| format!("state tree root of height {} is missing", height - 1))?;
     let key = borsh::to_vec(&root_key(height)).expect("in-memory borsh encoding cannot fail");
     let node = borsh::to_vec(&previous).expect("in-memory borsh encoding cannot fail");
+    fresh.offer(&root_key(height), &node);
     batch.put(layout::state_node_key(&reader.ledger, &key), node);
     Ok(())
 }
@@ -610,6 +699,9 @@ mod tests {
             let batched = MemoryStore::new();
             let per_key = MemoryStore::new();
             let ledger = LedgerId([7; 32]);
+            // The batched side reads through a node cache, as the committing ledger
+            // handle does; the per-key side reads only the store.
+            let mut cache = NodeCache::default();
             for (height, block) in blocks.iter().enumerate() {
                 let updates: Vec<(Hash32, Option<Vec<u8>>)> = block
                     .iter()
@@ -618,19 +710,44 @@ mod tests {
                 let mut sorted = updates.clone();
                 sorted.sort();
                 let mut batch_a = WriteBatch::new();
-                let reader_a = StateReader { store: &batched, ledger };
+                let mut fresh_a = FreshNodes::default();
+                let reader_a = StateReader { store: &batched, ledger, cache: Some(&cache) };
                 let root_a = apply_updates_with(
-                    algorithm, &reader_a, height as u64, sorted.clone(), &mut batch_a, true,
+                    algorithm, &reader_a, height as u64, sorted.clone(), &mut batch_a,
+                    &mut fresh_a, true,
                 ).unwrap();
                 let mut batch_b = WriteBatch::new();
-                let reader_b = StateReader { store: &per_key, ledger };
+                let reader_b = StateReader::new(&per_key, ledger);
                 let root_b = apply_updates_with(
-                    algorithm, &reader_b, height as u64, sorted, &mut batch_b, false,
+                    algorithm, &reader_b, height as u64, sorted, &mut batch_b,
+                    &mut FreshNodes::default(), false,
                 ).unwrap();
                 prop_assert_eq!(root_a, root_b);
                 prop_assert_eq!(sorted_ops(&batch_a), sorted_ops(&batch_b));
+                // What the cache takes is what the store holds, byte for byte.
+                for (node_key, bytes) in &fresh_a.0 {
+                    let key = layout::state_node_key(&ledger, &borsh::to_vec(node_key).unwrap());
+                    let written = batch_a.ops().iter().find_map(|op| match op {
+                        crate::store::WriteOp::Put { key: k, value } if *k == key => Some(value),
+                        _ => None,
+                    });
+                    prop_assert_eq!(written, Some(bytes));
+                }
                 commit(&batched, batch_a);
                 commit(&per_key, batch_b);
+                cache.insert(fresh_a);
+            }
+            // Proofs at every height through the cache equal the store's: an older
+            // version of a cached path is never answered with the newer node.
+            let reader_a = StateReader { store: &batched, ledger, cache: Some(&cache) };
+            let reader_b = StateReader::new(&per_key, ledger);
+            for height in 0..blocks.len() as u64 {
+                for id in (0u16..600).step_by(37) {
+                    prop_assert_eq!(
+                        prove(algorithm, &reader_a, height, tree_key(id)).unwrap(),
+                        prove(algorithm, &reader_b, height, tree_key(id)).unwrap()
+                    );
+                }
             }
         }
     }
@@ -639,7 +756,7 @@ mod tests {
     fn a_deletion_takes_the_per_key_path_and_the_batched_path_refuses_it() {
         let store = MemoryStore::new();
         let ledger = LedgerId([7; 32]);
-        let reader = StateReader { store: &store, ledger };
+        let reader = StateReader::new(&store, ledger);
         let mut batch = WriteBatch::new();
         apply_updates(
             HashAlgorithm::Sm3,
@@ -647,6 +764,7 @@ mod tests {
             0,
             vec![(tree_key(1), Some(vec![1])), (tree_key(2), Some(vec![2]))],
             &mut batch,
+            &mut FreshNodes::default(),
         )
         .unwrap();
         commit(&store, batch);
@@ -658,17 +776,26 @@ mod tests {
             1,
             deletion.clone(),
             &mut refused,
+            &mut FreshNodes::default(),
             true,
         )
         .unwrap_err();
         assert!(error.contains("cannot delete"), "{error}");
         assert!(refused.is_empty());
         let mut batch = WriteBatch::new();
-        let root = apply_updates(HashAlgorithm::Sm3, &reader, 1, deletion, &mut batch).unwrap();
+        let root = apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            1,
+            deletion,
+            &mut batch,
+            &mut FreshNodes::default(),
+        )
+        .unwrap();
         commit(&store, batch);
         // Only key 2 is left: the same root as a tree that only ever held key 2.
         let fresh = MemoryStore::new();
-        let fresh_reader = StateReader { store: &fresh, ledger };
+        let fresh_reader = StateReader::new(&fresh, ledger);
         let mut batch = WriteBatch::new();
         let only_two = apply_updates(
             HashAlgorithm::Sm3,
@@ -676,6 +803,7 @@ mod tests {
             0,
             vec![(tree_key(2), Some(vec![2]))],
             &mut batch,
+            &mut FreshNodes::default(),
         )
         .unwrap();
         assert_eq!(root, only_two);

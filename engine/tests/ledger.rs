@@ -198,3 +198,44 @@ fn a_forged_copy_does_not_block_the_genuine_transaction() {
     assert_eq!(ledger.latest("rice", b"SACK-1").unwrap().unwrap().value, b"harvested");
     assert!(matches!(verify_ledger(store, id).unwrap(), Verdict::Valid { height: 3, .. }));
 }
+
+/// A block executed and then dropped (a `bft` proposal that lost to another at its
+/// height) leaves no trace: its state-tree nodes carry the same version as the block
+/// that commits at that height, and only the committed block's may reach the ledger
+/// handle's node cache. The next block comes out as on a ledger that never saw it.
+#[test]
+fn an_executed_block_that_is_dropped_changes_nothing_after() {
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let mut ledger =
+        Ledger::create(MemoryStore::new(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let mut twin =
+        Ledger::create(MemoryStore::new(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    let setup = vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "trace".into() }])];
+    append(&mut ledger, setup.clone());
+    append(&mut twin, setup);
+    let mut writes = |label: &str| -> Vec<engine::model::Transaction> {
+        (0..300)
+            .map(|i| {
+                admin.tx(id, vec![write("trace", format!("{label}-{i}").as_bytes(), b"v", -1)])
+            })
+            .collect()
+    };
+    let (kept, dropped, next) = (writes("kept"), writes("dropped"), writes("next"));
+    let timestamp = 1_764_000_000_000 + ledger.head().height + 1;
+    let executed = ledger
+        .execute_block(kept.clone(), SignatureCheck::Verify, timestamp, Address([7; 32]))
+        .unwrap();
+    let lost =
+        ledger.execute_block(dropped, SignatureCheck::Verify, timestamp, Address([7; 32])).unwrap();
+    assert_ne!(lost.block.header.state_root, executed.block.header.state_root);
+    drop(lost);
+    ledger.commit(executed).unwrap();
+    append(&mut twin, kept);
+    let ours = append(&mut ledger, next.clone());
+    let theirs = append(&mut twin, next);
+    assert_eq!(ours.header.state_root, theirs.header.state_root);
+    assert_eq!(ours.hash, theirs.hash);
+    assert!(matches!(verify_ledger(ledger.store(), id).unwrap(), Verdict::Valid { .. }));
+}
