@@ -8,7 +8,7 @@
 //! written in the block's commit batch. Old versions are kept: proofs can be asked for
 //! any height.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
@@ -298,6 +298,10 @@ impl TreeReader for StateReader<'_> {
     }
 }
 
+/// By position in `NodeBatch::nodes()`: a node's bytes with their hashes filled in, or
+/// `None` for a node written as jmt built it.
+type Encodings = Vec<Option<Vec<u8>>>;
+
 /// Adds a tree update's nodes and values to `batch`.
 pub fn write_node_batch(
     ledger: &LedgerId,
@@ -305,23 +309,26 @@ pub fn write_node_batch(
     batch: &mut WriteBatch,
     fresh: &mut FreshNodes,
 ) {
-    write_nodes(ledger, node_batch, HashMap::new(), batch, fresh);
+    write_nodes(ledger, node_batch, Vec::new(), batch, fresh);
 }
 
-/// Adds a tree update's nodes, taking a node's bytes from `encoded` where given (the
-/// batched insert's nodes with their hashes filled in), and its values to `batch`; the
-/// upper nodes also go to `fresh`.
+/// Adds a tree update's nodes and values to `batch`; the upper nodes also go to `fresh`.
+/// `encoded[i]`, where `Some`, is the bytes of the `i`th node of `node_batch.nodes()`
+/// (the batched insert's nodes with their hashes filled in); other nodes are encoded as
+/// jmt built them (a leaf moved down keeps its hashes).
 fn write_nodes(
     ledger: &LedgerId,
     node_batch: &NodeBatch,
-    mut encoded: HashMap<NodeKey, Vec<u8>>,
+    encoded: Encodings,
     batch: &mut WriteBatch,
     fresh: &mut FreshNodes,
 ) {
+    let mut encoded = encoded.into_iter();
     for (node_key, node) in node_batch.nodes() {
         let key = borsh::to_vec(node_key).expect("in-memory borsh encoding cannot fail");
         let value = encoded
-            .remove(node_key)
+            .next()
+            .flatten()
             .unwrap_or_else(|| borsh::to_vec(node).expect("in-memory borsh encoding cannot fail"));
         fresh.offer(node_key, &value);
         batch.put(layout::state_node_key(ledger, &key), value);
@@ -433,56 +440,67 @@ fn hash_new_nodes<H: SimpleHasher>(
     algorithm: HashAlgorithm,
     version: u64,
     node_batch: &NodeBatch,
-) -> Result<(Hash32, HashMap<NodeKey, Vec<u8>>), String> {
-    let path_of =
-        |key: &NodeKey| -> Vec<u8> { key.nibble_path().nibbles().map(u8::from).collect() };
-    let mut hashes: HashMap<Vec<u8>, Hash32> = HashMap::new();
-    let mut encoded = HashMap::new();
+) -> Result<(Hash32, Encodings), String> {
+    // `NodeBatch::nodes` is ordered by `NodeKey`: version, then the path's length, then
+    // its bytes. All of them are of `version`, so the nodes of one depth are a run,
+    // sorted by path; and since every new node's parent is new too, a depth's new
+    // children, taken parent by parent in nibble order, are exactly the next depth's run
+    // in order. Hashes and encodings are kept by position: no map, no path copied.
+    let nodes: Vec<(&NodeKey, &Node)> = node_batch.nodes().iter().collect();
+    let mut hashes = vec![[0u8; 32]; nodes.len()];
+    let mut encoded = vec![None; nodes.len()];
+    // depth → the range of `nodes` at that depth.
+    let mut depths: Vec<std::ops::Range<usize>> = Vec::new();
     // Leaves: a new value's leaf gets its value hash and its hash; a leaf moved down
     // under a new internal node keeps its stored value hash and is hashed as it is.
     let mut new_leaves = Vec::new();
-    let mut by_depth: BTreeMap<usize, Vec<_>> = BTreeMap::new();
-    for (key, node) in node_batch.nodes() {
+    for (position, (key, node)) in nodes.iter().enumerate() {
         if key.version() != version {
             return Err(format!("state tree update wrote a node of version {}", key.version()));
         }
+        let depth = key.nibble_path().num_nibbles();
+        if depths.len() <= depth {
+            if depths.last().is_some_and(|range| range.end != position) {
+                return Err("state tree update: nodes out of depth order".into());
+            }
+            depths.resize(depth + 1, position..position);
+        }
+        depths[depth].end = position + 1;
         match node {
             Node::Leaf(leaf) => match node_batch.values().get(&(version, leaf.key_hash())) {
-                Some(Some(value)) => new_leaves.push((key, leaf.key_hash(), value.as_slice())),
+                Some(Some(value)) => new_leaves.push((position, leaf.key_hash(), value.as_slice())),
                 Some(None) => return Err("the batched state update deleted a key".into()),
-                None => {
-                    hashes.insert(path_of(key), leaf.hash::<H>());
-                }
+                None => hashes[position] = leaf.hash::<H>(),
             },
-            Node::Internal(internal) => by_depth
-                .entry(key.nibble_path().num_nibbles())
-                .or_default()
-                .push((key, node, internal)),
+            Node::Internal(_) => {}
             Node::Null => return Err("the batched state update wrote a null node".into()),
         }
     }
     let value_hashes =
         crypto_parallel::hash_many(algorithm, &new_leaves.iter().map(|l| l.2).collect::<Vec<_>>());
-    let leaf_messages: Vec<Vec<u8>> = new_leaves
+    let leaf_messages: Vec<[u8; 77]> = new_leaves
         .iter()
         .zip(&value_hashes)
-        .map(|((_, key_hash, _), value_hash)| {
-            [jmt::proof::LEAF_DOMAIN_SEPARATOR, &key_hash.0, value_hash.as_bytes()].concat()
-        })
+        .map(|((_, key_hash, _), value_hash)| leaf_message(&key_hash.0, value_hash.as_bytes()))
         .collect();
     let leaf_hashes = crypto_parallel::hash_many(algorithm, &leaf_messages);
-    for (((key, key_hash, _), value_hash), leaf_hash) in
+    for (((position, key_hash, _), value_hash), leaf_hash) in
         new_leaves.iter().zip(&value_hashes).zip(&leaf_hashes)
     {
-        hashes.insert(path_of(key), *leaf_hash.as_bytes());
+        hashes[*position] = *leaf_hash.as_bytes();
         let leaf = Node::Leaf(LeafNode::new(*key_hash, jmt::ValueHash(*value_hash.as_bytes())));
-        encoded.insert((*key).clone(), borsh::to_vec(&leaf).map_err(|e| e.to_string())?);
+        encoded[*position] = Some(borsh::to_vec(&leaf).map_err(|e| e.to_string())?);
     }
     // Internal nodes, deepest first, one depth at a time.
-    for (_, nodes) in by_depth.into_iter().rev() {
-        let mut slots = Vec::with_capacity(nodes.len());
-        for (key, _, internal) in &nodes {
-            let path = path_of(key);
+    let lost = || "state tree update lost a new child node".to_string();
+    for depth in (0..depths.len()).rev() {
+        let range = depths[depth].clone();
+        let mut children_at = depths.get(depth + 1).map_or(0..0, |next| next.clone());
+        let mut internals = Vec::new();
+        let mut slots = Vec::new();
+        for position in range {
+            let (key, node) = nodes[position];
+            let Node::Internal(internal) = node else { continue };
             let (mut exist, mut leaf) = (0u16, 0u16);
             let mut children = [PLACEHOLDER_HASH; 16];
             for (nibble, child) in internal.children_sorted() {
@@ -492,26 +510,60 @@ fn hash_new_nodes<H: SimpleHasher>(
                     leaf |= 1 << index;
                 }
                 children[index] = if child.version == version {
-                    let mut child_path = path.clone();
-                    child_path.push(index as u8);
-                    *hashes.get(&child_path).ok_or("state tree update lost a new child node")?
+                    let at = children_at.next().ok_or_else(lost)?;
+                    if !is_child(key.nibble_path(), nodes[at].0.nibble_path(), index as u8) {
+                        return Err(lost());
+                    }
+                    hashes[at]
                 } else {
                     child.hash
                 };
             }
+            internals.push(position);
             slots.push((exist, leaf, children));
         }
+        if children_at.next().is_some() {
+            return Err("state tree update wrote a node without a new parent".into());
+        }
         let node_hashes = merkle_hashes(algorithm, &slots);
-        for (((key, node, _), (_, _, children)), hash) in nodes.iter().zip(&slots).zip(node_hashes)
+        for ((position, (_, _, children)), hash) in
+            internals.into_iter().zip(&slots).zip(node_hashes)
         {
-            let mut bytes = borsh::to_vec(node).map_err(|e| e.to_string())?;
+            let mut bytes = borsh::to_vec(nodes[position].1).map_err(|e| e.to_string())?;
             set_child_hashes(&mut bytes, children)?;
-            hashes.insert(path_of(key), hash);
-            encoded.insert((*key).clone(), bytes);
+            hashes[position] = hash;
+            encoded[position] = Some(bytes);
         }
     }
-    let root = *hashes.get(&Vec::new()).ok_or("state tree update wrote no root")?;
-    Ok((root, encoded))
+    match depths.first() {
+        Some(root) if root.len() == 1 => Ok((hashes[root.start], encoded)),
+        _ => Err("state tree update wrote no root".into()),
+    }
+}
+
+/// Whether `child` is `parent` followed by `nibble`.
+fn is_child(
+    parent: &jmt::storage::NibblePath,
+    child: &jmt::storage::NibblePath,
+    nibble: u8,
+) -> bool {
+    child.num_nibbles() == parent.num_nibbles() + 1
+        && child.last().map(u8::from) == Some(nibble)
+        && parent
+            .nibbles()
+            .map(u8::from)
+            .eq(child.nibbles().take(parent.num_nibbles()).map(u8::from))
+}
+
+/// jmt's leaf hash input: `LEAF_DOMAIN_SEPARATOR (13 bytes) ‖ key hash ‖ value hash`.
+fn leaf_message(key_hash: &Hash32, value_hash: &Hash32) -> [u8; 77] {
+    const SEPARATOR: &[u8] = jmt::proof::LEAF_DOMAIN_SEPARATOR;
+    const _: () = assert!(SEPARATOR.len() == 13);
+    let mut message = [0u8; 77];
+    message[..13].copy_from_slice(SEPARATOR);
+    message[13..45].copy_from_slice(key_hash);
+    message[45..].copy_from_slice(value_hash);
+    message
 }
 
 /// The hashes of internal nodes given as (existence bitmap, leaf bitmap, the 16 child
