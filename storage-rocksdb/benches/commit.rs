@@ -11,6 +11,14 @@
 //! - printed after the run: bytes stored per transaction (RocksDB live data / tx count).
 //!
 //! RocksDB runs with `sync = true` (an fsync per block), as in production.
+//!
+//! The blocks of a measurement are signed first, on every core, then executed and
+//! committed back to back, timed: that is how the node's engine thread meets them
+//! under load (clients sign, the other cores check signatures). Signing 1,000
+//! transactions on this thread right before each timed block, as this bench once did,
+//! left the engine's caches cold at every block and limited a measurement to ~20
+//! blocks (the signing was 90% of the wall time): `profile_commit` with
+//! `POLYLEDGER_PAUSE_MS=40` shows what such a pause costs.
 //! Run: `cargo bench -p storage-rocksdb --bench commit`.
 
 use std::time::{Duration, Instant};
@@ -35,6 +43,8 @@ struct Bench {
     ledger: Ledger<RocksStore>,
     key: PrivateKey,
     nonce: u64,
+    /// The version each hot key will have when the next block built runs (-1: none).
+    hot_versions: std::collections::HashMap<Vec<u8>, i64>,
     transactions: u64,
     /// Time in `execute_block` (validation, overlay, state and transaction roots).
     execute_time: Duration,
@@ -52,30 +62,68 @@ impl Bench {
             ledger,
             key,
             nonce: 1,
+            hot_versions: std::collections::HashMap::new(),
             transactions: 1,
             execute_time: Duration::ZERO,
             commit_time: Duration::ZERO,
         }
     }
 
-    /// A block of signed transactions; `hot_share` of them write one of 50 hot keys with
-    /// the version last read from the ledger (so later writers in the block conflict).
-    fn block(&mut self, hot_share: f64) -> Vec<Transaction> {
-        (0..BLOCK_TXS)
-            .map(|i| {
+    /// `count` blocks of signed transactions; `hot_share` of each block's write one of 50
+    /// hot keys with the version the ledger holds when the block runs (so later writers
+    /// in the block conflict, as with real contention). The versions are tracked here as
+    /// the blocks are built: the first write of a hot key in a block commits.
+    fn blocks(&mut self, count: u64, hot_share: f64) -> Vec<Vec<Transaction>> {
+        let mut contents = Vec::new();
+        for _ in 0..count {
+            let mut block = Vec::with_capacity(BLOCK_TXS);
+            let mut written = std::collections::BTreeSet::new();
+            for i in 0..BLOCK_TXS {
                 self.nonce += 1;
                 let hot = (i as f64) < hot_share * BLOCK_TXS as f64;
                 let (key, expected_version) = if hot {
                     let key = format!("hot-{}", self.nonce % 50).into_bytes();
-                    let version =
-                        self.ledger.latest("trace", &key).unwrap().map_or(-1, |v| v.version as i64);
+                    let version = *self.hot_versions.entry(key.clone()).or_insert_with(|| {
+                        self.ledger.latest("trace", &key).unwrap().map_or(-1, |v| v.version as i64)
+                    });
+                    written.insert(key.clone());
                     (key, version)
                 } else {
                     (format!("trace-code-{:016}", self.nonce).into_bytes(), -1)
                 };
-                let content =
-                    support::trace_write(self.ledger.id(), self.nonce, key, expected_version);
-                Transaction::sign(content, &[&self.key]).unwrap()
+                block.push(support::trace_write(
+                    self.ledger.id(),
+                    self.nonce,
+                    key,
+                    expected_version,
+                ));
+            }
+            for key in written {
+                *self.hot_versions.get_mut(&key).expect("tracked") += 1;
+            }
+            contents.push(block);
+        }
+        let key = &self.key;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        contents
+            .into_iter()
+            .map(|block| {
+                let chunk = block.len().div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let signers: Vec<_> = block
+                        .chunks(chunk)
+                        .map(|part| {
+                            scope.spawn(move || {
+                                part.iter()
+                                    .map(|content| {
+                                        Transaction::sign(content.clone(), &[key]).unwrap()
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    signers.into_iter().flat_map(|signer| signer.join().unwrap()).collect()
+                })
             })
             .collect()
     }
@@ -115,12 +163,8 @@ fn commit_blocks(c: &mut Criterion) {
         let mut bench = Bench::new(hash_algorithm);
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
-                (0..iterations)
-                    .map(|_| {
-                        let block = bench.block(hot_share);
-                        bench.commit(block)
-                    })
-                    .sum()
+                let blocks = bench.blocks(iterations, hot_share);
+                blocks.into_iter().map(|block| bench.commit(block)).sum()
             })
         });
         report_size(name, &bench);
@@ -158,7 +202,7 @@ fn history_reads(c: &mut Criterion) {
     let mut bench = Bench::new(HashAlgorithm::Sm3);
     // One key written 100 times, one version per block, among other traffic.
     for version in 0..100i64 {
-        let mut block = bench.block(0.0);
+        let mut block = bench.blocks(1, 0.0).remove(0);
         block.truncate(99);
         bench.nonce += 1;
         let content = TransactionContent {

@@ -9,7 +9,10 @@
 //! their difference in the commit is mostly waiting for the fsync. With
 //! `POLYLEDGER_DUMP_BATCH=1` it prints, for one block, the records its commit batch
 //! writes per table; with `POLYLEDGER_NO_SYNC=1` RocksDB does not fsync (a measurement
-//! of what the fsync costs, never a production setting).
+//! of what the fsync costs, never a production setting); with `POLYLEDGER_SIGN=1` each
+//! transaction is signed for real before its block runs, as the criterion bench does
+//! (untimed); with `POLYLEDGER_PAUSE_MS=N` the thread sleeps N ms before each block
+//! (what an idle engine thread costs the next block: cold caches).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,21 +44,36 @@ fn main() {
         ..RocksOptions::default()
     };
     let store = RocksStore::open_with(dir.path(), &options).unwrap();
-    let (mut ledger, _, first) = support::trace_ledger(store, HashAlgorithm::Sm3);
+    let sign = std::env::var_os("POLYLEDGER_SIGN").is_some();
+    let pause = std::env::var("POLYLEDGER_PAUSE_MS")
+        .ok()
+        .map(|ms| Duration::from_millis(ms.parse().expect("POLYLEDGER_PAUSE_MS: milliseconds")));
+    let (mut ledger, key, first) = support::trace_ledger(store, HashAlgorithm::Sm3);
     let endorsements = first.endorsements;
 
     let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);
     let (mut execute_cpu, mut commit_cpu) = (Duration::ZERO, Duration::ZERO);
     let mut nonce = 1u64;
     for block in 0..blocks {
-        let transactions: Vec<Transaction> = (0..BLOCK_TXS)
-            .map(|_| {
-                nonce += 1;
-                let key = format!("trace-code-{nonce:016}").into_bytes();
-                let content = support::trace_write(ledger.id(), nonce, key, -1);
-                Transaction { content, endorsements: endorsements.clone() }
-            })
-            .collect();
+        let first_nonce = nonce;
+        nonce += BLOCK_TXS as u64;
+        let id = ledger.id();
+        let make = || -> Vec<Transaction> {
+            (first_nonce + 1..=first_nonce + BLOCK_TXS as u64)
+                .map(|nonce| {
+                    let data_key = format!("trace-code-{nonce:016}").into_bytes();
+                    let content = support::trace_write(id, nonce, data_key, -1);
+                    if sign {
+                        return Transaction::sign(content, &[&key]).unwrap();
+                    }
+                    Transaction { content, endorsements: endorsements.clone() }
+                })
+                .collect()
+        };
+        let transactions = make();
+        if let Some(pause) = &pause {
+            std::thread::sleep(*pause);
+        }
         let verdicts = SignatureCheck::Verified(vec![true; BLOCK_TXS]);
         let (started, started_cpu) = (Instant::now(), thread_cpu_time());
         let executed =
