@@ -569,35 +569,38 @@ fn leaf_message(key_hash: &Hash32, value_hash: &Hash32) -> [u8; 77] {
 /// The hashes of internal nodes given as (existence bitmap, leaf bitmap, the 16 child
 /// hashes), all nodes' ranges of one width hashed together.
 fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -> Vec<Hash32> {
-    // Width 1: the child's hash, or the placeholder (already in the slots).
+    // Width 1: the child's hash, or the placeholder (already in the slots). Each wider
+    // range's hash goes where its left half's was: range `r` of width `w` reads slots
+    // `2r` and `2r + 1` of width `w / 2` and writes slot `r`, and ranges are visited in
+    // ascending order, so a slot is read before it is overwritten (one array per node,
+    // none per width).
     let mut level: Vec<[Hash32; 16]> = nodes.iter().map(|(_, _, children)| *children).collect();
+    let mut messages = Vec::new();
+    let mut targets = Vec::new();
     let mut width = 2;
     while width <= 16 {
-        let mut next = vec![[[0u8; 32]; 16]; nodes.len()];
-        let mut messages = Vec::new();
-        let mut targets = Vec::new();
+        messages.clear();
+        targets.clear();
         for (n, (exist, leaf, children)) in nodes.iter().enumerate() {
             for range in 0..16 / width {
                 let mask = (((1u32 << width) - 1) << (range * width)) as u16;
                 let (exist, leaf) = (exist & mask, leaf & mask);
-                next[n][range] = if exist == 0 {
+                level[n][range] = if exist == 0 {
                     PLACEHOLDER_HASH
                 } else if exist.count_ones() == 1 && leaf != 0 {
                     children[exist.trailing_zeros() as usize]
                 } else {
-                    let (left, right) = (&level[n][2 * range], &level[n][2 * range + 1]);
-                    messages.push(internal_message(left, right));
+                    messages.push(internal_message(&level[n][2 * range], &level[n][2 * range + 1]));
                     targets.push((n, range));
-                    [0; 32]
+                    continue;
                 };
             }
         }
         for ((n, range), hash) in
-            targets.into_iter().zip(crypto_parallel::hash_many(algorithm, &messages))
+            targets.iter().zip(crypto_parallel::hash_many(algorithm, &messages))
         {
-            next[n][range] = *hash.as_bytes();
+            level[*n][*range] = *hash.as_bytes();
         }
-        level = next;
         width *= 2;
     }
     level.iter().map(|ranges| ranges[0]).collect()
