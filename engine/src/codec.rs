@@ -212,6 +212,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `tag ‖ left ‖ right` in a fixed array: the input of a tree node's hash, built without
+/// an allocation (there is one per hashed node). `N` must be `tag.len() + 64`.
+pub(crate) fn pair_message<const N: usize>(
+    tag: &[u8],
+    left: &[u8; 32],
+    right: &[u8; 32],
+) -> [u8; N] {
+    assert_eq!(N, tag.len() + 64, "a tagged pair is the tag and two 32-byte hashes");
+    let mut message = [0u8; N];
+    message[..tag.len()].copy_from_slice(tag);
+    message[tag.len()..tag.len() + 32].copy_from_slice(left);
+    message[tag.len() + 32..].copy_from_slice(right);
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1238,16 +1238,6 @@ struct WriteHash {
     value_hash: Hash32,
 }
 
-impl WriteHash {
-    fn of(algorithm: HashAlgorithm, account: &str, key: &[u8], value: &[u8]) -> Self {
-        WriteHash {
-            key_hash: *crypto_parallel::hash(algorithm, &state::data_key_preimage(account, key))
-                .as_bytes(),
-            value_hash: *crypto_parallel::hash(algorithm, value).as_bytes(),
-        }
-    }
-}
-
 /// The [`WriteHash`] of every `WriteKv` of a block, in order, computed before execution
 /// with `hash_many` (they depend only on the operation, not on what executes before it;
 /// a rejected transaction's are computed and not used).
@@ -1652,8 +1642,8 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
 
     /// Validates every operation against the overlay and the store; `Err(code)` when
     /// the transaction must be rejected.
-    /// `write_hashes` holds the transaction's `WriteKv` hashes in order (computed again
-    /// here if missing).
+    /// `write_hashes` holds the transaction's `WriteKv` hashes in order
+    /// (`WriteHashes::of_transaction`).
     fn stage(
         &mut self,
         transaction: &Transaction,
@@ -1768,15 +1758,11 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     if current != *expected_version {
                         return Ok(Err(ResultCode::VersionConflict));
                     }
-                    let hashes = write_hashes.get(write_index).copied().unwrap_or_else(|| {
-                        debug_assert!(false, "a WriteKv without its precomputed hashes");
-                        WriteHash::of(self.algorithm, account, key, value)
-                    });
                     staged.writes.push(StagedWrite {
                         key: id,
                         version: (current + 1) as u64,
                         value: value.clone(),
-                        hashes,
+                        hashes: write_hashes[write_index],
                     });
                 }
                 Operation::RegisterEventAccount { name } => {

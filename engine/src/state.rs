@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
 
+use crate::codec::pair_message;
 use crate::layout;
 use crate::model::{Address, Hash32, LedgerId};
 use crate::store::{Direction, KvStore, WriteBatch};
@@ -222,16 +223,6 @@ impl NodeCache {
         for (node_key, bytes) in nodes.0 {
             self.nodes.insert(node_key.nibble_path().clone(), (node_key.version(), bytes));
         }
-    }
-
-    /// Nodes held.
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether it holds no node.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
     }
 }
 
@@ -481,7 +472,9 @@ fn hash_new_nodes<H: SimpleHasher>(
     let leaf_messages: Vec<[u8; 77]> = new_leaves
         .iter()
         .zip(&value_hashes)
-        .map(|((_, key_hash, _), value_hash)| leaf_message(&key_hash.0, value_hash.as_bytes()))
+        .map(|((_, key_hash, _), value_hash)| {
+            pair_message(jmt::proof::LEAF_DOMAIN_SEPARATOR, &key_hash.0, value_hash.as_bytes())
+        })
         .collect();
     let leaf_hashes = crypto_parallel::hash_many(algorithm, &leaf_messages);
     for (((position, key_hash, _), value_hash), leaf_hash) in
@@ -555,17 +548,6 @@ fn is_child(
             .eq(child.nibbles().take(parent.num_nibbles()).map(u8::from))
 }
 
-/// jmt's leaf hash input: `LEAF_DOMAIN_SEPARATOR (13 bytes) ‖ key hash ‖ value hash`.
-fn leaf_message(key_hash: &Hash32, value_hash: &Hash32) -> [u8; 77] {
-    const SEPARATOR: &[u8] = jmt::proof::LEAF_DOMAIN_SEPARATOR;
-    const _: () = assert!(SEPARATOR.len() == 13);
-    let mut message = [0u8; 77];
-    message[..13].copy_from_slice(SEPARATOR);
-    message[13..45].copy_from_slice(key_hash);
-    message[45..].copy_from_slice(value_hash);
-    message
-}
-
 /// The hashes of internal nodes given as (existence bitmap, leaf bitmap, the 16 child
 /// hashes), all nodes' ranges of one width hashed together.
 fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -> Vec<Hash32> {
@@ -590,7 +572,11 @@ fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -
                 } else if exist.count_ones() == 1 && leaf != 0 {
                     children[exist.trailing_zeros() as usize]
                 } else {
-                    messages.push(internal_message(&level[n][2 * range], &level[n][2 * range + 1]));
+                    messages.push(pair_message::<80>(
+                        jmt::proof::INTERNAL_DOMAIN_SEPARATOR,
+                        &level[n][2 * range],
+                        &level[n][2 * range + 1],
+                    ));
                     targets.push((n, range));
                     continue;
                 };
@@ -604,18 +590,6 @@ fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -
         width *= 2;
     }
     level.iter().map(|ranges| ranges[0]).collect()
-}
-
-/// jmt's internal-node hash input: `INTERNAL_DOMAIN_SEPARATOR (16 bytes) ‖ left ‖ right`,
-/// built without an allocation (there is one per hashed range of every new node).
-fn internal_message(left: &Hash32, right: &Hash32) -> [u8; 80] {
-    const SEPARATOR: &[u8] = jmt::proof::INTERNAL_DOMAIN_SEPARATOR;
-    const _: () = assert!(SEPARATOR.len() == 16);
-    let mut message = [0u8; 80];
-    message[..16].copy_from_slice(SEPARATOR);
-    message[16..48].copy_from_slice(left);
-    message[48..].copy_from_slice(right);
-    message
 }
 
 /// Writes `hashes[i]` over child `i`'s hash in borsh(`jmt::Node::Internal`): tag `1`,

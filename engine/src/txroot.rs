@@ -90,13 +90,7 @@ pub fn chunk_roots(algorithm: HashAlgorithm, leaves: &[Hash32]) -> Vec<Hash32> {
 fn next_level(algorithm: HashAlgorithm, level: &[Hash32]) -> Vec<Hash32> {
     let messages: Vec<[u8; 65]> = level
         .chunks_exact(2)
-        .map(|pair| {
-            let mut message = [0u8; 65];
-            message[0] = 0x01;
-            message[1..33].copy_from_slice(&pair[0]);
-            message[33..].copy_from_slice(&pair[1]);
-            message
-        })
+        .map(|pair| crate::codec::pair_message(&[0x01], &pair[0], &pair[1]))
         .collect();
     let mut next: Vec<Hash32> =
         crypto_parallel::hash_many(algorithm, &messages).iter().map(|d| *d.as_bytes()).collect();
