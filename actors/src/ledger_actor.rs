@@ -653,7 +653,10 @@ impl LedgerActor {
             .collect();
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let committed = match self.parts.ledger.store().multi_get(&key_refs) {
-            Ok(found) => found,
+            Ok(found) => {
+                self.store_read_answered();
+                found
+            }
             Err(error) => {
                 // Not accepted (nothing is lost: the client retries); a store that cannot
                 // be read is an outage, anything else stops the ledger.
@@ -814,7 +817,10 @@ impl LedgerActor {
             hashes.iter().map(|hash| layout::tx_key(&self.id(), hash)).collect();
         let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let committed = match self.parts.ledger.store().multi_get(&key_refs) {
-            Ok(found) => found,
+            Ok(found) => {
+                self.store_read_answered();
+                found
+            }
             Err(error) => {
                 // Dropped here (the sender keeps them and forwards again, or proposes them).
                 if !self.store_outage(&error.to_string()) {
@@ -1700,21 +1706,49 @@ impl LedgerActor {
     /// After a failure: true (and reported: log, readiness, metric) when the store does
     /// not answer at all — an outage to wait out, not a reason to stop the ledger.
     fn store_outage(&mut self, reason: &str) -> bool {
+        if self.store_answers() {
+            return false;
+        }
+        let mut flag = self.parts.shared.store_unavailable.write();
+        if flag.is_none() {
+            tracing::error!(
+                ledger = %hex::encode(self.id().0),
+                %reason,
+                "the store does not answer: commits wait for it"
+            );
+        }
+        *flag = Some(reason.to_owned());
+        true
+    }
+
+    /// Whether the store answers a read at all (an error other than a timeout or
+    /// unavailability is an answer: the caller's own error handling sees it).
+    fn store_answers(&self) -> bool {
         let probe = layout::table_prefix(&self.id(), layout::Table::Meta);
-        match self.parts.ledger.store().get(&probe) {
-            Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => {
-                let mut flag = self.parts.shared.store_unavailable.write();
-                if flag.is_none() {
-                    tracing::error!(
-                        ledger = %hex::encode(self.id().0),
-                        %reason,
-                        "the store does not answer: commits wait for it"
-                    );
-                }
-                *flag = Some(reason.to_owned());
-                true
-            }
-            _ => false,
+        !matches!(
+            self.parts.ledger.store().get(&probe),
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_))
+        )
+    }
+
+    /// Ends a reported outage (log, readiness, metric); a no-op when none is reported.
+    fn outage_over(&mut self) {
+        if self.parts.shared.store_unavailable.read().is_none() {
+            return;
+        }
+        if self.parts.shared.store_unavailable.write().take().is_some() {
+            tracing::warn!(
+                ledger = %hex::encode(self.id().0),
+                "the store answers again: commits resume"
+            );
+        }
+    }
+
+    /// A read for new work succeeded: an outage reported by an earlier read is over,
+    /// unless blocks still wait to be written (then `retry_stalled` decides).
+    fn store_read_answered(&mut self) {
+        if self.stalled.is_empty() {
+            self.outage_over();
         }
     }
 
@@ -1751,6 +1785,12 @@ impl LedgerActor {
 
     /// Applies the entries the store failed, in order; true when all are written.
     fn retry_stalled(&mut self) -> bool {
+        // Probe first, and end the reported outage before the stalled blocks are applied:
+        // whoever hears of their commit then no longer sees the store reported down.
+        if !self.store_answers() {
+            return false;
+        }
+        self.outage_over();
         while let Some(committed) = self.stalled.pop_front() {
             let result = match self.recover_written(&committed) {
                 Ok(true) => Ok(()),
@@ -1764,12 +1804,6 @@ impl LedgerActor {
                 }
                 return false;
             }
-        }
-        if self.parts.shared.store_unavailable.write().take().is_some() {
-            tracing::warn!(
-                ledger = %hex::encode(self.id().0),
-                "the store answers again: commits resume"
-            );
         }
         true
     }

@@ -169,3 +169,40 @@ async fn commits_wait_for_a_lost_store_and_resume_when_it_returns() {
         assert!(matches!(verdict, engine::verify::Verdict::Valid { .. }), "{verdict:?}");
     }
 }
+
+/// An outage seen only by a read (nothing waits to be written) is reported, and the
+/// report ends with the next read that succeeds: readiness does not stay "down".
+#[actix_rt::test]
+async fn an_outage_seen_by_a_read_ends_when_the_next_read_succeeds() {
+    init_tracing();
+    let store = Arc::new(OutageStore::default());
+    let node_key = key(61);
+    let ledger = settings("dairy-1", "solo", vec![node_key.public_key()]);
+    let node = Node::start(options(1, node_key, vec![ledger]), store.clone()).unwrap();
+    let handle = node.ledgers()[0].clone();
+    let admin = admin();
+    let outcome = register_trace_account(&handle).await;
+    assert!(matches!(outcome.status, TxStatus::Committed { .. }), "{outcome:?}");
+
+    store.down.store(true, Ordering::SeqCst);
+    let refused =
+        submit_and_wait(&handle, vec![tx(&admin, handle.id(), 1, vec![write("k1", b"v", -1)])])
+            .await;
+    assert!(
+        matches!(&refused[0].status, TxStatus::Rejected(Rejection::StoreUnavailable(_))),
+        "{refused:?}"
+    );
+    assert!(handle.store_unavailable().is_some(), "the outage is reported");
+
+    store.down.store(false, Ordering::SeqCst);
+    let outcomes =
+        submit_and_wait(&handle, vec![tx(&admin, handle.id(), 2, vec![write("k2", b"v", -1)])])
+            .await;
+    assert!(
+        matches!(outcomes[0].status, TxStatus::Committed { result: ResultCode::Committed, .. }),
+        "{outcomes:?}"
+    );
+    assert!(handle.store_unavailable().is_none(), "still reported after the store answered");
+    assert!(handle.halted().is_none());
+    node.shutdown(Duration::from_secs(2)).await;
+}
