@@ -110,41 +110,11 @@ pub fn z_a(distid: &str, public_key: &[u8]) -> Result<[u8; 32]> {
     if public_key.len() != PUBLIC_KEY_LEN {
         return Err(malformed_public("expected 65-byte uncompressed SEC1 (04 || x || y)"));
     }
-    // Curve parameters a, b, x_G, y_G of the recommended SM2 curve (GB/T 32918.5).
-    const CURVE_PARAMETERS: [u8; 128] = hex_literal(concat!(
-        "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC",
-        "28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93",
-        "32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7",
-        "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0",
-    ));
-    let bit_len = (distid.len() * 8) as u16;
-    let mut hasher = sm3::Sm3::new();
-    hasher.update(bit_len.to_be_bytes());
-    hasher.update(distid.as_bytes());
-    hasher.update(CURVE_PARAMETERS);
+    // `check_distid` bounds the id as `z_a_prefix` does, so this is never `None`.
+    let mut hasher = crate::sm2_fast::z_a_prefix(distid.as_bytes())
+        .ok_or(CryptoError::DistinguishingIdTooLong { len: distid.len() })?;
     hasher.update(&public_key[1..]);
     Ok(hasher.finalize().into())
-}
-
-/// Decodes a hex string at compile time (for constants only).
-const fn hex_literal<const N: usize>(text: &str) -> [u8; N] {
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => panic!("not a hex digit"),
-        }
-    }
-    let bytes = text.as_bytes();
-    assert!(bytes.len() == 2 * N);
-    let mut out = [0u8; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = (nibble(bytes[2 * i]) << 4) | nibble(bytes[2 * i + 1]);
-        i += 1;
-    }
-    out
 }
 
 /// Signs `message` with an explicit user id (the default provider uses

@@ -148,6 +148,29 @@ impl Fe {
         self.add(self)
     }
 
+    /// a / 2 mod p: a + p if a is odd (then even), shifted right by one; below p
+    /// either way for a < p. Plain Rust on both paths (the compiler emits add-with-carry
+    /// and shift chains); linear, so the Montgomery domain does not matter.
+    #[inline(always)]
+    pub fn halve(&self) -> Fe {
+        let a = self.0;
+        let mask = 0u64.wrapping_sub(a[0] & 1);
+        let mut t = [0u64; 4];
+        let mut carry = 0u128;
+        for i in 0..4 {
+            let sum = a[i] as u128 + (P[i] & mask) as u128 + carry;
+            t[i] = sum as u64;
+            carry = sum >> 64;
+        }
+        let top = carry as u64;
+        Fe([
+            (t[0] >> 1) | (t[1] << 63),
+            (t[1] >> 1) | (t[2] << 63),
+            (t[2] >> 1) | (t[3] << 63),
+            (t[3] >> 1) | (top << 63),
+        ])
+    }
+
     #[inline(always)]
     pub fn is_zero(&self) -> bool {
         (self.0[0] | self.0[1] | self.0[2] | self.0[3]) == 0

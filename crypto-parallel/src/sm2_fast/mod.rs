@@ -28,14 +28,14 @@ pub use cache::{KeyCache, global_cache, verify_digest_cached};
 pub use tables::warm_up;
 pub use verify::{
     DEFAULT_DISTID, PrecomputedKey, PublicKey, verify_digest, verify_digest_with_key,
-    verify_message,
+    verify_message, z_a_prefix,
 };
 
 #[doc(hidden)]
 pub mod internals {
     //! Exposed for tests and benchmarks only.
     pub use crate::sm2_fast::field::{Fe, P, batch_invert};
-    pub use crate::sm2_fast::point::{Affine, Jacobian, generator, is_on_curve};
+    pub use crate::sm2_fast::point::{Affine, Cached, Jacobian, generator, is_on_curve};
     pub use crate::sm2_fast::scalar::{N, U256, u256_from_be, u256_to_be, wnaf};
     pub use crate::sm2_fast::tables::{CombTable, mul_comb, mul_uncached};
 

@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use crate::sm2_fast::point::{Affine, Jacobian, batch_to_affine, generator};
+use crate::sm2_fast::point::{Affine, Cached, Jacobian, batch_to_affine, generator};
 use crate::sm2_fast::scalar::{U256, comb_index, wnaf};
 
 /// wNAF width for s·G in the uncached path (2^(w-2) affine points in the static table).
@@ -26,8 +26,14 @@ fn odd_multiples_jacobian(q: &Affine, w: usize) -> Vec<Jacobian> {
     let q_j = q.to_jacobian();
     let two_q = q_j.double();
     out.push(q_j);
-    for i in 1..count {
-        out.push(out[i - 1].add(&two_q));
+    match Cached::new(&two_q) {
+        Some(two_q) => {
+            for i in 1..count {
+                out.push(out[i - 1].add_cached(&two_q));
+            }
+        }
+        // 2Q = infinity: Q had order 2 (not a point of this prime-order curve).
+        None => out.resize(count, Jacobian::infinity()),
     }
     out
 }
@@ -112,7 +118,15 @@ fn digit_index(d: i32) -> usize {
 /// s·G + t·P without per-key precomputation.
 pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
     let g_table = g_wnaf_table();
-    let p_table = odd_multiples_jacobian(p, P_WNAF_W);
+    // Odd multiples k·P (k < 16) of a point of order n are never infinity; were one
+    // (an invalid point), the result is infinity, which no signature check accepts.
+    let Some(p_table) = odd_multiples_jacobian(p, P_WNAF_W)
+        .iter()
+        .map(Cached::new)
+        .collect::<Option<Vec<Cached>>>()
+    else {
+        return Jacobian::infinity();
+    };
     let (naf_g, top_g) = wnaf(s, G_WNAF_W);
     let (naf_p, top_p) = wnaf(t, P_WNAF_W);
     let top = top_g.max(top_p);
@@ -125,7 +139,7 @@ pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
         if dp != 0
             && let Some(q) = p_table.get(digit_index(dp))
         {
-            acc = if dp > 0 { acc.add(q) } else { acc.add(&q.neg()) };
+            acc = if dp > 0 { acc.add_cached(q) } else { acc.add_cached(&q.neg()) };
         }
         let dg = naf_g[i];
         if dg != 0

@@ -63,16 +63,7 @@ impl PublicKey {
     /// Z_A = SM3(ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A); `None` for an id
     /// longer than 8191 bytes.
     pub fn z_a_with_distid(&self, distid: &[u8]) -> Option<[u8; 32]> {
-        if distid.len() > DISTID_LEN_MAX {
-            return None;
-        }
-        let bit_len = (distid.len() * 8) as u16;
-        let mut hasher = sm3::Sm3::new();
-        hasher.update(bit_len.to_be_bytes());
-        hasher.update(distid);
-        for parameter in &CURVE_PARAMETERS {
-            hasher.update(parameter);
-        }
+        let mut hasher = z_a_prefix(distid)?;
         hasher.update(&self.bytes[1..]);
         Some(hasher.finalize().into())
     }
@@ -81,6 +72,31 @@ impl PublicKey {
     pub fn digest(&self, message: &[u8]) -> [u8; 32] {
         digest_with_z(&self.z_a(), message)
     }
+}
+
+/// SM3 fed with ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G, the part of Z_A before the key;
+/// `None` for an id longer than 8191 bytes. For the default id those 146 bytes are the
+/// same for every key: they are hashed once (two of Z_A's four SM3 blocks) and the
+/// hasher's state is cloned.
+pub fn z_a_prefix(distid: &[u8]) -> Option<sm3::Sm3> {
+    fn feed(distid: &[u8]) -> sm3::Sm3 {
+        let bit_len = (distid.len() * 8) as u16;
+        let mut hasher = sm3::Sm3::new();
+        hasher.update(bit_len.to_be_bytes());
+        hasher.update(distid);
+        for parameter in &CURVE_PARAMETERS {
+            hasher.update(parameter);
+        }
+        hasher
+    }
+    static DEFAULT: std::sync::OnceLock<sm3::Sm3> = std::sync::OnceLock::new();
+    if distid == DEFAULT_DISTID.as_bytes() {
+        return Some(DEFAULT.get_or_init(|| feed(distid)).clone());
+    }
+    if distid.len() > DISTID_LEN_MAX {
+        return None;
+    }
+    Some(feed(distid))
 }
 
 /// e = SM3(Z_A ‖ M).

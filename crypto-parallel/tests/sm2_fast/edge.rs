@@ -223,10 +223,66 @@ fn field_matches_bigint() {
         assert_eq!(from_fe(&fa.square()), (a * a) % &p);
         assert_eq!(from_fe(&fa.add(&fb)), (a + b) % &p);
         assert_eq!(from_fe(&fa.sub(&fb)), (a + &p - b) % &p);
+        assert_eq!(from_fe(&fa.halve()), (a * ((&p + 1u8) >> 1)) % &p);
         if i < 50 && a != &BigUint::from(0u8) {
             assert_eq!(from_fe(&fa.invert().mul(&fa)), BigUint::from(1u8));
         }
     }
+}
+
+/// Doubling and the three additions against affine formulas in big integers, on
+/// Jacobian points with Z ≠ 1, and at their exceptional cases (P + P, P - P, infinity).
+#[test]
+fn point_formulas_match_affine_bigint() {
+    let p = big(&hex::<32>(P_HEX));
+    let from_fe = |f: &Fe| big(&u256_to_be(&f.to_limbs()));
+    let sub = |a: &BigUint, b: &BigUint| (a + &p - b) % &p;
+    let inv = |v: &BigUint| v.modpow(&(&p - 2u8), &p);
+    type Pt = (BigUint, BigUint);
+    let affine_add = |a: &Pt, b: &Pt| -> Pt {
+        let lambda = if a == b {
+            let three_x2 = (&a.0 * &a.0 * 3u8) % &p;
+            (sub(&three_x2, &BigUint::from(3u8)) * inv(&((&a.1 * 2u8) % &p))) % &p
+        } else {
+            (sub(&b.1, &a.1) * inv(&sub(&b.0, &a.0))) % &p
+        };
+        let x3 = sub(&sub(&((&lambda * &lambda) % &p), &a.0), &b.0);
+        let y3 = sub(&((&lambda * sub(&a.0, &x3)) % &p), &a.1);
+        (x3, y3)
+    };
+    let model_of = |j: &Jacobian| {
+        let a = j.to_affine().expect("not infinity");
+        (from_fe(&a.x), from_fe(&a.y))
+    };
+    let g = generator();
+    let g_model = (from_fe(&g.x), from_fe(&g.y));
+    let (mut acc, mut model) = (g.to_jacobian().double(), affine_add(&g_model, &g_model));
+    let (mut prev, mut prev_model) = (g.to_jacobian(), g_model.clone());
+    for i in 0..240 {
+        let (next, next_model) = match i % 4 {
+            0 => (acc.double(), affine_add(&model, &model)),
+            1 => (acc.add_affine(&g), affine_add(&model, &g_model)),
+            2 => {
+                let cached = Cached::new(&prev).expect("not infinity");
+                let via_cached = acc.add_cached(&cached);
+                let via_full = acc.add(&prev);
+                assert_eq!(model_of(&via_cached), model_of(&via_full), "step {i}");
+                (via_cached, affine_add(&model, &prev_model))
+            }
+            _ => (acc.add(&prev), affine_add(&model, &prev_model)),
+        };
+        assert!(next.z != Fe::one(), "step {i}: Z = 1 would not test the projective forms");
+        assert_eq!(model_of(&next), next_model, "step {i}");
+        (prev, prev_model) = (acc, model);
+        (acc, model) = (next, next_model);
+    }
+    // Exceptional cases.
+    let cached = Cached::new(&acc).expect("not infinity");
+    assert_eq!(model_of(&acc.add_cached(&cached)), affine_add(&model, &model), "P + P");
+    assert!(acc.add_cached(&cached.neg()).is_infinity(), "P - P");
+    assert!(Jacobian::infinity().double().is_infinity(), "2·infinity");
+    assert_eq!(model_of(&Jacobian::infinity().add_cached(&cached)), model, "infinity + P");
+    assert!(Cached::new(&Jacobian::infinity()).is_none());
 }
 
 #[test]
