@@ -8,7 +8,8 @@
 //! - `hash/<algorithm>/{256B,1MiB}`: hashes/s and MB/s;
 //! - `hash_many/sm3_<len>B_x1000/{one_by_one,hash_many}`: 1,000 messages of a block's
 //!   typical sizes (a 34-byte transaction-tree leaf, a 200-byte value, a ~330-byte
-//!   transaction) hashed one by one and with `hash_many` (sixteen lanes with AVX-512).
+//!   transaction) hashed one by one and with `hash_many` (sixteen lanes with AVX-512,
+//!   two halves of eight with AVX2).
 //!
 //! Run: `cargo bench -p crypto-parallel --bench crypto` (results in perf/RESULTS.md).
 
@@ -175,7 +176,7 @@ fn hashing_many(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_many");
     group.sample_size(20).measurement_time(Duration::from_secs(3));
     println!(
-        "hash_many: sixteen-lane SM3 available: {}",
+        "hash_many: side-by-side SM3 (AVX-512 or AVX2) available: {}",
         crypto_parallel::hash_many::simd_available()
     );
     for len in [34usize, 200, 330] {

@@ -6,6 +6,8 @@
 //! benchmark machine, the largest single item in a profile of block execution). On a CPU
 //! with AVX-512, [`hash_many`] runs sixteen SM3 compressions side by side, one message
 //! per 32-bit lane of the 512-bit registers: the same instructions, sixteen results.
+//! With AVX2 only (AMD Zen 2/3, older Intel), it runs two halves of eight lanes in
+//! 256-bit registers.
 //!
 //! SM3 (GB/T 32905-2016) has no data-dependent branches and only 32-bit operations
 //! (add, xor, and/or, rotate), so each lane computes exactly the scalar function; the
@@ -14,8 +16,8 @@
 //! whose message has fewer blocks than the longest in its group keeps its state
 //! (masked merge) while the others go on.
 //!
-//! SHA-256, and SM3 without AVX-512 or for fewer than [`MIN_BATCH`] messages, hash one
-//! by one: the results are the same either way.
+//! SHA-256, and SM3 without AVX-512 or AVX2 or for fewer than [`MIN_BATCH`] messages,
+//! hash one by one: the results are the same either way.
 
 use crate::algorithm::HashAlgorithm;
 use crate::hash::{DIGEST_LEN, HashDigest, hash};
@@ -30,8 +32,11 @@ const LANES: usize = 16;
 /// Hashes each message with `algorithm`: `result[i] == hash(algorithm, messages[i])`.
 pub fn hash_many<M: AsRef<[u8]>>(algorithm: HashAlgorithm, messages: &[M]) -> Vec<HashDigest> {
     match algorithm {
-        HashAlgorithm::Sm3 if messages.len() >= MIN_BATCH && simd_available() => {
-            sm3_many_simd(messages)
+        HashAlgorithm::Sm3
+            if messages.len() >= MIN_BATCH
+                && let Some(path) = simd_path() =>
+        {
+            sm3_many_simd(messages, path)
                 .into_iter()
                 .map(|digest| HashDigest::new(HashAlgorithm::Sm3, digest))
                 .collect()
@@ -40,16 +45,35 @@ pub fn hash_many<M: AsRef<[u8]>>(algorithm: HashAlgorithm, messages: &[M]) -> Ve
     }
 }
 
-/// Whether SM3 takes the sixteen-lane path on this CPU.
+/// Whether SM3 hashes many messages side by side on this CPU (AVX-512F or AVX2).
 pub fn simd_available() -> bool {
+    simd_path().is_some()
+}
+
+/// How a group of sixteen lanes is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    /// All sixteen lanes in 512-bit registers.
+    Avx512,
+    /// Two halves of eight lanes in 256-bit registers (CPUs without AVX-512, such as
+    /// AMD's Zen 2 and 3): rotations take two shifts and an or, and the three-input
+    /// logic functions two or three instructions, so a lane costs more than with
+    /// AVX-512, and still far less than one by one.
+    Avx2,
+}
+
+/// The fastest path this CPU has; `None` where SM3 hashes one by one.
+fn simd_path() -> Option<Simd> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Simd::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Some(Simd::Avx2);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    None
 }
 
 /// SM3's initial value (GB/T 32905-2016, 4.1).
@@ -106,15 +130,15 @@ fn block_count(len: usize) -> usize {
     len / 64 + if len % 64 + 9 <= 64 { 1 } else { 2 }
 }
 
-/// The sixteen-lane path; callers check [`simd_available`] first.
-fn sm3_many_simd<M: AsRef<[u8]>>(messages: &[M]) -> Vec<[u8; DIGEST_LEN]> {
+/// The side-by-side path; `path` must be one this CPU has ([`simd_path`]).
+fn sm3_many_simd<M: AsRef<[u8]>>(messages: &[M], path: Simd) -> Vec<[u8; DIGEST_LEN]> {
     // Group messages of the same length in blocks, so lanes seldom idle.
     let mut order: Vec<usize> = (0..messages.len()).collect();
     order.sort_by_key(|&i| block_count(messages[i].as_ref().len()));
     let mut digests = vec![[0u8; DIGEST_LEN]; messages.len()];
     for group in order.chunks(LANES) {
         let lanes: Vec<Lane<'_>> = group.iter().map(|&i| Lane::new(messages[i].as_ref())).collect();
-        let state = compress_group(&lanes);
+        let state = compress_group(&lanes, path);
         for (lane, &i) in group.iter().enumerate() {
             for (word, out) in digests[i].chunks_exact_mut(4).enumerate() {
                 out.copy_from_slice(&state[word][lane].to_be_bytes());
@@ -126,7 +150,7 @@ fn sm3_many_simd<M: AsRef<[u8]>>(messages: &[M]) -> Vec<[u8; DIGEST_LEN]> {
 
 /// Runs every lane's blocks through the compression function; the result is the
 /// chaining value per word and lane (`state[word][lane]`).
-fn compress_group(lanes: &[Lane<'_>]) -> [[u32; LANES]; 8] {
+fn compress_group(lanes: &[Lane<'_>], path: Simd) -> [[u32; LANES]; 8] {
     debug_assert!(!lanes.is_empty() && lanes.len() <= LANES);
     let mut state = [[0u32; LANES]; 8];
     for (word, value) in IV.iter().enumerate() {
@@ -144,9 +168,9 @@ fn compress_group(lanes: &[Lane<'_>]) -> [[u32; LANES]; 8] {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        x86::compress(&mut state, &blocks, active);
+        x86::compress(&mut state, &blocks, active, path);
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the sixteen-lane path runs only where simd_available() {active}");
+        unreachable!("the side-by-side path runs only where simd_path() is some {active} {path:?}");
     }
     state
 }
@@ -155,17 +179,182 @@ fn compress_group(lanes: &[Lane<'_>]) -> [[u32; LANES]; 8] {
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::{LANES, T};
+    use super::{LANES, Simd, T};
 
     /// One SM3 compression in each active lane (bit `l` of `active`); inactive lanes
     /// keep their state.
-    pub(super) fn compress(state: &mut [[u32; LANES]; 8], blocks: &[[u8; 64]; LANES], active: u16) {
-        assert!(super::simd_available(), "AVX-512F checked by the caller");
-        // SAFETY: the CPU supports AVX-512F (asserted above, at run time), the only
-        // requirement of `compress_avx512`'s target feature.
-        #[allow(unsafe_code)]
-        unsafe {
-            compress_avx512(state, blocks, active)
+    pub(super) fn compress(
+        state: &mut [[u32; LANES]; 8],
+        blocks: &[[u8; 64]; LANES],
+        active: u16,
+        path: Simd,
+    ) {
+        match path {
+            Simd::Avx512 => {
+                assert!(is_x86_feature_detected!("avx512f"), "AVX-512F checked by the caller");
+                // SAFETY: the CPU supports AVX-512F (asserted above, at run time), the
+                // only requirement of `compress_avx512`'s target feature.
+                #[allow(unsafe_code)]
+                unsafe {
+                    compress_avx512(state, blocks, active)
+                }
+            }
+            Simd::Avx2 => {
+                assert!(is_x86_feature_detected!("avx2"), "AVX2 checked by the caller");
+                for half in 0..2 {
+                    let bits = (active >> (8 * half)) as u8;
+                    if bits == 0 {
+                        continue;
+                    }
+                    // SAFETY: the CPU supports AVX2 (asserted above, at run time), the
+                    // only requirement of `avx2::compress8`'s target feature.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        avx2::compress8(state, blocks, half * 8, bits)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Eight lanes in 256-bit registers: the same rounds as `compress_avx512`, with
+    /// AVX2's instructions (no rotate, no three-input logic, no masks).
+    mod avx2 {
+        use core::arch::x86_64::*;
+
+        use super::super::{LANES, T};
+
+        /// x <<< L (R = 32 - L).
+        #[target_feature(enable = "avx2")]
+        fn rol<const L: i32, const R: i32>(x: __m256i) -> __m256i {
+            _mm256_or_si256(_mm256_slli_epi32::<L>(x), _mm256_srli_epi32::<R>(x))
+        }
+
+        #[target_feature(enable = "avx2")]
+        fn xor3(x: __m256i, y: __m256i, z: __m256i) -> __m256i {
+            _mm256_xor_si256(_mm256_xor_si256(x, y), z)
+        }
+
+        #[target_feature(enable = "avx2")]
+        fn p0(x: __m256i) -> __m256i {
+            xor3(x, rol::<9, 23>(x), rol::<17, 15>(x))
+        }
+
+        #[target_feature(enable = "avx2")]
+        fn p1(x: __m256i) -> __m256i {
+            xor3(x, rol::<15, 17>(x), rol::<23, 9>(x))
+        }
+
+        /// The eight u32s of `state[word][first..first + 8]` (safe lane reads).
+        #[target_feature(enable = "avx2")]
+        fn load(lanes: &[u32; LANES], first: usize) -> __m256i {
+            let l = &lanes[first..first + 8];
+            _mm256_setr_epi32(
+                l[0] as i32,
+                l[1] as i32,
+                l[2] as i32,
+                l[3] as i32,
+                l[4] as i32,
+                l[5] as i32,
+                l[6] as i32,
+                l[7] as i32,
+            )
+        }
+
+        /// Message word `j` (big-endian) of blocks `first..first + 8`.
+        #[target_feature(enable = "avx2")]
+        fn message_word(blocks: &[[u8; 64]; LANES], first: usize, j: usize) -> __m256i {
+            let word = |l: usize| {
+                let b = &blocks[first + l][4 * j..4 * j + 4];
+                i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            };
+            _mm256_setr_epi32(
+                word(0),
+                word(1),
+                word(2),
+                word(3),
+                word(4),
+                word(5),
+                word(6),
+                word(7),
+            )
+        }
+
+        /// One compression in each active lane of `first..first + 8` (bit l of `active`
+        /// for lane first + l); the others keep their state.
+        #[target_feature(enable = "avx2")]
+        pub(super) fn compress8(
+            state: &mut [[u32; LANES]; 8],
+            blocks: &[[u8; 64]; LANES],
+            first: usize,
+            active: u8,
+        ) {
+            let mut w = [_mm256_setzero_si256(); 68];
+            for (j, word) in w.iter_mut().take(16).enumerate() {
+                *word = message_word(blocks, first, j);
+            }
+            for j in 16..68 {
+                let x = xor3(w[j - 16], w[j - 9], rol::<15, 17>(w[j - 3]));
+                w[j] = xor3(p1(x), rol::<7, 25>(w[j - 13]), w[j - 6]);
+            }
+            let v: [__m256i; 8] = core::array::from_fn(|i| load(&state[i], first));
+            let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = v;
+            for (j, &t) in T.iter().enumerate() {
+                let a12 = rol::<12, 20>(a);
+                let ss1 = rol::<7, 25>(_mm256_add_epi32(
+                    _mm256_add_epi32(a12, e),
+                    _mm256_set1_epi32(t as i32),
+                ));
+                let ss2 = _mm256_xor_si256(ss1, a12);
+                let (ff, gg) = if j < 16 {
+                    (xor3(a, b, c), xor3(e, f, g))
+                } else {
+                    (
+                        // (a & b) | (c & (a | b)); (e & f) | (!e & g)
+                        _mm256_or_si256(
+                            _mm256_and_si256(a, b),
+                            _mm256_and_si256(c, _mm256_or_si256(a, b)),
+                        ),
+                        _mm256_or_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g)),
+                    )
+                };
+                let tt1 = _mm256_add_epi32(
+                    _mm256_add_epi32(ff, d),
+                    _mm256_add_epi32(ss2, _mm256_xor_si256(w[j], w[j + 4])),
+                );
+                let tt2 = _mm256_add_epi32(_mm256_add_epi32(gg, h), _mm256_add_epi32(ss1, w[j]));
+                d = c;
+                c = rol::<9, 23>(b);
+                b = a;
+                a = tt1;
+                h = g;
+                g = rol::<19, 13>(f);
+                f = e;
+                e = p0(tt2);
+            }
+            let mask = _mm256_setr_epi32(
+                -i32::from(active & 1 != 0),
+                -i32::from(active & 2 != 0),
+                -i32::from(active & 4 != 0),
+                -i32::from(active & 8 != 0),
+                -i32::from(active & 16 != 0),
+                -i32::from(active & 32 != 0),
+                -i32::from(active & 64 != 0),
+                -i32::from(active & 128 != 0),
+            );
+            for (i, new) in [a, b, c, d, e, f, g, h].into_iter().enumerate() {
+                let merged = _mm256_xor_si256(v[i], _mm256_and_si256(mask, new));
+                // Lanes out of the register one by one (safe: extract by constant index).
+                let out = &mut state[i][first..first + 8];
+                out[0] = _mm256_extract_epi32::<0>(merged) as u32;
+                out[1] = _mm256_extract_epi32::<1>(merged) as u32;
+                out[2] = _mm256_extract_epi32::<2>(merged) as u32;
+                out[3] = _mm256_extract_epi32::<3>(merged) as u32;
+                out[4] = _mm256_extract_epi32::<4>(merged) as u32;
+                out[5] = _mm256_extract_epi32::<5>(merged) as u32;
+                out[6] = _mm256_extract_epi32::<6>(merged) as u32;
+                out[7] = _mm256_extract_epi32::<7>(merged) as u32;
+            }
         }
     }
 
@@ -317,38 +506,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_length_to_300_bytes_matches_the_sm3_crate() {
-        if !simd_available() {
-            println!("SKIPPED: no AVX-512F on this CPU; hash_many hashes one by one here");
-            return;
-        }
-        // Sixteen messages of one length per call, and all lengths in one call.
-        let all: Vec<Vec<u8>> = (0..=300).map(|len| message(len, len)).collect();
-        for len in 0..=300 {
-            let same: Vec<Vec<u8>> = (0..LANES).map(|seed| message(len, seed)).collect();
-            let got = sm3_many_simd(&same);
-            for (m, digest) in same.iter().zip(&got) {
-                assert_eq!(*digest, reference(m), "length {len}");
+    /// Every side-by-side path this CPU can run (AVX-512 machines run AVX2 too).
+    fn paths() -> Vec<Simd> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                paths.push(Simd::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                paths.push(Simd::Avx2);
             }
         }
-        let got = sm3_many_simd(&all);
-        for (m, digest) in all.iter().zip(&got) {
-            assert_eq!(*digest, reference(m), "length {} in a mixed batch", m.len());
+        if paths.is_empty() {
+            println!("SKIPPED: neither AVX-512F nor AVX2 on this CPU; SM3 hashes one by one here");
+        }
+        paths
+    }
+
+    #[test]
+    fn every_length_to_300_bytes_matches_the_sm3_crate() {
+        for path in paths() {
+            // Sixteen messages of one length per call, fewer than nine (one AVX2 half),
+            // and all lengths in one call.
+            let all: Vec<Vec<u8>> = (0..=300).map(|len| message(len, len)).collect();
+            for len in 0..=300 {
+                for count in [LANES, 5, 9] {
+                    let same: Vec<Vec<u8>> = (0..count).map(|seed| message(len, seed)).collect();
+                    let got = sm3_many_simd(&same, path);
+                    for (m, digest) in same.iter().zip(&got) {
+                        assert_eq!(*digest, reference(m), "{path:?}, length {len}, {count}");
+                    }
+                }
+            }
+            let got = sm3_many_simd(&all, path);
+            for (m, digest) in all.iter().zip(&got) {
+                assert_eq!(*digest, reference(m), "{path:?}, length {} mixed", m.len());
+            }
         }
     }
 
     #[test]
     fn gb_t_32905_vectors_in_every_lane() {
-        if !simd_available() {
-            println!("SKIPPED: no AVX-512F on this CPU; hash_many hashes one by one here");
-            return;
+        for path in paths() {
+            gb_t_32905_vectors_on(path);
         }
+    }
+
+    fn gb_t_32905_vectors_on(path: Simd) {
         let abc = b"abc".to_vec();
         let abcd = "abcd".repeat(16).into_bytes();
         let batch: Vec<&[u8]> =
             (0..20).map(|i| if i % 3 == 0 { &abc[..] } else { &abcd }).collect();
-        for (m, digest) in batch.iter().zip(sm3_many_simd(&batch)) {
+        for (m, digest) in batch.iter().zip(sm3_many_simd(&batch, path)) {
             let expected = if m.len() == 3 {
                 "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
             } else {
