@@ -199,33 +199,13 @@ impl Jacobian {
         Jacobian { x: x3, y: y3, z: z3 }
     }
 
-    /// self + q (add-2007-bl): 11M + 5S.
-    #[inline(always)]
+    /// self + q (add-2007-bl): 11M + 5S, the squaring and multiplication of q's Z² and
+    /// Z³ included (`add_cached` without them kept).
     pub fn add(&self, q: &Jacobian) -> Jacobian {
-        if self.is_infinity() {
-            return *q;
+        match Cached::new(q) {
+            Some(q) => self.add_cached(&q),
+            None => *self,
         }
-        if q.is_infinity() {
-            return *self;
-        }
-        let z1z1 = self.z.square();
-        let z2z2 = q.z.square();
-        let u1 = self.x.mul(&z2z2);
-        let u2 = q.x.mul(&z1z1);
-        let s1 = self.y.mul(&q.z).mul(&z2z2);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&u1);
-        let r = s2.sub(&s1).double();
-        if h.is_zero() {
-            return if r.is_zero() { self.double() } else { Jacobian::infinity() };
-        }
-        let i = h.double().square();
-        let j = h.mul(&i);
-        let v = u1.mul(&i);
-        let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
-        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
-        Jacobian { x: x3, y: y3, z: z3 }
     }
 
     /// Affine form; `None` for infinity. (One inversion; tests and tables only.)
