@@ -193,6 +193,113 @@ impl Fe {
     }
 }
 
+/// The field operations the point formulas are written against, so that the choice of
+/// arithmetic is made once per scalar multiplication instead of before every field
+/// operation (`Fe::mul` and friends check the backend each time: a load, a compare and
+/// a branch, and the portable path inlined beside the assembly). Each backend computes
+/// exactly what `Fe`'s methods compute.
+pub trait Arith: Copy {
+    fn mul(self, a: &Fe, b: &Fe) -> Fe;
+    fn square(self, a: &Fe) -> Fe;
+    fn add(self, a: &Fe, b: &Fe) -> Fe;
+    fn sub(self, a: &Fe, b: &Fe) -> Fe;
+    #[inline(always)]
+    fn double(self, a: &Fe) -> Fe {
+        self.add(a, a)
+    }
+    #[inline(always)]
+    fn neg(self, a: &Fe) -> Fe {
+        self.sub(&Fe::ZERO, a)
+    }
+}
+
+/// fiat-crypto's verified arithmetic (the `SPECIALISED` multiplication when that is on).
+#[derive(Clone, Copy, Debug)]
+pub struct Portable;
+
+impl Arith for Portable {
+    #[inline(always)]
+    fn mul(self, a: &Fe, b: &Fe) -> Fe {
+        if SPECIALISED {
+            return Fe(crate::sm2_fast::fastmul::mont_mul(&a.0, &b.0));
+        }
+        a.mul_fiat(b)
+    }
+    #[inline(always)]
+    fn square(self, a: &Fe) -> Fe {
+        if SPECIALISED {
+            return Fe(crate::sm2_fast::fastmul::mont_square(&a.0));
+        }
+        a.square_fiat()
+    }
+    #[inline(always)]
+    fn add(self, a: &Fe, b: &Fe) -> Fe {
+        a.add_fiat(b)
+    }
+    #[inline(always)]
+    fn sub(self, a: &Fe, b: &Fe) -> Fe {
+        a.sub_fiat(b)
+    }
+}
+
+/// The mulx/adx assembly (`mulx`). A value of this type exists only where
+/// [`Assembly::get`] found the assembly usable, so holding one is the proof the
+/// assembly's preconditions need.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+pub struct Assembly(());
+
+#[cfg(target_arch = "x86_64")]
+impl Assembly {
+    /// `Some` when this CPU has BMI2 and ADX and the portable path is not forced.
+    #[inline(always)]
+    pub fn get() -> Option<Assembly> {
+        crate::sm2_fast::mulx::available().then_some(Assembly(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Arith for Assembly {
+    #[inline(always)]
+    fn mul(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(crate::sm2_fast::mulx::mont_mul(&a.0, &b.0))
+    }
+    #[inline(always)]
+    fn square(self, a: &Fe) -> Fe {
+        Fe(crate::sm2_fast::mulx::mont_square(&a.0))
+    }
+    #[inline(always)]
+    fn add(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(crate::sm2_fast::mulx::add(&a.0, &b.0))
+    }
+    #[inline(always)]
+    fn sub(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(crate::sm2_fast::mulx::sub(&a.0, &b.0))
+    }
+}
+
+/// Runs `$body` with `$f` bound to the arithmetic chosen now: the assembly where it is
+/// usable, else the portable code. The body is compiled once per backend.
+macro_rules! with_arith {
+    ($f:ident => $body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some($f) = $crate::sm2_fast::field::Assembly::get() {
+                $body
+            } else {
+                let $f = $crate::sm2_fast::field::Portable;
+                $body
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let $f = $crate::sm2_fast::field::Portable;
+            $body
+        }
+    }};
+}
+pub(crate) use with_arith;
+
 impl PartialEq for Fe {
     // Representations are canonical (< p), so limb equality is field equality.
     fn eq(&self, other: &Fe) -> bool {

@@ -4,10 +4,14 @@
 
 //! Points of the SM2 recommended curve y^2 = x^3 - 3x + b: affine points for tables,
 //! Jacobian (X, Y, Z) ↦ (X/Z^2, Y/Z^3) for accumulation (Z = 0 is the point at infinity).
-//! Formulas from the Explicit-Formulas Database (a = -3): dbl-2001-b, madd-2007-bl,
-//! add-2007-bl, with the exceptional cases (infinity, P = ±Q) handled explicitly.
+//! Formulas from the Explicit-Formulas Database (a = -3): the doubling as OpenSSL's
+//! `ecp_nistz256_point_double` arranges dbl-2001-b, madd-2007-bl and add-2007-bl (with
+//! Z3 from 2·Z1·Z2 rather than (Z1 + Z2)² - Z1² - Z2²: a multiplication for a squaring
+//! and two fewer subtractions), with the exceptional cases (infinity, P = ±Q) handled
+//! explicitly. Each operation has a form generic over the field arithmetic (`_in`, see
+//! `field::Arith`), which the scalar multiplications use, and one that picks it per call.
 
-use crate::sm2_fast::field::{Fe, batch_invert};
+use crate::sm2_fast::field::{Arith, Fe, batch_invert, with_arith};
 use crate::sm2_fast::scalar::u256_from_be;
 
 /// b of the recommended curve (big-endian).
@@ -137,69 +141,89 @@ impl Jacobian {
     /// Infinity maps to infinity (Z3 = 2YZ = 0).
     #[inline(always)]
     pub fn double(&self) -> Jacobian {
-        let y2 = self.y.double();
-        let s = y2.square();
-        let z3 = y2.mul(&self.z);
-        let delta = self.z.square();
-        let beta4 = self.x.mul(&s);
-        let y4_8 = s.square().halve();
-        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
-        let alpha = t.double().add(&t);
-        let x3 = alpha.square().sub(&beta4.double());
-        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&y4_8);
+        with_arith!(f => self.double_in(f))
+    }
+
+    /// [`Jacobian::double`] with the arithmetic given.
+    #[inline(always)]
+    pub fn double_in<F: Arith>(&self, f: F) -> Jacobian {
+        let y2 = f.double(&self.y);
+        let s = f.square(&y2);
+        let z3 = f.mul(&y2, &self.z);
+        let delta = f.square(&self.z);
+        let beta4 = f.mul(&self.x, &s);
+        let y4_8 = f.square(&s).halve();
+        let t = f.mul(&f.sub(&self.x, &delta), &f.add(&self.x, &delta));
+        let alpha = f.add(&f.double(&t), &t);
+        let x3 = f.sub(&f.square(&alpha), &f.double(&beta4));
+        let y3 = f.sub(&f.mul(&alpha, &f.sub(&beta4, &x3)), &y4_8);
         Jacobian { x: x3, y: y3, z: z3 }
     }
 
-    /// self + q for a table point with Z², Z³ kept (add-2007-bl, "readdition"): 10M + 4S.
+    /// self + q for a table point with Z², Z³ kept (add-2007-bl, "readdition"): 11M + 3S.
     #[inline(always)]
     pub fn add_cached(&self, q: &Cached) -> Jacobian {
+        with_arith!(f => self.add_cached_in(f, q))
+    }
+
+    /// [`Jacobian::add_cached`] with the arithmetic given.
+    #[inline(always)]
+    pub fn add_cached_in<F: Arith>(&self, f: F, q: &Cached) -> Jacobian {
         if self.is_infinity() {
             return q.to_jacobian();
         }
-        let z1z1 = self.z.square();
-        let u1 = self.x.mul(&q.zz);
-        let u2 = q.x.mul(&z1z1);
-        let s1 = self.y.mul(&q.zzz);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&u1);
-        let r = s2.sub(&s1).double();
+        let z1z1 = f.square(&self.z);
+        let u1 = f.mul(&self.x, &q.zz);
+        let u2 = f.mul(&q.x, &z1z1);
+        let s1 = f.mul(&self.y, &q.zzz);
+        let s2 = f.mul(&f.mul(&q.y, &self.z), &z1z1);
+        let h = f.sub(&u2, &u1);
+        let r = f.double(&f.sub(&s2, &s1));
         if h.is_zero() {
-            return if r.is_zero() { self.double() } else { Jacobian::infinity() };
+            return if r.is_zero() { self.double_in(f) } else { Jacobian::infinity() };
         }
-        let i = h.double().square();
-        let j = h.mul(&i);
-        let v = u1.mul(&i);
-        let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
-        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&q.zz).mul(&h);
+        let i = f.square(&f.double(&h));
+        let j = f.mul(&h, &i);
+        let v = f.mul(&u1, &i);
+        let x3 = f.sub(&f.sub(&f.square(&r), &j), &f.double(&v));
+        let y3 = f.sub(&f.mul(&r, &f.sub(&v, &x3)), &f.double(&f.mul(&s1, &j)));
+        // (Z1 + Z2)² - Z1² - Z2² = 2·Z1·Z2.
+        let z3 = f.mul(&f.double(&f.mul(&self.z, &q.z)), &h);
         Jacobian { x: x3, y: y3, z: z3 }
     }
 
-    /// self + q with q affine (madd-2007-bl): 7M + 4S.
+    /// self + q with q affine (madd-2007-bl): 8M + 3S.
     #[inline(always)]
     pub fn add_affine(&self, q: &Affine) -> Jacobian {
+        with_arith!(f => self.add_affine_in(f, q))
+    }
+
+    /// [`Jacobian::add_affine`] with the arithmetic given.
+    #[inline(always)]
+    pub fn add_affine_in<F: Arith>(&self, f: F, q: &Affine) -> Jacobian {
         if self.is_infinity() {
             return q.to_jacobian();
         }
-        let z1z1 = self.z.square();
-        let u2 = q.x.mul(&z1z1);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&self.x);
-        let r = s2.sub(&self.y).double();
+        let z1z1 = f.square(&self.z);
+        let u2 = f.mul(&q.x, &z1z1);
+        let s2 = f.mul(&f.mul(&q.y, &self.z), &z1z1);
+        let h = f.sub(&u2, &self.x);
+        let r = f.double(&f.sub(&s2, &self.y));
         if h.is_zero() {
-            return if r.is_zero() { self.double() } else { Jacobian::infinity() };
+            return if r.is_zero() { self.double_in(f) } else { Jacobian::infinity() };
         }
-        let hh = h.square();
-        let i = hh.double().double();
-        let j = h.mul(&i);
-        let v = self.x.mul(&i);
-        let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
-        let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
+        let hh = f.square(&h);
+        let i = f.double(&f.double(&hh));
+        let j = f.mul(&h, &i);
+        let v = f.mul(&self.x, &i);
+        let x3 = f.sub(&f.sub(&f.square(&r), &j), &f.double(&v));
+        let y3 = f.sub(&f.mul(&r, &f.sub(&v, &x3)), &f.double(&f.mul(&self.y, &j)));
+        // (Z1 + H)² - Z1² - H² = 2·Z1·H.
+        let z3 = f.double(&f.mul(&self.z, &h));
         Jacobian { x: x3, y: y3, z: z3 }
     }
 
-    /// self + q (add-2007-bl): 11M + 5S, the squaring and multiplication of q's Z² and
+    /// self + q (add-2007-bl): 12M + 4S, the squaring and multiplication of q's Z² and
     /// Z³ included (`add_cached` without them kept).
     pub fn add(&self, q: &Jacobian) -> Jacobian {
         match Cached::new(q) {

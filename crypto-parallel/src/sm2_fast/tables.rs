@@ -11,6 +11,7 @@
 
 use std::sync::OnceLock;
 
+use crate::sm2_fast::field::{Arith, with_arith};
 use crate::sm2_fast::point::{Affine, Cached, Jacobian, batch_to_affine, generator};
 use crate::sm2_fast::scalar::{U256, comb_index, wnaf};
 
@@ -117,6 +118,11 @@ fn digit_index(d: i32) -> usize {
 
 /// s·G + t·P without per-key precomputation.
 pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
+    with_arith!(f => mul_uncached_in(f, s, t, p))
+}
+
+#[inline(always)]
+fn mul_uncached_in<F: Arith>(f: F, s: &U256, t: &U256, p: &Affine) -> Jacobian {
     let g_table = g_wnaf_table();
     // Odd multiples k·P (k < 16) of a point of order n are never infinity; were one
     // (an invalid point), the result is infinity, which no signature check accepts.
@@ -133,19 +139,19 @@ pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
     let mut acc = Jacobian::infinity();
     for i in (0..top).rev() {
         if !acc.is_infinity() {
-            acc = acc.double();
+            acc = acc.double_in(f);
         }
         let dp = naf_p[i];
         if dp != 0
             && let Some(q) = p_table.get(digit_index(dp))
         {
-            acc = if dp > 0 { acc.add_cached(q) } else { acc.add_cached(&q.neg()) };
+            acc = if dp > 0 { acc.add_cached_in(f, q) } else { acc.add_cached_in(f, &q.neg()) };
         }
         let dg = naf_g[i];
         if dg != 0
             && let Some(q) = g_table.get(digit_index(dg))
         {
-            acc = if dg > 0 { acc.add_affine(q) } else { acc.add_affine(&q.neg()) };
+            acc = if dg > 0 { acc.add_affine_in(f, q) } else { acc.add_affine_in(f, &q.neg()) };
         }
     }
     acc
@@ -153,17 +159,22 @@ pub fn mul_uncached(s: &U256, t: &U256, p: &Affine) -> Jacobian {
 
 /// s·G + t·P with P's comb table.
 pub fn mul_comb(s: &U256, t: &U256, p_table: &CombTable) -> Jacobian {
+    with_arith!(f => mul_comb_in(f, s, t, p_table))
+}
+
+#[inline(always)]
+fn mul_comb_in<F: Arith>(f: F, s: &U256, t: &U256, p_table: &CombTable) -> Jacobian {
     let g_table = g_comb_table();
     let mut acc = Jacobian::infinity();
     for i in (0..32).rev() {
         if !acc.is_infinity() {
-            acc = acc.double();
+            acc = acc.double_in(f);
         }
         if let Some(q) = g_table.get(comb_index(s, i)) {
-            acc = acc.add_affine(q);
+            acc = acc.add_affine_in(f, q);
         }
         if let Some(q) = p_table.get(comb_index(t, i)) {
-            acc = acc.add_affine(q);
+            acc = acc.add_affine_in(f, q);
         }
     }
     acc
