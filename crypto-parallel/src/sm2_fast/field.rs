@@ -25,6 +25,28 @@ fn m(a: &Fe) -> fiat_sm2_montgomery_domain_field_element {
     fiat_sm2_montgomery_domain_field_element(a.0)
 }
 
+/// Runs `$body` with `$f` bound to the arithmetic chosen now: the assembly where it is
+/// usable, else the portable code. The body is compiled once per backend.
+macro_rules! with_arith {
+    ($f:ident => $body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some($f) = $crate::sm2_fast::field::Assembly::get() {
+                $body
+            } else {
+                let $f = $crate::sm2_fast::field::Portable;
+                $body
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let $f = $crate::sm2_fast::field::Portable;
+            $body
+        }
+    }};
+}
+pub(crate) use with_arith;
+
 impl Fe {
     pub const ZERO: Fe = Fe([0; 4]);
 
@@ -60,14 +82,7 @@ impl Fe {
 
     #[inline(always)]
     pub fn mul(&self, rhs: &Fe) -> Fe {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sm2_fast::mulx::available() {
-            return Fe(crate::sm2_fast::mulx::mont_mul(&self.0, &rhs.0));
-        }
-        if SPECIALISED {
-            return Fe(crate::sm2_fast::fastmul::mont_mul(&self.0, &rhs.0));
-        }
-        self.mul_fiat(rhs)
+        with_arith!(f => f.mul(self, rhs))
     }
 
     /// fiat-crypto's verified multiplication (the reference for `mul`).
@@ -80,14 +95,7 @@ impl Fe {
 
     #[inline(always)]
     pub fn square(&self) -> Fe {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sm2_fast::mulx::available() {
-            return Fe(crate::sm2_fast::mulx::mont_square(&self.0));
-        }
-        if SPECIALISED {
-            return Fe(crate::sm2_fast::fastmul::mont_square(&self.0));
-        }
-        self.square_fiat()
+        with_arith!(f => f.square(self))
     }
 
     /// fiat-crypto's verified squaring (the reference for `square`).
@@ -100,11 +108,7 @@ impl Fe {
 
     #[inline(always)]
     pub fn add(&self, rhs: &Fe) -> Fe {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sm2_fast::mulx::available() {
-            return Fe(crate::sm2_fast::mulx::add(&self.0, &rhs.0));
-        }
-        self.add_fiat(rhs)
+        with_arith!(f => f.add(self, rhs))
     }
 
     /// fiat-crypto's verified addition (the reference for `add`).
@@ -117,11 +121,7 @@ impl Fe {
 
     #[inline(always)]
     pub fn sub(&self, rhs: &Fe) -> Fe {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sm2_fast::mulx::available() {
-            return Fe(crate::sm2_fast::mulx::sub(&self.0, &rhs.0));
-        }
-        self.sub_fiat(rhs)
+        with_arith!(f => f.sub(self, rhs))
     }
 
     /// fiat-crypto's verified subtraction (the reference for `sub`).
@@ -132,15 +132,10 @@ impl Fe {
         Fe(out.0)
     }
 
+    /// -a mod p (0 - a: fiat's `opp` computes the same).
     #[inline(always)]
     pub fn neg(&self) -> Fe {
-        #[cfg(target_arch = "x86_64")]
-        if crate::sm2_fast::mulx::available() {
-            return Fe(crate::sm2_fast::mulx::sub(&[0; 4], &self.0));
-        }
-        let mut out = fiat_sm2_montgomery_domain_field_element([0; 4]);
-        fiat_sm2_opp(&mut out, &m(self));
-        Fe(out.0)
+        with_arith!(f => f.neg(self))
     }
 
     #[inline(always)]
@@ -277,28 +272,6 @@ impl Arith for Assembly {
         Fe(crate::sm2_fast::mulx::sub(&a.0, &b.0))
     }
 }
-
-/// Runs `$body` with `$f` bound to the arithmetic chosen now: the assembly where it is
-/// usable, else the portable code. The body is compiled once per backend.
-macro_rules! with_arith {
-    ($f:ident => $body:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some($f) = $crate::sm2_fast::field::Assembly::get() {
-                $body
-            } else {
-                let $f = $crate::sm2_fast::field::Portable;
-                $body
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let $f = $crate::sm2_fast::field::Portable;
-            $body
-        }
-    }};
-}
-pub(crate) use with_arith;
 
 impl PartialEq for Fe {
     // Representations are canonical (< p), so limb equality is field equality.

@@ -150,6 +150,21 @@ macro_rules! add_high_and_reduce {
     };
 }
 
+/// The product `[t7; …; t0]` to its canonical Montgomery reduction in `[t7; t6; t5; t4]`:
+/// four `montreds!` steps rotate the reduced low half back to (t0..t3), then
+/// `add_high_and_reduce!`. Shared by the multiplication and the squaring.
+macro_rules! reduce_product {
+    () => {
+        concat!(
+            montreds!("t3", "t2", "t1", "t0"),
+            montreds!("t0", "t3", "t2", "t1"),
+            montreds!("t1", "t0", "t3", "t2"),
+            montreds!("t2", "t1", "t0", "t3"),
+            add_high_and_reduce!(),
+        )
+    };
+}
+
 /// a·b·2^-256 mod p for a, b < p (Montgomery domain). Callers must have checked
 /// [`available`]; the inputs must be canonical (< p), as every `Fe` is.
 ///
@@ -236,12 +251,7 @@ pub fn mont_mul(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
             "mov edx, 0",
             "adcx {t7}, rdx",
             "adox {t7}, rdx",
-            // Four reduction steps rotate the low half back to (t0..t3).
-            montreds!("t3", "t2", "t1", "t0"),
-            montreds!("t0", "t3", "t2", "t1"),
-            montreds!("t1", "t0", "t3", "t2"),
-            montreds!("t2", "t1", "t0", "t3"),
-            add_high_and_reduce!(),
+            reduce_product!(),
             a = inout(reg) a.as_ptr() => _,
             b = in(reg) b.as_ptr(),
             lo = out(reg) _,
@@ -320,11 +330,7 @@ pub fn mont_square(a: &[u64; 4]) -> [u64; 4] {
             "mulx {hi}, {lo}, rdx",
             "adc {t6}, {lo}",
             "adc {t7}, {hi}",
-            montreds!("t3", "t2", "t1", "t0"),
-            montreds!("t0", "t3", "t2", "t1"),
-            montreds!("t1", "t0", "t3", "t2"),
-            montreds!("t2", "t1", "t0", "t3"),
-            add_high_and_reduce!(),
+            reduce_product!(),
             a = inout(reg) a.as_ptr() => _,
             lo = out(reg) _,
             hi = out(reg) _,
