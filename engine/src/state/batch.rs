@@ -1,0 +1,469 @@
+//! The state tree's batched insert: jmt's `batch_put_value_sets` rebuilt on the stored
+//! bytes, without jmt's in-memory machinery.
+//!
+//! jmt's batched insert keeps every node it reads or builds in a `HashMap<NodeKey,
+//! Node>` (SipHash over a heap-allocated path), moves them into a `BTreeMap` for the
+//! batch, tracks stale nodes polyledger never prunes, decodes each read node into boxed
+//! children and encodes each new one again. Inside a block's execution that machinery
+//! cost more than the hashing it organised (perf/RESULTS.md). Here a block's update walks
+//! the tree once, reading each node's bytes (node cache, then store) straight into a
+//! fixed array of children, collects the new nodes in one vector, hashes them a depth
+//! at a time (`merkle_hashes`, each width of each depth in one `hash_many` call) and
+//! writes their borsh bytes directly.
+//!
+//! The tree is jmt's, node for node and byte for byte (the same shape rules, the same
+//! encodings: `docs/FORMAT.md`), so jmt reads it for proofs and the per-key path (which
+//! can delete) keeps working on it. The property test `state::tests::
+//! batched_and_per_key_updates_build_the_same_tree` compares both paths' roots and
+//! every written byte.
+//!
+//! The shape rules, as in jmt 0.12 (`batch_insert_at`,
+//! `batch_create_subtree_with_existing_leaf`, `batch_create_subtree`): a key goes to the
+//! slot of its next nibble; an empty slot gets a leaf; a leaf in the slot with the same
+//! key is replaced; a leaf with another key moves down under new internal nodes to the
+//! first depth where the keys' nibbles differ (a new internal node for every shared
+//! nibble); every node on a changed path is rewritten with the new version.
+
+use super::{FreshNodes, NodeCache, PLACEHOLDER_HASH, StateReader, merkle_hashes};
+use crate::codec::pair_message;
+use crate::layout;
+use crate::model::Hash32;
+use crate::store::WriteBatch;
+use crypto_parallel::HashAlgorithm;
+
+/// borsh enum tags of `jmt::storage::Node`.
+const NULL: u8 = 0;
+const INTERNAL: u8 = 1;
+const LEAF: u8 = 2;
+
+/// Nibbles in a 32-byte key: no path is longer.
+const MAX_DEPTH: usize = 64;
+
+/// A child entry of a stored internal node (`jmt::Child`).
+#[derive(Clone, Copy)]
+struct Child {
+    hash: Hash32,
+    version: u64,
+    /// `None` for a leaf; the leaves under an internal node.
+    leaf_count: Option<u64>,
+}
+
+/// A node as stored.
+enum Stored {
+    Null,
+    Leaf { key_hash: Hash32, value_hash: Hash32 },
+    Internal(Box<[Option<Child>; 16]>),
+}
+
+/// A child of a new internal node: kept from the node it replaces, or new (its index in
+/// `Update::nodes`).
+#[derive(Clone, Copy)]
+enum NewChild {
+    Kept(Child),
+    New { index: usize, leaf_count: Option<u64> },
+}
+
+enum Body {
+    /// `hash`: known for a leaf moved down (its parent's entry held it).
+    Leaf {
+        key_hash: Hash32,
+        value_hash: Hash32,
+        hash: Option<Hash32>,
+    },
+    Internal {
+        children: Box<[Option<NewChild>; 16]>,
+        leaf_count: u64,
+    },
+}
+
+/// A new node: at `depth` nibbles on the path of `path_key` (any key under it).
+struct NewNode {
+    depth: usize,
+    path_key: Hash32,
+    body: Body,
+}
+
+/// The `depth`th nibble of `key`.
+fn nibble(key: &Hash32, depth: usize) -> usize {
+    let byte = key[depth / 2];
+    (if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f }) as usize
+}
+
+/// borsh(`jmt::storage::NodeKey`): version u64 LE, nibble count u64 LE, path bytes (u32
+/// LE length, then the nibbles two to a byte, an odd last nibble in the high half).
+fn node_key_bytes(version: u64, depth: usize, path_key: &Hash32) -> Vec<u8> {
+    let length = depth.div_ceil(2);
+    let mut bytes = Vec::with_capacity(20 + length);
+    bytes.extend_from_slice(&version.to_le_bytes());
+    bytes.extend_from_slice(&(depth as u64).to_le_bytes());
+    bytes.extend_from_slice(&(length as u32).to_le_bytes());
+    bytes.extend_from_slice(&path_key[..length]);
+    if depth % 2 == 1 {
+        *bytes.last_mut().expect("an odd path has a byte") &= 0xf0;
+    }
+    bytes
+}
+
+/// Reads borsh(`jmt::storage::Node`), strictly: every byte accounted for.
+fn decode(bytes: &[u8]) -> Result<Stored, String> {
+    let malformed = || "malformed state tree node".to_string();
+    let mut at = 1;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let part = bytes.get(at..at + n).ok_or_else(malformed)?;
+        at += n;
+        Ok(part)
+    };
+    let u64_at = |part: &[u8]| u64::from_le_bytes(part.try_into().expect("8 bytes"));
+    let node = match bytes.first() {
+        Some(&NULL) => Stored::Null,
+        Some(&LEAF) => Stored::Leaf {
+            key_hash: take(32)?.try_into().expect("32 bytes"),
+            value_hash: take(32)?.try_into().expect("32 bytes"),
+        },
+        Some(&INTERNAL) => {
+            let mut children = Box::new([None; 16]);
+            let mut count = 0u64;
+            for slot in children.iter_mut() {
+                match take(1)?[0] {
+                    0 => {}
+                    1 => {
+                        let hash = take(32)?.try_into().expect("32 bytes");
+                        let version = u64_at(take(8)?);
+                        let leaf_count = match take(1)?[0] {
+                            0 => None,
+                            1 => Some(u64_at(take(8)?)),
+                            _ => return Err(malformed()),
+                        };
+                        *slot = Some(Child { hash, version, leaf_count });
+                        count += 1;
+                    }
+                    _ => return Err(malformed()),
+                }
+            }
+            if u64_at(take(8)?) != count {
+                return Err(malformed());
+            }
+            take(8)?; // leaf count, recomputed when the node is rewritten
+            Stored::Internal(children)
+        }
+        _ => return Err(malformed()),
+    };
+    if at != bytes.len() {
+        return Err(malformed());
+    }
+    Ok(node)
+}
+
+/// One block's tree update in progress.
+struct Update<'r, 'a> {
+    reader: &'r StateReader<'a>,
+    nodes: Vec<NewNode>,
+}
+
+impl Update<'_, '_> {
+    fn read(&self, version: u64, depth: usize, path_key: &Hash32) -> Result<Stored, String> {
+        let slot = NodeCache::slot_of_key(depth, path_key);
+        if let Some(bytes) = self.reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
+            return decode(bytes);
+        }
+        let key =
+            layout::state_node_key(&self.reader.ledger, &node_key_bytes(version, depth, path_key));
+        match self.reader.store.get(&key).map_err(|e| e.to_string())? {
+            Some(bytes) => decode(&bytes),
+            None => {
+                Err(format!("state tree node of version {version} at depth {depth} is missing"))
+            }
+        }
+    }
+
+    fn push(&mut self, depth: usize, path_key: Hash32, body: Body) -> NewChild {
+        let leaf_count = match &body {
+            Body::Leaf { .. } => None,
+            Body::Internal { leaf_count, .. } => Some(*leaf_count),
+        };
+        self.nodes.push(NewNode { depth, path_key, body });
+        NewChild::New { index: self.nodes.len() - 1, leaf_count }
+    }
+
+    /// Adds `children` as an internal node.
+    fn push_internal(
+        &mut self,
+        depth: usize,
+        path_key: Hash32,
+        children: [Option<NewChild>; 16],
+    ) -> NewChild {
+        let leaf_count = children
+            .iter()
+            .flatten()
+            .map(|child| match child {
+                NewChild::Kept(Child { leaf_count, .. }) | NewChild::New { leaf_count, .. } => {
+                    leaf_count.unwrap_or(1)
+                }
+            })
+            .sum();
+        self.push(depth, path_key, Body::Internal { children: Box::new(children), leaf_count })
+    }
+
+    /// `kvs` (sorted, distinct, sharing their first `depth` nibbles) into the subtree
+    /// whose root is the stored node of `version` at that path (`batch_insert_at`).
+    fn insert_at(
+        &mut self,
+        version: u64,
+        depth: usize,
+        kvs: &[(Hash32, Hash32)],
+        hash: Option<Hash32>,
+    ) -> Result<NewChild, String> {
+        match self.read(version, depth, &kvs[0].0)? {
+            Stored::Internal(children) => {
+                let mut new = children.map(|child| child.map(NewChild::Kept));
+                for group in groups(kvs, depth) {
+                    let index = nibble(&group[0].0, depth);
+                    new[index] = Some(match children[index] {
+                        Some(child) => {
+                            self.insert_at(child.version, depth + 1, group, Some(child.hash))?
+                        }
+                        None => self.create_subtree(depth + 1, group)?,
+                    });
+                }
+                Ok(self.push_internal(depth, kvs[0].0, new))
+            }
+            Stored::Leaf { key_hash, value_hash } => {
+                self.with_existing_leaf(depth, (key_hash, value_hash, hash), kvs)
+            }
+            Stored::Null if depth == 0 => self.create_subtree(0, kvs),
+            Stored::Null => Err(format!("a null state tree node at depth {depth}")),
+        }
+    }
+
+    /// `kvs` into the slot of a stored leaf (`batch_create_subtree_with_existing_leaf`).
+    fn with_existing_leaf(
+        &mut self,
+        depth: usize,
+        leaf: (Hash32, Hash32, Option<Hash32>),
+        kvs: &[(Hash32, Hash32)],
+    ) -> Result<NewChild, String> {
+        let (leaf_key, leaf_value_hash, leaf_hash) = leaf;
+        if let [(key_hash, value_hash)] = kvs
+            && *key_hash == leaf_key
+        {
+            let body = Body::Leaf { key_hash: *key_hash, value_hash: *value_hash, hash: None };
+            return Ok(self.push(depth, *key_hash, body));
+        }
+        if depth >= MAX_DEPTH {
+            return Err("state tree keys share every nibble".into());
+        }
+        let bucket = nibble(&leaf_key, depth);
+        let mut children = [None; 16];
+        for group in groups(kvs, depth) {
+            let index = nibble(&group[0].0, depth);
+            children[index] = Some(if index == bucket {
+                self.with_existing_leaf(depth + 1, leaf, group)?
+            } else {
+                self.create_subtree(depth + 1, group)?
+            });
+        }
+        if children[bucket].is_none() {
+            let body =
+                Body::Leaf { key_hash: leaf_key, value_hash: leaf_value_hash, hash: leaf_hash };
+            children[bucket] = Some(self.push(depth + 1, leaf_key, body));
+        }
+        Ok(self.push_internal(depth, kvs[0].0, children))
+    }
+
+    /// A new subtree of `kvs` (`batch_create_subtree`).
+    fn create_subtree(
+        &mut self,
+        depth: usize,
+        kvs: &[(Hash32, Hash32)],
+    ) -> Result<NewChild, String> {
+        if let [(key_hash, value_hash)] = kvs {
+            let body = Body::Leaf { key_hash: *key_hash, value_hash: *value_hash, hash: None };
+            return Ok(self.push(depth, *key_hash, body));
+        }
+        if depth >= MAX_DEPTH {
+            return Err("state tree keys share every nibble".into());
+        }
+        let mut children = [None; 16];
+        for group in groups(kvs, depth) {
+            children[nibble(&group[0].0, depth)] = Some(self.create_subtree(depth + 1, group)?);
+        }
+        Ok(self.push_internal(depth, kvs[0].0, children))
+    }
+}
+
+/// `kvs` split into runs with the same nibble at `depth` (jmt's `NibbleRangeIterator`).
+fn groups(kvs: &[(Hash32, Hash32)], depth: usize) -> impl Iterator<Item = &[(Hash32, Hash32)]> {
+    kvs.chunk_by(move |a, b| nibble(&a.0, depth) == nibble(&b.0, depth))
+}
+
+/// borsh(`jmt::storage::Node::Internal`) of `children` with their final `hashes`.
+fn encode_internal(
+    children: &[Option<NewChild>; 16],
+    hashes: &[Hash32; 16],
+    version: u64,
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + 16 * 50 + 16);
+    bytes.push(INTERNAL);
+    let (mut count, mut leaves) = (0u64, 0u64);
+    for (child, hash) in children.iter().zip(hashes) {
+        let Some(child) = child else {
+            bytes.push(0);
+            continue;
+        };
+        let (child_version, leaf_count) = match child {
+            NewChild::Kept(kept) => (kept.version, kept.leaf_count),
+            NewChild::New { leaf_count, .. } => (version, *leaf_count),
+        };
+        bytes.push(1);
+        bytes.extend_from_slice(hash);
+        bytes.extend_from_slice(&child_version.to_le_bytes());
+        match leaf_count {
+            None => bytes.push(0),
+            Some(n) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        count += 1;
+        leaves += leaf_count.unwrap_or(1);
+    }
+    bytes.extend_from_slice(&count.to_le_bytes());
+    bytes.extend_from_slice(&leaves.to_le_bytes());
+    bytes
+}
+
+/// Sets `updates` (key hash → value; a key given twice keeps its last value) as tree
+/// version `version`, on top of version `version - 1` (or the empty tree for version 0);
+/// adds the new nodes and the state value records to `batch` and the upper nodes to
+/// `fresh`; returns the new root hash.
+pub(super) fn apply(
+    algorithm: HashAlgorithm,
+    reader: &StateReader<'_>,
+    version: u64,
+    mut updates: Vec<(Hash32, Vec<u8>)>,
+    batch: &mut WriteBatch,
+    fresh: &mut FreshNodes,
+) -> Result<Hash32, String> {
+    if updates.is_empty() {
+        return Err("a state update needs at least one key".into());
+    }
+    // Sorted by key, the last value of a key kept (jmt collects into a `BTreeMap`).
+    updates.reverse();
+    updates.sort_by_key(|update| update.0);
+    updates.dedup_by(|later, first| later.0 == first.0);
+    let value_hashes = crypto_parallel::hash_many(
+        algorithm,
+        &updates.iter().map(|(_, value)| value.as_slice()).collect::<Vec<_>>(),
+    );
+    let kvs: Vec<(Hash32, Hash32)> = updates
+        .iter()
+        .zip(&value_hashes)
+        .map(|((key, _), value_hash)| (*key, *value_hash.as_bytes()))
+        .collect();
+
+    let mut update = Update { reader, nodes: Vec::with_capacity(3 * kvs.len()) };
+    let root = if version == 0 {
+        update.create_subtree(0, &kvs)?
+    } else {
+        update.insert_at(version - 1, 0, &kvs, None)?
+    };
+    let NewChild::New { index: root, .. } = root else {
+        unreachable!("an update always writes a new root")
+    };
+    let nodes = update.nodes;
+
+    // Leaf hashes: every new leaf, and a moved leaf whose hash was not in a parent entry.
+    let mut hashes = vec![PLACEHOLDER_HASH; nodes.len()];
+    let mut to_hash = Vec::new();
+    let mut messages: Vec<[u8; 77]> = Vec::new();
+    let mut deepest = 0;
+    for (index, node) in nodes.iter().enumerate() {
+        deepest = deepest.max(node.depth);
+        if let Body::Leaf { key_hash, value_hash, hash } = &node.body {
+            match hash {
+                Some(hash) => hashes[index] = *hash,
+                None => {
+                    to_hash.push(index);
+                    messages.push(pair_message(
+                        jmt::proof::LEAF_DOMAIN_SEPARATOR,
+                        key_hash,
+                        value_hash,
+                    ));
+                }
+            }
+        }
+    }
+    for (index, hash) in to_hash.into_iter().zip(crypto_parallel::hash_many(algorithm, &messages)) {
+        hashes[index] = *hash.as_bytes();
+    }
+
+    // Internal nodes a depth at a time, deepest first: a child is one deeper than its
+    // parent, so its hash is known when the parent's depth is hashed.
+    let mut by_depth: Vec<Vec<usize>> = vec![Vec::new(); deepest + 1];
+    for (index, node) in nodes.iter().enumerate() {
+        if matches!(node.body, Body::Internal { .. }) {
+            by_depth[node.depth].push(index);
+        }
+    }
+    let mut encoded: Vec<Option<Vec<u8>>> = (0..nodes.len()).map(|_| None).collect();
+    for indices in by_depth.iter().rev() {
+        let slots: Vec<(u16, u16, [Hash32; 16])> = indices
+            .iter()
+            .map(|&index| {
+                let Body::Internal { children, .. } = &nodes[index].body else {
+                    unreachable!("indexed as internal")
+                };
+                let (mut exist, mut leaf) = (0u16, 0u16);
+                let mut child_hashes = [PLACEHOLDER_HASH; 16];
+                for (slot, child) in children.iter().enumerate() {
+                    let Some(child) = child else { continue };
+                    exist |= 1 << slot;
+                    let (hash, leaf_count) = match child {
+                        NewChild::Kept(kept) => (kept.hash, kept.leaf_count),
+                        NewChild::New { index, leaf_count } => (hashes[*index], *leaf_count),
+                    };
+                    if leaf_count.is_none() {
+                        leaf |= 1 << slot;
+                    }
+                    child_hashes[slot] = hash;
+                }
+                (exist, leaf, child_hashes)
+            })
+            .collect();
+        for ((&index, (_, _, child_hashes)), hash) in
+            indices.iter().zip(&slots).zip(merkle_hashes(algorithm, &slots))
+        {
+            hashes[index] = hash;
+            let Body::Internal { children, .. } = &nodes[index].body else {
+                unreachable!("indexed as internal")
+            };
+            encoded[index] = Some(encode_internal(children, child_hashes, version));
+        }
+    }
+
+    for (node, bytes) in nodes.iter().zip(encoded) {
+        let bytes = match (&node.body, bytes) {
+            (_, Some(bytes)) => bytes,
+            (Body::Leaf { key_hash, value_hash, .. }, None) => {
+                let mut bytes = Vec::with_capacity(65);
+                bytes.push(LEAF);
+                bytes.extend_from_slice(key_hash);
+                bytes.extend_from_slice(value_hash);
+                bytes
+            }
+            (Body::Internal { .. }, None) => unreachable!("every internal node is encoded"),
+        };
+        if let Some(slot) = NodeCache::slot_of_key(node.depth, &node.path_key) {
+            fresh.offer_slot(slot, version, &bytes);
+        }
+        let key = node_key_bytes(version, node.depth, &node.path_key);
+        batch.put(layout::state_node_key(&reader.ledger, &key), bytes);
+    }
+    for (key_hash, value) in updates {
+        let mut record = Vec::with_capacity(1 + value.len());
+        record.push(1);
+        record.extend_from_slice(&value);
+        batch.put(layout::state_value_key(&reader.ledger, &key_hash, version), record);
+    }
+    Ok(hashes[root])
+}
