@@ -622,6 +622,47 @@ mod tests {
         }
     }
 
+    /// A tree of one key has a leaf for its root: the batched update replaces it, splits
+    /// it, and splits leaves that share 20 bits deep down, writing what jmt's per-key
+    /// insert writes.
+    #[test]
+    fn a_root_leaf_is_replaced_and_split_as_jmt_does() {
+        let batched = MemoryStore::new();
+        let per_key = MemoryStore::new();
+        let ledger = LedgerId([7; 32]);
+        let blocks: [&[(u16, u8)]; 5] =
+            [&[(1, 1)], &[(1, 2)], &[(2, 3)], &[(4, 4)], &[(8, 5), (1, 6), (12, 7)]];
+        for (height, block) in blocks.iter().enumerate() {
+            let updates: Vec<(Hash32, Option<Vec<u8>>)> =
+                block.iter().map(|(id, value)| (tree_key(*id), Some(vec![*value]))).collect();
+            let (mut batch_a, mut batch_b) = (WriteBatch::new(), WriteBatch::new());
+            let root_a = apply_updates_with(
+                HashAlgorithm::Sm3,
+                &StateReader::new(&batched, ledger),
+                height as u64,
+                updates.clone(),
+                &mut batch_a,
+                &mut FreshNodes::default(),
+                true,
+            )
+            .unwrap();
+            let root_b = apply_updates_with(
+                HashAlgorithm::Sm3,
+                &StateReader::new(&per_key, ledger),
+                height as u64,
+                updates,
+                &mut batch_b,
+                &mut FreshNodes::default(),
+                false,
+            )
+            .unwrap();
+            assert_eq!(root_a, root_b, "height {height}");
+            assert_eq!(sorted_ops(&batch_a), sorted_ops(&batch_b), "height {height}");
+            commit(&batched, batch_a);
+            commit(&per_key, batch_b);
+        }
+    }
+
     #[test]
     fn a_deletion_takes_the_per_key_path_and_the_batched_path_refuses_it() {
         let store = MemoryStore::new();
