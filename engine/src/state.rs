@@ -217,27 +217,23 @@ impl NodeCache {
     /// Paths of at most `DEPTH` nibbles: 1 + 16 + ... + 16^DEPTH.
     const SLOTS: usize = ((1 << (4 * (Self::DEPTH + 1))) - 1) / 15;
 
-    /// The slot of the path of the first `depth` nibbles of `key`, if at most `DEPTH`:
-    /// paths of `n` nibbles follow the `(16^n - 1) / 15` shorter ones, in nibble order.
+    /// The slot of the path of the first `depth` nibbles of `key`, if at most `DEPTH`.
     pub(crate) fn slot_of_key(depth: usize, key: &Hash32) -> Option<usize> {
-        if depth > Self::DEPTH {
-            return None;
-        }
-        let index = (0..depth).fold(0usize, |index, i| {
-            let byte = key[i / 2];
-            index * 16 + if i % 2 == 0 { byte >> 4 } else { byte & 0x0f } as usize
-        });
-        Some(((1usize << (4 * depth)) - 1) / 15 + index)
+        Self::slot((0..depth).map(|i| batch::nibble(key, i)), depth)
     }
 
     /// `slot_of_key` for a jmt path.
     fn slot_of_path(path: &jmt::storage::NibblePath) -> Option<usize> {
-        let depth = path.num_nibbles();
+        Self::slot(path.nibbles().map(|nibble| u8::from(nibble) as usize), path.num_nibbles())
+    }
+
+    /// Paths of `depth` nibbles follow the `(16^depth - 1) / 15` shorter ones, in nibble
+    /// order.
+    fn slot(nibbles: impl Iterator<Item = usize>, depth: usize) -> Option<usize> {
         if depth > Self::DEPTH {
             return None;
         }
-        let index =
-            path.nibbles().fold(0usize, |index, nibble| index * 16 + u8::from(nibble) as usize);
+        let index = nibbles.fold(0, |index, nibble| index * 16 + nibble);
         Some(((1usize << (4 * depth)) - 1) / 15 + index)
     }
 

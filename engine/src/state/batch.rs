@@ -84,7 +84,7 @@ struct NewNode {
 }
 
 /// The `depth`th nibble of `key`.
-fn nibble(key: &Hash32, depth: usize) -> usize {
+pub(super) fn nibble(key: &Hash32, depth: usize) -> usize {
     let byte = key[depth / 2];
     (if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f }) as usize
 }
@@ -162,17 +162,16 @@ struct Update<'r, 'a> {
 
 impl Update<'_, '_> {
     fn read(&self, version: u64, depth: usize, path_key: &Hash32) -> Result<Stored, String> {
+        let context = |error: String| format!("{error} (version {version}, depth {depth})");
         let slot = NodeCache::slot_of_key(depth, path_key);
         if let Some(bytes) = self.reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
-            return decode(bytes);
+            return decode(bytes).map_err(context);
         }
         let key =
             layout::state_node_key(&self.reader.ledger, &node_key_bytes(version, depth, path_key));
-        match self.reader.store.get(&key).map_err(|e| e.to_string())? {
-            Some(bytes) => decode(&bytes),
-            None => {
-                Err(format!("state tree node of version {version} at depth {depth} is missing"))
-            }
+        match self.reader.store.get(&key).map_err(|e| context(e.to_string()))? {
+            Some(bytes) => decode(&bytes).map_err(context),
+            None => Err(context("state tree node is missing".into())),
         }
     }
 
