@@ -213,6 +213,9 @@ impl Update<'_, '_> {
         hash: Option<Hash32>,
     ) -> Result<NewChild, String> {
         match self.read(version, depth, &kvs[0].0)? {
+            Stored::Internal(_) if depth >= MAX_DEPTH => {
+                Err(format!("an internal state tree node at depth {depth}"))
+            }
             Stored::Internal(children) => {
                 let mut new = children.map(|child| child.map(NewChild::Kept));
                 for group in groups(kvs, depth) {
