@@ -89,19 +89,26 @@ pub(super) fn nibble(key: &Hash32, depth: usize) -> usize {
     (if depth.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f }) as usize
 }
 
-/// borsh(`jmt::storage::NodeKey`): version u64 LE, nibble count u64 LE, path bytes (u32
-/// LE length, then the nibbles two to a byte, an odd last nibble in the high half).
-fn node_key_bytes(version: u64, depth: usize, path_key: &Hash32) -> Vec<u8> {
+/// The `0x08` record key of a node: `ledger id | STATE_NODE |` borsh(`jmt::storage::NodeKey`)
+/// (version u64 LE, nibble count u64 LE, path bytes: u32 LE length, then the nibbles two
+/// to a byte, an odd last nibble in the high half), built in one buffer.
+fn node_record_key(
+    ledger: &crate::model::LedgerId,
+    version: u64,
+    depth: usize,
+    path_key: &Hash32,
+) -> Vec<u8> {
     let length = depth.div_ceil(2);
-    let mut bytes = Vec::with_capacity(20 + length);
-    bytes.extend_from_slice(&version.to_le_bytes());
-    bytes.extend_from_slice(&(depth as u64).to_le_bytes());
-    bytes.extend_from_slice(&(length as u32).to_le_bytes());
-    bytes.extend_from_slice(&path_key[..length]);
+    let mut key = layout::table_prefix(ledger, layout::Table::StateNode);
+    key.reserve(20 + length);
+    key.extend_from_slice(&version.to_le_bytes());
+    key.extend_from_slice(&(depth as u64).to_le_bytes());
+    key.extend_from_slice(&(length as u32).to_le_bytes());
+    key.extend_from_slice(&path_key[..length]);
     if depth % 2 == 1 {
-        *bytes.last_mut().expect("an odd path has a byte") &= 0xf0;
+        *key.last_mut().expect("an odd path has a byte") &= 0xf0;
     }
-    bytes
+    key
 }
 
 /// Reads borsh(`jmt::storage::Node`), strictly: every byte accounted for.
@@ -167,8 +174,7 @@ impl Update<'_, '_> {
         if let Some(bytes) = self.reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
             return decode(bytes).map_err(context);
         }
-        let key =
-            layout::state_node_key(&self.reader.ledger, &node_key_bytes(version, depth, path_key));
+        let key = node_record_key(&self.reader.ledger, version, depth, path_key);
         match self.reader.store.get(&key).map_err(|e| context(e.to_string()))? {
             Some(bytes) => decode(&bytes).map_err(context),
             None => Err(context("state tree node is missing".into())),
@@ -458,8 +464,7 @@ pub(super) fn apply(
         if let Some(slot) = NodeCache::slot_of_key(node.depth, &node.path_key) {
             fresh.offer_slot(slot, version, &bytes);
         }
-        let key = node_key_bytes(version, node.depth, &node.path_key);
-        batch.put(layout::state_node_key(&reader.ledger, &key), bytes);
+        batch.put(node_record_key(&reader.ledger, version, node.depth, &node.path_key), bytes);
     }
     for (key_hash, value) in updates {
         let mut record = Vec::with_capacity(1 + value.len());
