@@ -28,8 +28,10 @@ pub enum Table {
     History = 0x07,
     /// `STATE_NODE | node key (borsh)` → state tree node (borsh).
     StateNode = 0x08,
-    /// `STATE_VALUE | key hash [32] | height u64` → u8 present, leaf value bytes.
-    StateValue = 0x09,
+    /// Retired, never written: leaf values were kept here apart from their leaves
+    /// (`key hash [32] | height u64` → u8 present, leaf value) before they moved into
+    /// the leaf's `STATE_NODE` record. The tag stays taken.
+    StateValueRetired = 0x09,
     /// `UNSIGNED_TX | height u64 | index u32` → transaction bytes of a transaction
     /// rejected for an invalid signature. Kept apart from `TX`: an unauthenticated copy
     /// must not claim the hash of the genuine transaction.
@@ -150,14 +152,6 @@ pub fn history_key(ledger: &LedgerId, account: &str, data_key: &[u8], version: u
 pub fn state_node_key(ledger: &LedgerId, node_key: &[u8]) -> Vec<u8> {
     let mut key = table_prefix(ledger, Table::StateNode);
     key.extend_from_slice(node_key);
-    key
-}
-
-/// A state leaf value at a height.
-pub fn state_value_key(ledger: &LedgerId, key_hash: &Hash32, height: u64) -> Vec<u8> {
-    let mut key = table_prefix(ledger, Table::StateValue);
-    key.extend_from_slice(key_hash);
-    key.extend_from_slice(&height.to_be_bytes());
     key
 }
 

@@ -4,9 +4,9 @@
 //! Leaves (`docs/FORMAT.md` §9): the tree key is `H(preimage)`, where the preimage names
 //! the record (`StateKey`); the leaf value is the record's state value (for data: the
 //! version and the hash of the value, so the tree stays small however large values are).
-//! Nodes and leaf values live in the ledger's `STATE_NODE` / `STATE_VALUE` tables and are
-//! written in the block's commit batch. Old versions are kept: proofs can be asked for
-//! any height.
+//! Nodes live in the ledger's `STATE_NODE` table, each leaf's record followed by its leaf
+//! value, and are written in the block's commit batch. Old versions are kept: proofs can
+//! be asked for any height.
 
 mod batch;
 
@@ -16,7 +16,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
 use crate::codec::pair_message;
 use crate::layout;
 use crate::model::{Address, Hash32, LedgerId};
-use crate::store::{Direction, KvStore, WriteBatch};
+use crate::store::{KvStore, WriteBatch};
 use crypto_parallel::HashAlgorithm;
 
 /// `jmt` hasher over SM3.
@@ -167,7 +167,7 @@ pub fn data_leaf_from_hash(version: u64, value_hash: &Hash32) -> Vec<u8> {
     leaf
 }
 
-/// Reads tree nodes and values of one ledger from a `KvStore`.
+/// Reads tree nodes (and the leaf values stored with them) of one ledger from a `KvStore`.
 pub struct StateReader<'a> {
     /// The store.
     pub store: &'a dyn KvStore,
@@ -282,45 +282,48 @@ impl FreshNodes {
 
 // `jmt`'s reader trait speaks `anyhow`; errors are turned into our types at the edge
 // (`apply_updates`, `prove`), so `anyhow` never appears in this crate's public API.
-fn backend(error: crate::store::StoreError) -> anyhow::Error {
-    anyhow::Error::msg(error.to_string())
+impl StateReader<'_> {
+    /// The record of `node_key` as stored (a leaf's with its value): node cache, then
+    /// store.
+    fn node_record(&self, node_key: &NodeKey) -> Result<Option<Vec<u8>>, String> {
+        if let Some(bytes) = self.cache.and_then(|cache| cache.get(node_key)) {
+            return Ok(Some(bytes.to_vec()));
+        }
+        let key = layout::state_node_key(
+            &self.ledger,
+            &borsh::to_vec(node_key).map_err(|e| e.to_string())?,
+        );
+        self.store.get(&key).map_err(|e| e.to_string())
+    }
+}
+
+/// The node of a node record: the whole record, or for a leaf the bytes before its
+/// value (which must not be empty).
+fn node_of_record(bytes: &[u8]) -> anyhow::Result<Node> {
+    let node = match bytes.first() {
+        Some(&batch::LEAF) if bytes.len() > batch::LEAF_NODE_LEN => &bytes[..batch::LEAF_NODE_LEN],
+        Some(&batch::LEAF) => anyhow::bail!("state tree leaf record without its value"),
+        _ => bytes,
+    };
+    Ok(borsh::from_slice(node)?)
 }
 
 impl TreeReader for StateReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        if let Some(bytes) = self.cache.and_then(|cache| cache.get(node_key)) {
-            return Ok(Some(borsh::from_slice(bytes)?));
-        }
-        let key = layout::state_node_key(&self.ledger, &borsh::to_vec(node_key)?);
-        match self.store.get(&key).map_err(backend)? {
-            Some(bytes) => Ok(Some(borsh::from_slice(&bytes)?)),
+        match self.node_record(node_key).map_err(anyhow::Error::msg)? {
+            Some(bytes) => Ok(Some(node_of_record(&bytes)?)),
             None => Ok(None),
         }
     }
 
+    /// The value stored with the leaf of `key_hash` in tree version `max_version` (jmt
+    /// asks for it once a proof's walk found that leaf): the walk again, from the root.
     fn get_value_option(
         &self,
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let start = layout::state_value_key(&self.ledger, &key_hash.0, 0);
-        let end = match max_version.checked_add(1) {
-            Some(next) => layout::state_value_key(&self.ledger, &key_hash.0, next),
-            None => {
-                let mut end = layout::state_value_key(&self.ledger, &key_hash.0, u64::MAX);
-                end.push(0);
-                end
-            }
-        };
-        let found = self.store.scan(&start, &end, Direction::Reverse, 1).map_err(backend)?;
-        match found.into_iter().next() {
-            Some((_, bytes)) => match bytes.split_first() {
-                Some((1, value)) => Ok(Some(value.to_vec())),
-                Some((0, _)) => Ok(None),
-                _ => Err(anyhow::anyhow!("corrupt state value record")),
-            },
-            None => Ok(None),
-        }
+        batch::leaf_value(self, max_version, &key_hash.0).map_err(anyhow::Error::msg)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
@@ -330,26 +333,45 @@ impl TreeReader for StateReader<'_> {
     }
 }
 
-/// Adds a tree update's nodes and values to `batch`; the upper nodes also go to `fresh`.
-pub fn write_node_batch(
-    ledger: &LedgerId,
+/// Adds the nodes of jmt's update to tree version `version` to `batch`, each leaf with
+/// its value; the upper nodes also go to `fresh`. A new leaf's value is in the update; a
+/// leaf jmt moved (a split below it, or a deletion beside it) keeps the value it has in
+/// version `version - 1`.
+fn write_node_batch(
+    reader: &StateReader<'_>,
+    version: u64,
     node_batch: &NodeBatch,
     batch: &mut WriteBatch,
     fresh: &mut FreshNodes,
-) {
+) -> Result<(), String> {
+    let values: std::collections::HashMap<Hash32, &[u8]> = node_batch
+        .values()
+        .iter()
+        .filter(|((at, _), _)| *at == version)
+        .filter_map(|((_, key_hash), value)| Some((key_hash.0, value.as_deref()?)))
+        .collect();
     for (node_key, node) in node_batch.nodes() {
         let key = borsh::to_vec(node_key).expect("in-memory borsh encoding cannot fail");
-        let value = borsh::to_vec(node).expect("in-memory borsh encoding cannot fail");
+        let mut value = borsh::to_vec(node).expect("in-memory borsh encoding cannot fail");
+        if let Node::Leaf(leaf) = node {
+            let key_hash = leaf.key_hash().0;
+            let leaf_value = match values.get(&key_hash) {
+                Some(new) => new.to_vec(),
+                None => version
+                    .checked_sub(1)
+                    .map(|previous| batch::leaf_value(reader, previous, &key_hash))
+                    .transpose()?
+                    .flatten()
+                    .ok_or_else(|| {
+                        format!("the value of a leaf moved in tree version {version} is missing")
+                    })?,
+            };
+            value.extend_from_slice(&leaf_value);
+        }
         fresh.offer(node_key, &value);
-        batch.put(layout::state_node_key(ledger, &key), value);
+        batch.put(layout::state_node_key(&reader.ledger, &key), value);
     }
-    for ((version, key_hash), value) in node_batch.values() {
-        let record = match value {
-            Some(value) => [&[1u8][..], value].concat(),
-            None => vec![0u8],
-        };
-        batch.put(layout::state_value_key(ledger, &key_hash.0, *version), record);
-    }
+    Ok(())
 }
 
 /// Applies `updates` as tree version `height` and adds the new nodes to `batch` (the
@@ -381,6 +403,9 @@ fn apply_updates_with(
     fresh: &mut FreshNodes,
     batched: bool,
 ) -> Result<Hash32, String> {
+    if updates.iter().any(|(_, value)| value.as_ref().is_some_and(|value| value.is_empty())) {
+        return Err("a state leaf value cannot be empty".into());
+    }
     require_previous_root(reader, height)?;
     if batched {
         let mut values = Vec::with_capacity(updates.len());
@@ -393,8 +418,8 @@ fn apply_updates_with(
         let tree = JellyfishMerkleTree::<_, H>::new(reader);
         let (root, update) = tree
             .put_value_set(updates.into_iter().map(|(k, v)| (KeyHash(k), v)), height)
-            .map_err(|e| format!("state tree update failed: {e}"))?;
-        write_node_batch(&reader.ledger, &update.node_batch, batch, fresh);
+            .map_err(|e| format!("state tree update failed: {e:#}"))?;
+        write_node_batch(reader, height, &update.node_batch, batch, fresh)?;
         Ok(root.0)
     })
 }
@@ -472,7 +497,8 @@ fn require_previous_root(reader: &StateReader<'_>, height: u64) -> Result<(), St
 /// Makes tree version `height` equal to version `height - 1` when a block changes no
 /// state: jmt looks up the root of version `v - 1` when writing version `v`, and proofs
 /// at `v` need a root at `v`, so every height gets one. The root node is copied under the
-/// new version's root key (its children keep pointing at their own versions).
+/// new version's root key (its children keep pointing at their own versions; a root
+/// leaf keeps its value), byte for byte.
 pub fn carry_root_forward(
     reader: &StateReader<'_>,
     height: u64,
@@ -480,14 +506,15 @@ pub fn carry_root_forward(
     fresh: &mut FreshNodes,
 ) -> Result<(), String> {
     assert!(height > 0, "genesis always writes a tree version");
-    let previous = reader
-        .get_node_option(&root_key(height - 1))
-        .map_err(|e| format!("state tree root of height {}: {e}", height - 1))?
+    let context = |error: String| format!("state tree root of height {}: {error}", height - 1);
+    let record = reader
+        .node_record(&root_key(height - 1))
+        .map_err(context)?
         .ok_or_else(|| format!("state tree root of height {} is missing", height - 1))?;
+    node_of_record(&record).map_err(|e| context(e.to_string()))?;
     let key = borsh::to_vec(&root_key(height)).expect("in-memory borsh encoding cannot fail");
-    let node = borsh::to_vec(&previous).expect("in-memory borsh encoding cannot fail");
-    fresh.offer(&root_key(height), &node);
-    batch.put(layout::state_node_key(&reader.ledger, &key), node);
+    fresh.offer(&root_key(height), &record);
+    batch.put(layout::state_node_key(&reader.ledger, &key), record);
     Ok(())
 }
 
@@ -499,11 +526,16 @@ pub fn prove(
     height: u64,
     key_hash: Hash32,
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    // jmt reports any failure to read the root as a pruned version: a corrupt root is
+    // named here first.
+    if let Some(record) = reader.node_record(&root_key(height))? {
+        node_of_record(&record).map_err(|e| format!("state tree root of height {height}: {e}"))?;
+    }
     with_tree_hasher!(algorithm, H => {
         let tree = JellyfishMerkleTree::<_, H>::new(reader);
         let (value, proof) = tree
             .get_with_proof(KeyHash(key_hash), height)
-            .map_err(|e| format!("state proof failed: {e}"))?;
+            .map_err(|e| format!("state proof failed: {e:#}"))?;
         let proof = borsh::to_vec(&proof).map_err(|e| e.to_string())?;
         Ok((value, proof))
     })
@@ -555,6 +587,9 @@ mod tests {
             // The batched side reads through a node cache, as the committing ledger
             // handle does; the per-key side reads only the store.
             let mut cache = NodeCache::default();
+            // The model: every key's value after each height.
+            let mut model = std::collections::BTreeMap::new();
+            let mut models = Vec::new();
             for (height, block) in blocks.iter().enumerate() {
                 let updates: Vec<(Hash32, Option<Vec<u8>>)> = block
                     .iter()
@@ -602,15 +637,26 @@ mod tests {
                 commit(&batched, batch_a);
                 commit(&per_key, batch_b);
                 cache.insert(fresh_a);
+                for (key, value) in updates {
+                    model.insert(key, value.expect("no deletions here"));
+                }
+                models.push(model.clone());
             }
             // Proofs at every height through the cache equal the store's: an older
             // version of a cached path is never answered with the newer node.
             let reader_a = StateReader { store: &batched, ledger, cache: Some(&cache) };
             let reader_b = StateReader::new(&per_key, ledger);
+            // Each proven value is the model's at that height: the value stored with
+            // its leaf, also for a leaf moved down by a later split.
             for height in 0..blocks.len() as u64 {
                 for id in (0u16..600).step_by(37) {
+                    let proven = prove(algorithm, &reader_a, height, tree_key(id)).unwrap();
                     prop_assert_eq!(
-                        prove(algorithm, &reader_a, height, tree_key(id)).unwrap(),
+                        proven.0.as_ref(),
+                        models[height as usize].get(&tree_key(id))
+                    );
+                    prop_assert_eq!(
+                        proven,
                         prove(algorithm, &reader_b, height, tree_key(id)).unwrap()
                     );
                 }
@@ -714,5 +760,62 @@ mod tests {
         )
         .unwrap();
         assert_eq!(root, only_two);
+        // Key 2's leaf moved up to the root beside the deletion, with its value.
+        let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(2)).unwrap();
+        assert_eq!(value, Some(vec![2]));
+        let (gone, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(1)).unwrap();
+        assert_eq!(gone, None);
+    }
+
+    /// A leaf's record is its node and then its value; one without the value (a record
+    /// in the layout of a build that kept values apart, or a truncated one) is an error,
+    /// not an empty value.
+    #[test]
+    fn a_leaf_record_without_its_value_is_an_error() {
+        let store = MemoryStore::new();
+        let ledger = LedgerId([7; 32]);
+        let reader = StateReader::new(&store, ledger);
+        let mut batch = WriteBatch::new();
+        apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            0,
+            vec![(tree_key(1), Some(vec![1, 2, 3]))],
+            &mut batch,
+            &mut FreshNodes::default(),
+        )
+        .unwrap();
+        let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
+            panic!("one key: one root leaf record")
+        };
+        assert_eq!(value.len(), batch::LEAF_NODE_LEN + 3);
+        assert_eq!(&value[batch::LEAF_NODE_LEN..], &[1, 2, 3]);
+        let mut truncated = WriteBatch::new();
+        truncated.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
+        commit(&store, truncated);
+        let error = prove(HashAlgorithm::Sm3, &reader, 0, tree_key(1)).unwrap_err();
+        assert!(error.contains("without its value"), "{error}");
+        let mut next = WriteBatch::new();
+        let error = apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            1,
+            vec![(tree_key(2), Some(vec![2]))],
+            &mut next,
+            &mut FreshNodes::default(),
+        )
+        .unwrap_err();
+        assert!(error.contains("without its value"), "{error}");
+        let error = apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            1,
+            vec![(tree_key(2), Some(Vec::new()))],
+            &mut next,
+            &mut FreshNodes::default(),
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot be empty"), "{error}");
+        assert!(next.is_empty());
     }
 }

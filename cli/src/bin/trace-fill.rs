@@ -345,7 +345,6 @@ fn table_sizes(store: &RocksStore, id: &LedgerId) -> Result<Value, String> {
         ("block_by_hash", Table::BlockByHash),
         ("tx", Table::Tx),
         ("state_node", Table::StateNode),
-        ("state_value", Table::StateValue),
         ("consensus", Table::Consensus),
         ("event", Table::Event),
         ("event_topic", Table::EventTopic),

@@ -34,7 +34,10 @@ use crypto_parallel::HashAlgorithm;
 /// borsh enum tags of `jmt::storage::Node`.
 const NULL: u8 = 0;
 const INTERNAL: u8 = 1;
-const LEAF: u8 = 2;
+pub(super) const LEAF: u8 = 2;
+/// borsh(`jmt::storage::Node::Leaf`): the tag, the key hash, the value hash. A leaf's
+/// record is these bytes followed by the leaf value (`docs/FORMAT.md` §9).
+pub(super) const LEAF_NODE_LEN: usize = 65;
 
 /// Nibbles in a 32-byte key: no path is longer.
 const MAX_DEPTH: usize = 64;
@@ -51,8 +54,18 @@ struct Child {
 /// A node as stored.
 enum Stored {
     Null,
-    Leaf { key_hash: Hash32, value_hash: Hash32 },
+    Leaf(Leaf),
     Internal(Box<[Option<Child>; 16]>),
+}
+
+/// A stored leaf.
+struct Leaf {
+    key_hash: Hash32,
+    value_hash: Hash32,
+    /// The leaf value (its hash is `value_hash`), stored after the node.
+    value: Vec<u8>,
+    /// Its hash, when its parent's entry held it.
+    hash: Option<Hash32>,
 }
 
 /// A child of a new internal node: kept from the node it replaces, or new (its index in
@@ -64,11 +77,13 @@ enum NewChild {
 }
 
 enum Body {
-    /// `hash`: known for a leaf moved down (its parent's entry held it).
+    /// `hash`: known for a leaf moved down (its parent's entry held it); `moved`: the
+    /// value of a leaf moved down (`None`: a new value, in the update).
     Leaf {
         key_hash: Hash32,
         value_hash: Hash32,
         hash: Option<Hash32>,
+        moved: Option<Vec<u8>>,
     },
     Internal {
         children: Box<[Option<NewChild>; 16]>,
@@ -111,7 +126,8 @@ fn node_record_key(
     key
 }
 
-/// Reads borsh(`jmt::storage::Node`), strictly: every byte accounted for.
+/// Reads a node record: borsh(`jmt::storage::Node`), and after a leaf its value (at
+/// least one byte: no leaf value is empty). Strict: every byte accounted for.
 fn decode(bytes: &[u8]) -> Result<Stored, String> {
     let malformed = || "malformed state tree node".to_string();
     let mut at = 1;
@@ -123,10 +139,16 @@ fn decode(bytes: &[u8]) -> Result<Stored, String> {
     let u64_at = |part: &[u8]| u64::from_le_bytes(part.try_into().expect("8 bytes"));
     let node = match bytes.first() {
         Some(&NULL) => Stored::Null,
-        Some(&LEAF) => Stored::Leaf {
-            key_hash: take(32)?.try_into().expect("32 bytes"),
-            value_hash: take(32)?.try_into().expect("32 bytes"),
-        },
+        Some(&LEAF) => {
+            let key_hash = take(32)?.try_into().expect("32 bytes");
+            let value_hash = take(32)?.try_into().expect("32 bytes");
+            let value = bytes[at..].to_vec();
+            if value.is_empty() {
+                return Err("state tree leaf record without its value".into());
+            }
+            at = bytes.len();
+            Stored::Leaf(Leaf { key_hash, value_hash, value, hash: None })
+        }
         Some(&INTERNAL) => {
             let mut children = Box::new([None; 16]);
             let mut count = 0u64;
@@ -167,20 +189,50 @@ struct Update<'r, 'a> {
     nodes: Vec<NewNode>,
 }
 
-impl Update<'_, '_> {
-    fn read(&self, version: u64, depth: usize, path_key: &Hash32) -> Result<Stored, String> {
-        let context = |error: String| format!("{error} (version {version}, depth {depth})");
-        let slot = NodeCache::slot_of_key(depth, path_key);
-        if let Some(bytes) = self.reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
-            return decode(bytes).map_err(context);
-        }
-        let key = node_record_key(&self.reader.ledger, version, depth, path_key);
-        match self.reader.store.get(&key).map_err(|e| context(e.to_string()))? {
-            Some(bytes) => decode(&bytes).map_err(context),
-            None => Err(context("state tree node is missing".into())),
+/// The node of `version` at the path of the first `depth` nibbles of `path_key`: from
+/// the node cache, else the store.
+fn read(
+    reader: &StateReader<'_>,
+    version: u64,
+    depth: usize,
+    path_key: &Hash32,
+) -> Result<Stored, String> {
+    let context = |error: String| format!("{error} (version {version}, depth {depth})");
+    let slot = NodeCache::slot_of_key(depth, path_key);
+    if let Some(bytes) = reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
+        return decode(bytes).map_err(context);
+    }
+    let key = node_record_key(&reader.ledger, version, depth, path_key);
+    match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
+        Some(bytes) => decode(&bytes).map_err(context),
+        None => Err(context("state tree node is missing".into())),
+    }
+}
+
+/// The leaf value of `key_hash` in tree version `version` (`None`: not in the tree),
+/// walked down from that version's root.
+pub(super) fn leaf_value(
+    reader: &StateReader<'_>,
+    version: u64,
+    key_hash: &Hash32,
+) -> Result<Option<Vec<u8>>, String> {
+    let (mut version, mut depth) = (version, 0);
+    loop {
+        match read(reader, version, depth, key_hash)? {
+            Stored::Null => return Ok(None),
+            Stored::Leaf(leaf) => return Ok((leaf.key_hash == *key_hash).then_some(leaf.value)),
+            Stored::Internal(_) if depth >= MAX_DEPTH => {
+                return Err(format!("an internal state tree node at depth {depth}"));
+            }
+            Stored::Internal(children) => match children[nibble(key_hash, depth)] {
+                Some(child) => (version, depth) = (child.version, depth + 1),
+                None => return Ok(None),
+            },
         }
     }
+}
 
+impl Update<'_, '_> {
     fn push(&mut self, depth: usize, path_key: Hash32, body: Body) -> NewChild {
         let leaf_count = match &body {
             Body::Leaf { .. } => None,
@@ -218,7 +270,7 @@ impl Update<'_, '_> {
         kvs: &[(Hash32, Hash32)],
         hash: Option<Hash32>,
     ) -> Result<NewChild, String> {
-        match self.read(version, depth, &kvs[0].0)? {
+        match read(self.reader, version, depth, &kvs[0].0)? {
             Stored::Internal(_) if depth >= MAX_DEPTH => {
                 Err(format!("an internal state tree node at depth {depth}"))
             }
@@ -235,9 +287,7 @@ impl Update<'_, '_> {
                 }
                 Ok(self.push_internal(depth, kvs[0].0, new))
             }
-            Stored::Leaf { key_hash, value_hash } => {
-                self.with_existing_leaf(depth, (key_hash, value_hash, hash), kvs)
-            }
+            Stored::Leaf(leaf) => self.with_existing_leaf(depth, &Leaf { hash, ..leaf }, kvs),
             Stored::Null if depth == 0 => self.create_subtree(0, kvs),
             Stored::Null => Err(format!("a null state tree node at depth {depth}")),
         }
@@ -247,14 +297,19 @@ impl Update<'_, '_> {
     fn with_existing_leaf(
         &mut self,
         depth: usize,
-        leaf: (Hash32, Hash32, Option<Hash32>),
+        leaf: &Leaf,
         kvs: &[(Hash32, Hash32)],
     ) -> Result<NewChild, String> {
-        let (leaf_key, leaf_value_hash, leaf_hash) = leaf;
+        let leaf_key = leaf.key_hash;
         if let [(key_hash, value_hash)] = kvs
             && *key_hash == leaf_key
         {
-            let body = Body::Leaf { key_hash: *key_hash, value_hash: *value_hash, hash: None };
+            let body = Body::Leaf {
+                key_hash: *key_hash,
+                value_hash: *value_hash,
+                hash: None,
+                moved: None,
+            };
             return Ok(self.push(depth, *key_hash, body));
         }
         if depth >= MAX_DEPTH {
@@ -271,8 +326,12 @@ impl Update<'_, '_> {
             });
         }
         if children[bucket].is_none() {
-            let body =
-                Body::Leaf { key_hash: leaf_key, value_hash: leaf_value_hash, hash: leaf_hash };
+            let body = Body::Leaf {
+                key_hash: leaf_key,
+                value_hash: leaf.value_hash,
+                hash: leaf.hash,
+                moved: Some(leaf.value.clone()),
+            };
             children[bucket] = Some(self.push(depth + 1, leaf_key, body));
         }
         Ok(self.push_internal(depth, kvs[0].0, children))
@@ -285,7 +344,12 @@ impl Update<'_, '_> {
         kvs: &[(Hash32, Hash32)],
     ) -> Result<NewChild, String> {
         if let [(key_hash, value_hash)] = kvs {
-            let body = Body::Leaf { key_hash: *key_hash, value_hash: *value_hash, hash: None };
+            let body = Body::Leaf {
+                key_hash: *key_hash,
+                value_hash: *value_hash,
+                hash: None,
+                moved: None,
+            };
             return Ok(self.push(depth, *key_hash, body));
         }
         if depth >= MAX_DEPTH {
@@ -342,7 +406,7 @@ fn encode_internal(
 
 /// Sets `updates` (key hash → value; a key given twice keeps its last value) as tree
 /// version `version`, on top of version `version - 1` (or the empty tree for version 0);
-/// adds the new nodes and the state value records to `batch` and the upper nodes to
+/// adds the new nodes (each leaf with its value) to `batch` and the upper nodes to
 /// `fresh`; returns the new root hash.
 pub(super) fn apply(
     algorithm: HashAlgorithm,
@@ -387,7 +451,7 @@ pub(super) fn apply(
     let mut deepest = 0;
     for (index, node) in nodes.iter().enumerate() {
         deepest = deepest.max(node.depth);
-        if let Body::Leaf { key_hash, value_hash, hash } = &node.body {
+        if let Body::Leaf { key_hash, value_hash, hash, .. } = &node.body {
             match hash {
                 Some(hash) => hashes[index] = *hash,
                 None => {
@@ -452,11 +516,21 @@ pub(super) fn apply(
     for (node, bytes) in nodes.iter().zip(encoded) {
         let bytes = match (&node.body, bytes) {
             (_, Some(bytes)) => bytes,
-            (Body::Leaf { key_hash, value_hash, .. }, None) => {
-                let mut bytes = Vec::with_capacity(65);
+            (Body::Leaf { key_hash, value_hash, moved, .. }, None) => {
+                let value = match moved {
+                    Some(value) => value.as_slice(),
+                    None => {
+                        let at = updates
+                            .binary_search_by_key(key_hash, |(key, _)| *key)
+                            .expect("a new leaf's key is in the update");
+                        updates[at].1.as_slice()
+                    }
+                };
+                let mut bytes = Vec::with_capacity(LEAF_NODE_LEN + value.len());
                 bytes.push(LEAF);
                 bytes.extend_from_slice(key_hash);
                 bytes.extend_from_slice(value_hash);
+                bytes.extend_from_slice(value);
                 bytes
             }
             (Body::Internal { .. }, None) => unreachable!("every internal node is encoded"),
@@ -465,12 +539,6 @@ pub(super) fn apply(
             fresh.offer_slot(slot, version, &bytes);
         }
         batch.put(node_record_key(&reader.ledger, version, node.depth, &node.path_key), bytes);
-    }
-    for (key_hash, value) in updates {
-        let mut record = Vec::with_capacity(1 + value.len());
-        record.push(1);
-        record.extend_from_slice(&value);
-        batch.put(layout::state_value_key(&reader.ledger, &key_hash, version), record);
     }
     Ok(hashes[root])
 }
