@@ -607,16 +607,21 @@ impl<S: KvStore> Ledger<S> {
             .iter()
             .map(|digest| *digest.as_bytes())
             .collect();
-        let writes = WriteHashes::of_block(algorithm, &transactions);
-        let tx_keys: Vec<Vec<u8>> =
-            hashes.iter().map(|hash| layout::tx_key(&self.id, hash)).collect();
-        let key_refs: Vec<&[u8]> = tx_keys.iter().map(Vec::as_slice).collect();
-        let committed_before: HashSet<Hash32> = self
-            .store
-            .multi_get(&key_refs)?
-            .into_iter()
-            .zip(&hashes)
-            .filter_map(|(found, hash)| found.map(|_| *hash))
+        let mut writes = WriteHashes::of_block(algorithm, &transactions);
+        // One multi-get: the transaction records (duplicates) and the history records
+        // that settle each write's expected version.
+        let (probes, probe_counts) = WriteHashes::probe_keys(&self.id, &transactions);
+        let keys: Vec<Vec<u8>> =
+            hashes.iter().map(|hash| layout::tx_key(&self.id, hash)).chain(probes).collect();
+        let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let found: Vec<bool> =
+            self.store.multi_get(&key_refs)?.iter().map(Option::is_some).collect();
+        let (committed, probed) = found.split_at(hashes.len());
+        writes.set_probes(&probe_counts, probed);
+        let committed_before: HashSet<Hash32> = hashes
+            .iter()
+            .zip(committed)
+            .filter_map(|(hash, found)| found.then_some(*hash))
             .collect();
         // Phase 2: execute in order against the overlay.
         let mut execution = BlockExecution::new(self, height);
@@ -1231,11 +1236,27 @@ struct StagedWrite {
     hashes: WriteHash,
 }
 
-/// The state-tree key hash and the value hash of one `WriteKv`.
+/// The state-tree key hash and the value hash of one `WriteKv`, and what the store said
+/// of its expected version before the block ran.
 #[derive(Clone, Copy)]
 struct WriteHash {
     key_hash: Hash32,
     value_hash: Hash32,
+    stored: Probe,
+}
+
+/// What the block's one multi-get (phase 1) found for a write's expected version, as
+/// of the block's start: a write of a key no earlier transaction of the block wrote
+/// takes it as the key's current version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// Not read: an expected version below −1, which matches nothing.
+    NotRead,
+    /// The stored current version is the expected one (−1: version 0 is absent; `v`:
+    /// version `v` is there and `v + 1` is not).
+    Matches,
+    /// It is not: the current version is found by a scan.
+    Differs,
 }
 
 /// The [`WriteHash`] of every `WriteKv` of a block, in order, computed before execution
@@ -1270,6 +1291,7 @@ impl WriteHashes {
             .map(|(key, value)| WriteHash {
                 key_hash: *key.as_bytes(),
                 value_hash: *value.as_bytes(),
+                stored: Probe::NotRead,
             })
             .collect();
         WriteHashes { hashes, starts }
@@ -1277,6 +1299,44 @@ impl WriteHashes {
 
     fn of_transaction(&self, index: usize) -> &[WriteHash] {
         &self.hashes[self.starts[index]..self.starts[index + 1]]
+    }
+
+    /// The history keys whose presence settles each write's expected version (−1:
+    /// version 0; `v`: versions `v` and `v + 1`), in write order, and per write how many.
+    fn probe_keys(id: &LedgerId, transactions: &[Transaction]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let (mut keys, mut counts) = (Vec::new(), Vec::new());
+        for transaction in transactions {
+            for operation in &transaction.content.operations {
+                if let Operation::WriteKv { account, key, expected_version, .. } = operation {
+                    let versions = match *expected_version {
+                        -1 => vec![0],
+                        expected => u64::try_from(expected)
+                            .ok()
+                            .and_then(|version| Some(vec![version, version.checked_add(1)?]))
+                            .unwrap_or_default(),
+                    };
+                    counts.push(versions.len() as u8);
+                    keys.extend(
+                        versions.into_iter().map(|v| layout::history_key(id, account, key, v)),
+                    );
+                }
+            }
+        }
+        (keys, counts)
+    }
+
+    /// Records what the multi-get found for the keys of `probe_keys`.
+    fn set_probes(&mut self, counts: &[u8], found: &[bool]) {
+        let mut at = 0;
+        for (write, count) in self.hashes.iter_mut().zip(counts) {
+            let found = &found[at..at + *count as usize];
+            at += *count as usize;
+            write.stored = match found {
+                [] => Probe::NotRead,
+                [false] | [true, false] => Probe::Matches,
+                _ => Probe::Differs,
+            };
+        }
     }
 }
 
@@ -1484,37 +1544,27 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
         Ok(length)
     }
 
-    /// The current version of a data key (−1: none), first checking the version the
-    /// writer expects with point reads: a key's history holds every version from 0 to
-    /// the latest (nothing removes one), so "no version 0" means −1, and "version v and
-    /// no v + 1" means v. Point reads are answered by Bloom filters where the key is
-    /// absent; the reverse seek below, needed only when the expectation is wrong,
-    /// costs several times more (perf/RESULTS.md).
+    /// The current version of a data key (−1: none): this block's own write of it, else
+    /// what phase 1's multi-get found for the version the writer expects (`stored`). A
+    /// key's history holds every version from 0 to the latest (nothing removes one), so
+    /// "no version 0" means −1, and "version v and no v + 1" means v. Point reads are
+    /// answered by Bloom filters where the key is absent; the reverse seek below, needed
+    /// only when the expectation is wrong, costs several times more (perf/RESULTS.md).
     fn current_version(
         &self,
         account: &str,
         key: &[u8],
         expected: i64,
+        stored: Probe,
     ) -> Result<i64, EngineError> {
         if let Some(version) = self.versions.get(&(account.to_owned(), key.to_vec())) {
             return Ok(*version as i64);
         }
-        let id = &self.ledger.id;
-        let store = &self.ledger.store;
-        if expected == -1 {
-            if store.get(&layout::history_key(id, account, key, 0))?.is_none() {
-                return Ok(-1);
-            }
-        } else if let Ok(version) = u64::try_from(expected)
-            && let Some(next) = version.checked_add(1)
-        {
-            let this = layout::history_key(id, account, key, version);
-            let after = layout::history_key(id, account, key, next);
-            let found = store.multi_get(&[this.as_slice(), after.as_slice()])?;
-            if matches!(found.as_slice(), [Some(_), None]) {
-                return Ok(expected);
-            }
+        if stored == Probe::Matches {
+            return Ok(expected);
         }
+        // It differs (or cannot match: an expected version below −1): the latest
+        // version, for the conflict's record, is the last of the key's history range.
         let prefix = layout::history_prefix(&self.ledger.id, account, key);
         let found = scan_prefix(&self.ledger.store, &prefix, Direction::Reverse, 1)?;
         match found.first() {
@@ -1753,7 +1803,12 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                     let id = (account.clone(), key.clone());
                     let current = match staged.writes.iter().rev().find(|w| w.key == id) {
                         Some(write) => write.version as i64,
-                        None => self.current_version(account, key, *expected_version)?,
+                        None => self.current_version(
+                            account,
+                            key,
+                            *expected_version,
+                            write_hashes[write_index].stored,
+                        )?,
                     };
                     if current != *expected_version {
                         return Ok(Err(ResultCode::VersionConflict));
