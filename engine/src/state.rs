@@ -209,11 +209,26 @@ impl<'a> StateReader<'a> {
 pub struct NodeCache {
     /// `slot(path)` → the newest node at that path: (version, borsh bytes).
     nodes: Vec<Option<(Version, Box<[u8]>)>>,
+    /// For the internal nodes within [`NodeCache::INNER_DEPTH`]: the hashes inside the
+    /// node (`InnerHashes`), by slot, so the next block rehashes only the ranges whose
+    /// children changed.
+    inner: Vec<Option<(Version, InnerHashes)>>,
 }
+
+/// The hashes inside an internal node's 16-way node, a 4-level binary tree over its
+/// slots: the 8 ranges of width 2, the 4 of width 4, the 2 of width 8, then the node's
+/// own hash (width 16).
+pub(crate) type InnerHashes = [Hash32; 15];
 
 impl NodeCache {
     /// How many nibbles below the root the cache reaches.
     pub const DEPTH: usize = 4;
+    /// How deep internal nodes keep their inner hashes: 1 + 16 + 256 + 4,096 nodes of
+    /// 480 bytes, ~2 MiB. Nodes down to depth 3 are full in a ledger of ~60,000 keys and
+    /// up, and a block changes one or two children of most depth-3 nodes: 4 or 5
+    /// hashes instead of 15.
+    pub const INNER_DEPTH: usize = 3;
+    const INNER_SLOTS: usize = ((1 << (4 * (Self::INNER_DEPTH + 1))) - 1) / 15;
     /// Paths of at most `DEPTH` nibbles: 1 + 16 + ... + 16^DEPTH.
     const SLOTS: usize = ((1 << (4 * (Self::DEPTH + 1))) - 1) / 15;
 
@@ -245,28 +260,43 @@ impl NodeCache {
         }
     }
 
+    /// The inner hashes of the internal node of `version` in `slot`, if cached.
+    pub(crate) fn get_inner(&self, slot: usize, version: Version) -> Option<&InnerHashes> {
+        match self.inner.get(slot)? {
+            Some((cached, hashes)) if *cached == version => Some(hashes),
+            _ => None,
+        }
+    }
+
     fn get(&self, node_key: &NodeKey) -> Option<&[u8]> {
         self.get_slot(Self::slot_of_path(node_key.nibble_path())?, node_key.version())
     }
 
     /// Takes a committed block's new upper nodes.
-    pub fn insert(&mut self, nodes: FreshNodes) {
-        if nodes.0.is_empty() {
-            return;
-        }
-        if self.nodes.is_empty() {
+    pub fn insert(&mut self, fresh: FreshNodes) {
+        if !fresh.nodes.is_empty() && self.nodes.is_empty() {
             self.nodes.resize_with(Self::SLOTS, || None);
         }
-        for (slot, version, bytes) in nodes.0 {
+        for (slot, version, bytes) in fresh.nodes {
             self.nodes[slot] = Some((version, bytes));
+        }
+        if !fresh.inner.is_empty() && self.inner.is_empty() {
+            self.inner.resize_with(Self::INNER_SLOTS, || None);
+        }
+        for (slot, version, hashes) in fresh.inner {
+            self.inner[slot] = Some((version, hashes));
         }
     }
 }
 
-/// A block's new nodes within [`NodeCache::DEPTH`] of the root (slot, version, bytes),
-/// for the cache once the block commits.
+/// A block's new nodes within [`NodeCache::DEPTH`] of the root (slot, version, bytes)
+/// and the inner hashes of its internal nodes within [`NodeCache::INNER_DEPTH`], for
+/// the cache once the block commits.
 #[derive(Debug, Default)]
-pub struct FreshNodes(Vec<(usize, Version, Box<[u8]>)>);
+pub struct FreshNodes {
+    nodes: Vec<(usize, Version, Box<[u8]>)>,
+    inner: Vec<(usize, Version, InnerHashes)>,
+}
 
 impl FreshNodes {
     fn offer(&mut self, node_key: &NodeKey, bytes: &[u8]) {
@@ -276,7 +306,11 @@ impl FreshNodes {
     }
 
     pub(crate) fn offer_slot(&mut self, slot: usize, version: Version, bytes: &[u8]) {
-        self.0.push((slot, version, bytes.into()));
+        self.nodes.push((slot, version, bytes.into()));
+    }
+
+    pub(crate) fn offer_inner(&mut self, slot: usize, version: Version, hashes: InnerHashes) {
+        self.inner.push((slot, version, hashes));
     }
 }
 
@@ -428,23 +462,38 @@ fn apply_updates_with(
 const PLACEHOLDER_HASH: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 
 /// The hashes of internal nodes given as (existence bitmap, leaf bitmap, the 16 child
-/// hashes), all nodes' ranges of one width hashed together.
-fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -> Vec<Hash32> {
+/// hashes), all nodes' ranges of one width hashed together; each node's `InnerHashes`
+/// (its own hash last). With `prior` for a node (the inner hashes of the node it
+/// replaces, and a bitmap of the slots whose child changed), a range without a changed
+/// slot keeps its earlier hash.
+fn merkle_hashes(
+    algorithm: HashAlgorithm,
+    nodes: &[(u16, u16, [Hash32; 16])],
+    prior: &[Option<(&InnerHashes, u16)>],
+) -> Vec<InnerHashes> {
+    debug_assert_eq!(nodes.len(), prior.len());
     // Width 1: the child's hash, or the placeholder (already in the slots). Each wider
     // range's hash goes where its left half's was: range `r` of width `w` reads slots
     // `2r` and `2r + 1` of width `w / 2` and writes slot `r`, and ranges are visited in
     // ascending order, so a slot is read before it is overwritten (one array per node,
     // none per width).
     let mut level: Vec<[Hash32; 16]> = nodes.iter().map(|(_, _, children)| *children).collect();
+    let mut inner = vec![[PLACEHOLDER_HASH; 15]; nodes.len()];
     let mut messages = Vec::new();
     let mut targets = Vec::new();
-    let mut width = 2;
+    let (mut width, mut offset) = (2, 0);
     while width <= 16 {
         messages.clear();
         targets.clear();
         for (n, (exist, leaf, children)) in nodes.iter().enumerate() {
             for range in 0..16 / width {
                 let mask = (((1u32 << width) - 1) << (range * width)) as u16;
+                if let Some((earlier, changed)) = prior[n]
+                    && changed & mask == 0
+                {
+                    level[n][range] = earlier[offset + range];
+                    continue;
+                }
                 let (exist, leaf) = (exist & mask, leaf & mask);
                 level[n][range] = if exist == 0 {
                     PLACEHOLDER_HASH
@@ -466,9 +515,13 @@ fn merkle_hashes(algorithm: HashAlgorithm, nodes: &[(u16, u16, [Hash32; 16])]) -
         {
             level[*n][*range] = *hash.as_bytes();
         }
+        for (n, ranges) in level.iter().enumerate() {
+            inner[n][offset..offset + 16 / width].copy_from_slice(&ranges[..16 / width]);
+        }
+        offset += 16 / width;
         width *= 2;
     }
-    level.iter().map(|ranges| ranges[0]).collect()
+    inner
 }
 
 /// The key of tree version `version`'s root node.
@@ -629,7 +682,7 @@ mod tests {
                         _ => None,
                     })
                     .collect();
-                let mut offered = fresh_a.0.clone();
+                let mut offered = fresh_a.nodes.clone();
                 written.sort();
                 offered.sort();
                 prop_assert!(!offered.is_empty());

@@ -79,16 +79,10 @@ enum NewChild {
 enum Body {
     /// `hash`: known for a leaf moved down (its parent's entry held it); `moved`: the
     /// value of a leaf moved down (`None`: a new value, in the update).
-    Leaf {
-        key_hash: Hash32,
-        value_hash: Hash32,
-        hash: Option<Hash32>,
-        moved: Option<Vec<u8>>,
-    },
-    Internal {
-        children: Box<[Option<NewChild>; 16]>,
-        leaf_count: u64,
-    },
+    Leaf { key_hash: Hash32, value_hash: Hash32, hash: Option<Hash32>, moved: Option<Vec<u8>> },
+    /// `replaces`: the version of the stored internal node at the same path that this
+    /// one rewrites (its inner hashes may be cached).
+    Internal { children: Box<[Option<NewChild>; 16]>, leaf_count: u64, replaces: Option<u64> },
 }
 
 /// A new node: at `depth` nibbles on the path of `path_key` (any key under it).
@@ -242,12 +236,13 @@ impl Update<'_, '_> {
         NewChild::New { index: self.nodes.len() - 1, leaf_count }
     }
 
-    /// Adds `children` as an internal node.
+    /// Adds `children` as an internal node (rewriting the one of version `replaces`).
     fn push_internal(
         &mut self,
         depth: usize,
         path_key: Hash32,
         children: [Option<NewChild>; 16],
+        replaces: Option<u64>,
     ) -> NewChild {
         let leaf_count = children
             .iter()
@@ -258,7 +253,8 @@ impl Update<'_, '_> {
                 }
             })
             .sum();
-        self.push(depth, path_key, Body::Internal { children: Box::new(children), leaf_count })
+        let body = Body::Internal { children: Box::new(children), leaf_count, replaces };
+        self.push(depth, path_key, body)
     }
 
     /// `kvs` (sorted, distinct, sharing their first `depth` nibbles) into the subtree
@@ -285,7 +281,7 @@ impl Update<'_, '_> {
                         None => self.create_subtree(depth + 1, group)?,
                     });
                 }
-                Ok(self.push_internal(depth, kvs[0].0, new))
+                Ok(self.push_internal(depth, kvs[0].0, new, Some(version)))
             }
             Stored::Leaf(leaf) => self.with_existing_leaf(depth, &Leaf { hash, ..leaf }, kvs),
             Stored::Null if depth == 0 => self.create_subtree(0, kvs),
@@ -334,7 +330,7 @@ impl Update<'_, '_> {
             };
             children[bucket] = Some(self.push(depth + 1, leaf_key, body));
         }
-        Ok(self.push_internal(depth, kvs[0].0, children))
+        Ok(self.push_internal(depth, kvs[0].0, children, None))
     }
 
     /// A new subtree of `kvs` (`batch_create_subtree`).
@@ -359,7 +355,7 @@ impl Update<'_, '_> {
         for group in groups(kvs, depth) {
             children[nibble(&group[0].0, depth)] = Some(self.create_subtree(depth + 1, group)?);
         }
-        Ok(self.push_internal(depth, kvs[0].0, children))
+        Ok(self.push_internal(depth, kvs[0].0, children, None))
     }
 }
 
@@ -478,7 +474,30 @@ pub(super) fn apply(
         }
     }
     let mut encoded: Vec<Option<Vec<u8>>> = (0..nodes.len()).map(|_| None).collect();
+    let cache = reader.cache;
     for indices in by_depth.iter().rev() {
+        // The cached inner hashes of the nodes rewritten, and which of their slots
+        // changed (a new child; a kept one is the same).
+        let prior: Vec<Option<(&super::InnerHashes, u16)>> = indices
+            .iter()
+            .map(|&index| {
+                let node = &nodes[index];
+                let Body::Internal { children, replaces: Some(replaces), .. } = &node.body else {
+                    return None;
+                };
+                if node.depth > NodeCache::INNER_DEPTH {
+                    return None;
+                }
+                let slot = NodeCache::slot_of_key(node.depth, &node.path_key)?;
+                let earlier = cache?.get_inner(slot, *replaces)?;
+                let changed =
+                    children.iter().enumerate().fold(0u16, |changed, (at, child)| match child {
+                        Some(NewChild::New { .. }) => changed | 1 << at,
+                        _ => changed,
+                    });
+                Some((earlier, changed))
+            })
+            .collect();
         let slots: Vec<(u16, u16, [Hash32; 16])> = indices
             .iter()
             .map(|&index| {
@@ -502,10 +521,16 @@ pub(super) fn apply(
                 (exist, leaf, child_hashes)
             })
             .collect();
-        for ((&index, (_, _, child_hashes)), hash) in
-            indices.iter().zip(&slots).zip(merkle_hashes(algorithm, &slots))
+        for ((&index, (_, _, child_hashes)), inner) in
+            indices.iter().zip(&slots).zip(merkle_hashes(algorithm, &slots, &prior))
         {
-            hashes[index] = hash;
+            let node = &nodes[index];
+            hashes[index] = inner[14];
+            if node.depth <= NodeCache::INNER_DEPTH
+                && let Some(slot) = NodeCache::slot_of_key(node.depth, &node.path_key)
+            {
+                fresh.offer_inner(slot, version, inner);
+            }
             let Body::Internal { children, .. } = &nodes[index].body else {
                 unreachable!("indexed as internal")
             };
