@@ -156,6 +156,45 @@ fn keep_large_allocations_in_the_heap() {
     }
 }
 
+/// `ops` sorted by key, stably (a key written twice keeps its order). Sorting the
+/// references with a comparison of the keys chased a pointer per comparison into ~4,400
+/// scattered keys a block; here each op is first sorted by 16 bytes of its key after the
+/// prefix all keys share (a block's: its ledger id), held inline, and only ops with the
+/// same 16 bytes are compared in full. Measured: the commit's CPU −0.6 µs/tx.
+fn key_order(ops: &[WriteOp]) -> Vec<&WriteOp> {
+    fn op_key(op: &WriteOp) -> &[u8] {
+        match op {
+            WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
+        }
+    }
+    let Some(first) = ops.first().map(op_key) else { return Vec::new() };
+    let common = ops.iter().fold(first.len(), |common, op| {
+        let key = op_key(op);
+        let same = first[..common].iter().zip(key).take_while(|(a, b)| a == b).count();
+        common.min(same)
+    });
+    let prefix = |key: &[u8]| {
+        let mut bytes = [0u8; 16];
+        let rest = &key[common..];
+        let n = rest.len().min(16);
+        bytes[..n].copy_from_slice(&rest[..n]);
+        u128::from_be_bytes(bytes)
+    };
+    let mut order: Vec<(u128, u32)> =
+        ops.iter().enumerate().map(|(at, op)| (prefix(op_key(op)), at as u32)).collect();
+    order.sort_unstable();
+    // Equal prefixes (a shorter key padded with zeros among them): by the whole key,
+    // then by position.
+    for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            run.sort_unstable_by(|a, b| {
+                op_key(&ops[a.1 as usize]).cmp(op_key(&ops[b.1 as usize])).then(a.1.cmp(&b.1))
+            });
+        }
+    }
+    order.into_iter().map(|(_, at)| &ops[at as usize]).collect()
+}
+
 impl KvStore for RocksStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get(key).map_err(backend)
@@ -215,11 +254,6 @@ impl KvStore for RocksStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        fn op_key(op: &WriteOp) -> &[u8] {
-            match op {
-                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
-            }
-        }
         let _serial = if batch.expectations().is_empty() {
             None
         } else {
@@ -236,9 +270,7 @@ impl KvStore for RocksStore {
         // memtable's skip list starts each insert from where the previous one went
         // instead of from the top; in execution order that search was ~5% of the engine
         // thread in a profile of the commit bench.
-        let mut ops: Vec<&WriteOp> = batch.ops().iter().collect();
-        ops.sort_by(|a, b| op_key(a).cmp(op_key(b)));
-        for op in ops {
+        for op in key_order(batch.ops()) {
             match op {
                 WriteOp::Put { key, value } => rocks_batch.put(key, value),
                 WriteOp::Delete { key } => rocks_batch.delete(key),
@@ -247,5 +279,51 @@ impl KvStore for RocksStore {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(self.sync_writes);
         self.db.write_opt(rocks_batch, &write_options).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `key_order` is a stable sort by key: keys sharing long prefixes, keys that are
+    /// prefixes of others or differ only in trailing zeros, duplicates (kept in their
+    /// order), and batches whose keys share no prefix at all.
+    #[test]
+    fn key_order_is_a_stable_sort_by_key() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for shared in [0usize, 3, 32, 40] {
+            let mut ops = Vec::new();
+            for at in 0..3_000u32 {
+                let mut key = vec![0xab; shared];
+                let length = next(24) as usize;
+                key.extend((0..length).map(|_| [0u8, 1, 0xff][next(3) as usize]));
+                if next(10) == 0 && !ops.is_empty() {
+                    // A duplicate of an earlier key, with another value.
+                    let (WriteOp::Put { key: earlier, .. } | WriteOp::Delete { key: earlier }) =
+                        &ops[next(ops.len() as u64) as usize];
+                    key = earlier.clone();
+                }
+                let value = at.to_be_bytes().to_vec();
+                ops.push(if next(20) == 0 {
+                    WriteOp::Delete { key }
+                } else {
+                    WriteOp::Put { key, value }
+                });
+            }
+            let mut expected: Vec<&WriteOp> = ops.iter().collect();
+            let key = |op: &WriteOp| match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.clone(),
+            };
+            expected.sort_by_key(|op| key(op));
+            assert_eq!(key_order(&ops), expected, "keys sharing {shared} bytes");
+        }
+        assert!(key_order(&[]).is_empty());
     }
 }
