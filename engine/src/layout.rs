@@ -28,9 +28,10 @@ pub enum Table {
     History = 0x07,
     /// `STATE_NODE | node key (borsh)` → state tree node (borsh).
     StateNode = 0x08,
-    /// Retired, never written: leaf values were kept here apart from their leaves
+    /// Retired, no longer written: leaf values were kept here apart from their leaves
     /// (`key hash [32] | height u64` → u8 present, leaf value) before they moved into
-    /// the leaf's `STATE_NODE` record. The tag stays taken.
+    /// the leaf's `STATE_NODE` record. Still read for leaf records written before.
+    /// The tag stays taken.
     StateValueRetired = 0x09,
     /// `UNSIGNED_TX | height u64 | index u32` → transaction bytes of a transaction
     /// rejected for an invalid signature. Kept apart from `TX`: an unauthenticated copy
@@ -145,6 +146,15 @@ pub fn history_prefix(ledger: &LedgerId, account: &str, data_key: &[u8]) -> Vec<
 pub fn history_key(ledger: &LedgerId, account: &str, data_key: &[u8], version: u64) -> Vec<u8> {
     let mut key = history_prefix(ledger, account, data_key);
     key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// A leaf value in the retired `0x09` table (read only: leaf records of ledgers written
+/// before leaf values moved into them have none of their own).
+pub fn retired_state_value_key(ledger: &LedgerId, key_hash: &Hash32, height: u64) -> Vec<u8> {
+    let mut key = table_prefix(ledger, Table::StateValueRetired);
+    key.extend_from_slice(key_hash);
+    key.extend_from_slice(&height.to_be_bytes());
     key
 }
 

@@ -331,12 +331,24 @@ impl StateReader<'_> {
     }
 }
 
+/// A stored state node record (`key` in table `0x08` of `ledger`) as the current layout
+/// writes it: a leaf record written before leaf values moved into leaf records gets its
+/// value from the retired `0x09` table. For `verify_ledger`, which compares stored
+/// records with a replay's.
+pub(crate) fn node_record_in_current_layout(
+    store: &dyn KvStore,
+    ledger: LedgerId,
+    key: &[u8],
+    value: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    batch::in_current_layout(&StateReader::new(store, ledger), key, value)
+}
+
 /// The node of a node record: the whole record, or for a leaf the bytes before its
-/// value (which must not be empty).
+/// value (none in a leaf record written before values moved into leaf records).
 fn node_of_record(bytes: &[u8]) -> anyhow::Result<Node> {
     let node = match bytes.first() {
         Some(&batch::LEAF) if bytes.len() > batch::LEAF_NODE_LEN => &bytes[..batch::LEAF_NODE_LEN],
-        Some(&batch::LEAF) => anyhow::bail!("state tree leaf record without its value"),
         _ => bytes,
     };
     Ok(borsh::from_slice(node)?)
@@ -820,34 +832,74 @@ mod tests {
         assert_eq!(gone, None);
     }
 
-    /// A leaf's record is its node and then its value; one without the value (a record
-    /// in the layout of a build that kept values apart, or a truncated one) is an error,
-    /// not an empty value.
+    /// A leaf's record is its node and then its value. A leaf record of the earlier
+    /// layout (no value: it was kept in the retired `0x09` table) still reads its value
+    /// from there, in proofs and when a split moves the leaf (which writes it in the
+    /// new layout); with no value in either place it is an error, never an empty value.
     #[test]
-    fn a_leaf_record_without_its_value_is_an_error() {
-        let store = MemoryStore::new();
+    fn a_leaf_record_of_the_earlier_layout_reads_its_value_from_the_retired_table() {
         let ledger = LedgerId([7; 32]);
+        let setup = |retired: bool| {
+            let store = MemoryStore::new();
+            let mut batch = WriteBatch::new();
+            apply_updates(
+                HashAlgorithm::Sm3,
+                &StateReader::new(&store, ledger),
+                0,
+                vec![(tree_key(1), Some(vec![1, 2, 3]))],
+                &mut batch,
+                &mut FreshNodes::default(),
+            )
+            .unwrap();
+            let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
+                panic!("one key: one root leaf record")
+            };
+            assert_eq!(value.len(), batch::LEAF_NODE_LEN + 3);
+            assert_eq!(&value[batch::LEAF_NODE_LEN..], &[1, 2, 3]);
+            // The earlier layout: the node alone, the value apart.
+            let mut earlier = WriteBatch::new();
+            earlier.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
+            if retired {
+                let value_key = layout::retired_state_value_key(&ledger, &tree_key(1), 0);
+                earlier.put(value_key, vec![1, 1, 2, 3]);
+            }
+            commit(&store, earlier);
+            store
+        };
+
+        let store = setup(true);
         let reader = StateReader::new(&store, ledger);
+        let (value, _) = prove(HashAlgorithm::Sm3, &reader, 0, tree_key(1)).unwrap();
+        assert_eq!(value, Some(vec![1, 2, 3]));
+        // Key 2 splits the root leaf: key 1's leaf moves down, with its value.
         let mut batch = WriteBatch::new();
         apply_updates(
             HashAlgorithm::Sm3,
             &reader,
-            0,
-            vec![(tree_key(1), Some(vec![1, 2, 3]))],
+            1,
+            vec![(tree_key(2), Some(vec![2]))],
             &mut batch,
             &mut FreshNodes::default(),
         )
         .unwrap();
-        let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
-            panic!("one key: one root leaf record")
-        };
-        assert_eq!(value.len(), batch::LEAF_NODE_LEN + 3);
-        assert_eq!(&value[batch::LEAF_NODE_LEN..], &[1, 2, 3]);
-        let mut truncated = WriteBatch::new();
-        truncated.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
-        commit(&store, truncated);
+        let leaves: Vec<&Vec<u8>> = batch
+            .ops()
+            .iter()
+            .filter_map(|op| match op {
+                crate::store::WriteOp::Put { value, .. } if value[0] == batch::LEAF => Some(value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(leaves.len(), 2, "the new leaf and the moved one");
+        assert!(leaves.iter().all(|leaf| leaf.len() > batch::LEAF_NODE_LEN));
+        commit(&store, batch);
+        let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(1)).unwrap();
+        assert_eq!(value, Some(vec![1, 2, 3]));
+
+        let store = setup(false);
+        let reader = StateReader::new(&store, ledger);
         let error = prove(HashAlgorithm::Sm3, &reader, 0, tree_key(1)).unwrap_err();
-        assert!(error.contains("without its value"), "{error}");
+        assert!(error.contains("has no value"), "{error}");
         let mut next = WriteBatch::new();
         let error = apply_updates(
             HashAlgorithm::Sm3,
@@ -858,7 +910,7 @@ mod tests {
             &mut FreshNodes::default(),
         )
         .unwrap_err();
-        assert!(error.contains("without its value"), "{error}");
+        assert!(error.contains("has no value"), "{error}");
         let error = apply_updates(
             HashAlgorithm::Sm3,
             &reader,

@@ -136,27 +136,47 @@ fn first_difference(
     id: &LedgerId,
 ) -> Result<Option<String>, EngineError> {
     // Ledger data is every table but the consensus table (0x0b): that one is the node's
-    // own bookkeeping (its Raft log, its applied marker) and differs by node.
+    // own bookkeeping (its Raft log, its applied marker) and differs by node. The
+    // retired state value table (0x09) is skipped too: a replay no longer writes it, and
+    // the stored values it holds for leaf records of the earlier layout are compared as
+    // part of those records (`node_record_in_current_layout`).
+    let retired = layout::table_prefix(id, layout::Table::StateValueRetired);
+    let after_retired = crate::store::prefix_end(&retired).expect("starts with a ledger id");
     let consensus = layout::table_prefix(id, layout::Table::Consensus);
     let after_consensus = crate::store::prefix_end(&consensus).expect("starts with a ledger id");
     // (An all-0xff ledger id has no prefix end; 33 × 0xff sorts after all its keys.)
     let ledger_end = crate::store::prefix_end(&id.0).unwrap_or_else(|| vec![0xff; 33]);
-    if let Some(reason) = range_difference(stored, replayed, id.0.to_vec(), &consensus)? {
-        return Ok(Some(reason));
+    let ranges =
+        [(id.0.to_vec(), retired), (after_retired, consensus), (after_consensus, ledger_end)];
+    for (start, end) in ranges {
+        if let Some(reason) = range_difference(stored, replayed, id, start, &end)? {
+            return Ok(Some(reason));
+        }
     }
-    range_difference(stored, replayed, after_consensus, &ledger_end)
+    Ok(None)
 }
 
 fn range_difference(
     stored: &impl KvStore,
     replayed: &impl KvStore,
+    id: &LedgerId,
     mut start: Vec<u8>,
     end: &[u8],
 ) -> Result<Option<String>, EngineError> {
     const PAGE: usize = 1024;
+    let state_node = layout::Table::StateNode as u8;
     loop {
-        let left = stored.scan(&start, end, crate::store::Direction::Forward, PAGE)?;
+        let mut left = stored.scan(&start, end, crate::store::Direction::Forward, PAGE)?;
         let right = replayed.scan(&start, end, crate::store::Direction::Forward, PAGE)?;
+        for (key, value) in &mut left {
+            if key.get(32) == Some(&state_node) {
+                let record = std::mem::take(value);
+                match crate::state::node_record_in_current_layout(stored, *id, key, record) {
+                    Ok(record) => *value = record,
+                    Err(error) => return Ok(Some(format!("stored state tree record: {error}"))),
+                }
+            }
+        }
         for (a, b) in left.iter().zip(&right) {
             if a != b {
                 let key = if a.0 <= b.0 { &a.0 } else { &b.0 };

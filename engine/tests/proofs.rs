@@ -198,3 +198,89 @@ fn blocks_without_state_changes_keep_a_provable_root() {
     let verdict = engine::verify::verify_ledger(ledger.store(), id).unwrap();
     assert!(matches!(verdict, engine::verify::Verdict::Valid { height: 4, .. }), "{verdict:?}");
 }
+
+/// A ledger written before leaf values moved into the leaf records (its leaf records end
+/// after the value hash; the values sit in the retired 0x09 table, by key hash and
+/// height) still proves every value, verifies from genesis, and takes new blocks.
+#[test]
+fn a_ledger_in_the_earlier_state_layout_proves_verifies_and_grows() {
+    use engine::layout::{Table, retired_state_value_key, table_prefix};
+    use engine::store::{Direction, KvStore, WriteBatch};
+    use engine::verify::{Verdict, verify_ledger};
+    use std::sync::Arc;
+
+    let algorithm = HashAlgorithm::Sm3;
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let store = Arc::new(MemoryStore::new());
+    let mut ledger = Ledger::create(store.clone(), settings(&admin_key, algorithm)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    append(
+        &mut ledger,
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "eggs".into() }])],
+    );
+    for batch in 0..20u8 {
+        let writes = (0..5u8)
+            .map(|n| admin.tx(id, vec![write("eggs", &[b'B', batch, n], b"laid", -1)]))
+            .collect();
+        append(&mut ledger, writes);
+    }
+    drop(ledger);
+
+    // Rewrite every leaf record in the earlier layout.
+    let prefix = table_prefix(&id, Table::StateNode);
+    let end = engine::store::prefix_end(&prefix).unwrap();
+    let mut rewrite = WriteBatch::new();
+    let mut leaves = 0;
+    for (key, value) in store.scan(&prefix, &end, Direction::Forward, usize::MAX).unwrap() {
+        if value[0] == 2 && value.len() > 65 {
+            let version = u64::from_le_bytes(key[33..41].try_into().unwrap());
+            let key_hash: [u8; 32] = value[1..33].try_into().unwrap();
+            let mut retired = vec![1];
+            retired.extend_from_slice(&value[65..]);
+            rewrite.put(retired_state_value_key(&id, &key_hash, version), retired);
+            rewrite.put(key, value[..65].to_vec());
+            leaves += 1;
+        }
+    }
+    assert!(leaves > 100, "{leaves} leaf records");
+    store.write(rewrite).unwrap();
+
+    let mut ledger = Ledger::open(store.clone(), id).unwrap();
+    assert!(matches!(verify_ledger(store.clone(), id).unwrap(), Verdict::Valid { height: 21, .. }));
+    for batch in 0..20u8 {
+        let proof = ledger.prove_state(&data_key("eggs", &[b'B', batch, 3]), 21).unwrap();
+        verify_data_proof(algorithm, &proof, "eggs", &[b'B', batch, 3], Some((0, b"laid")))
+            .unwrap();
+    }
+    // New keys split old leaves, which move down in the new layout; old keys get new
+    // versions.
+    let mut writes: Vec<_> = (0..20u8)
+        .map(|batch| admin.tx(id, vec![write("eggs", &[b'B', batch, 1], b"packed", 0)]))
+        .collect();
+    writes.extend((0..50u8).map(|n| admin.tx(id, vec![write("eggs", &[b'C', n], b"laid", -1)])));
+    let block = append(&mut ledger, writes);
+    assert!(block.transactions.iter().all(|(_, result)| *result == ResultCode::Committed));
+    for batch in 0..20u8 {
+        let proof = ledger.prove_state(&data_key("eggs", &[b'B', batch, 1]), 22).unwrap();
+        verify_data_proof(algorithm, &proof, "eggs", &[b'B', batch, 1], Some((1, b"packed")))
+            .unwrap();
+        let proof = ledger.prove_state(&data_key("eggs", &[b'B', batch, 4]), 22).unwrap();
+        verify_data_proof(algorithm, &proof, "eggs", &[b'B', batch, 4], Some((0, b"laid")))
+            .unwrap();
+    }
+    assert!(matches!(verify_ledger(store.clone(), id).unwrap(), Verdict::Valid { height: 22, .. }));
+
+    // A leaf value missing from both places is reported, not read as empty.
+    let retired = table_prefix(&id, Table::StateValueRetired);
+    let retired_end = engine::store::prefix_end(&retired).unwrap();
+    let mut wipe = WriteBatch::new();
+    for (key, _) in store.scan(&retired, &retired_end, Direction::Forward, usize::MAX).unwrap() {
+        wipe.delete(key);
+    }
+    store.write(wipe).unwrap();
+    match verify_ledger(store.clone(), id).unwrap() {
+        Verdict::Invalid { .. } => {}
+        valid => panic!("missing leaf values not detected: {valid:?}"),
+    }
+}

@@ -121,7 +121,8 @@ fn node_record_key(
 }
 
 /// Reads a node record: borsh(`jmt::storage::Node`), and after a leaf its value (at
-/// least one byte: no leaf value is empty). Strict: every byte accounted for.
+/// least one byte: no leaf value is empty; none in a record written before values moved
+/// into leaf records, `read` then finds it). Strict: every byte accounted for.
 fn decode(bytes: &[u8]) -> Result<Stored, String> {
     let malformed = || "malformed state tree node".to_string();
     let mut at = 1;
@@ -137,9 +138,6 @@ fn decode(bytes: &[u8]) -> Result<Stored, String> {
             let key_hash = take(32)?.try_into().expect("32 bytes");
             let value_hash = take(32)?.try_into().expect("32 bytes");
             let value = bytes[at..].to_vec();
-            if value.is_empty() {
-                return Err("state tree leaf record without its value".into());
-            }
             at = bytes.len();
             Stored::Leaf(Leaf { key_hash, value_hash, value, hash: None })
         }
@@ -197,9 +195,57 @@ fn read(
         return decode(bytes).map_err(context);
     }
     let key = node_record_key(&reader.ledger, version, depth, path_key);
-    match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
-        Some(bytes) => decode(&bytes).map_err(context),
-        None => Err(context("state tree node is missing".into())),
+    let mut stored = match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
+        Some(bytes) => decode(&bytes).map_err(context)?,
+        None => return Err(context("state tree node is missing".into())),
+    };
+    if let Stored::Leaf(leaf) = &mut stored
+        && leaf.value.is_empty()
+    {
+        leaf.value = retired_value(reader, version, &leaf.key_hash).map_err(context)?;
+    }
+    Ok(stored)
+}
+
+/// A stored `0x08` record (`key`, `value`) in the current layout: a leaf record written
+/// before leaf values moved into leaf records gets its value from the retired table, as
+/// `read` does; any other record is unchanged.
+pub(super) fn in_current_layout(
+    reader: &StateReader<'_>,
+    key: &[u8],
+    mut value: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let node_version = key.get(layout::TABLE_PREFIX_LEN..layout::TABLE_PREFIX_LEN + 8);
+    if value.len() == LEAF_NODE_LEN
+        && value[0] == LEAF
+        && let Some(version) = node_version
+    {
+        let version = u64::from_le_bytes(version.try_into().expect("8 bytes"));
+        let key_hash: Hash32 = value[1..33].try_into().expect("32 bytes");
+        value.extend_from_slice(&retired_value(reader, version, &key_hash)?);
+    }
+    Ok(value)
+}
+
+/// The value of a leaf written before leaf values moved into leaf records: the newest
+/// record of `key_hash` at most `version` (the leaf's own) in the retired `0x09` table.
+fn retired_value(
+    reader: &StateReader<'_>,
+    version: u64,
+    key_hash: &Hash32,
+) -> Result<Vec<u8>, String> {
+    let start = layout::retired_state_value_key(&reader.ledger, key_hash, 0);
+    let mut end = layout::retired_state_value_key(&reader.ledger, key_hash, version);
+    end.push(0); // just past the record of `version`
+    let found = reader
+        .store
+        .scan(&start, &end, crate::store::Direction::Reverse, 1)
+        .map_err(|e| e.to_string())?;
+    match found.first().map(|(_, record)| record.split_first()) {
+        Some(Some((1, value))) if !value.is_empty() => Ok(value.to_vec()),
+        _ => Err("state tree leaf has no value: none in its record, none in the retired \
+                  0x09 table"
+            .into()),
     }
 }
 
