@@ -599,7 +599,7 @@ impl<S: KvStore> Ledger<S> {
         let height = self.head.height + 1;
         let algorithm = self.hash_algorithm();
         // Phase 1, for the whole block: canonical bytes, hashes, and one multi-get for
-        // transactions already on the ledger.
+        // transactions already on the ledger and the writes' expected versions.
         // Independent hashes are computed together (`hash_many`: sixteen SM3 lanes with
         // AVX-512), not one by one during execution.
         let contents: Vec<Vec<u8>> = transactions.iter().map(|tx| tx.content.encode()).collect();
