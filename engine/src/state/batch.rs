@@ -191,14 +191,19 @@ fn read(
 ) -> Result<Stored, String> {
     let context = |error: String| format!("{error} (version {version}, depth {depth})");
     let slot = NodeCache::slot_of_key(depth, path_key);
-    if let Some(bytes) = reader.cache.and_then(|cache| cache.get_slot(slot?, version)) {
-        return decode(bytes).map_err(context);
-    }
-    let key = node_record_key(&reader.ledger, version, depth, path_key);
-    let mut stored = match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
-        Some(bytes) => decode(&bytes).map_err(context)?,
-        None => return Err(context("state tree node is missing".into())),
+    let cached = reader.cache.and_then(|cache| cache.get_slot(slot?, version));
+    let mut stored = match cached {
+        Some(bytes) => decode(bytes).map_err(context)?,
+        None => {
+            let key = node_record_key(&reader.ledger, version, depth, path_key);
+            match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
+                Some(bytes) => decode(&bytes).map_err(context)?,
+                None => return Err(context("state tree node is missing".into())),
+            }
+        }
     };
+    // (A root leaf of the earlier layout carried forward by an empty block reaches the
+    // cache as it was stored, without its value.)
     if let Stored::Leaf(leaf) = &mut stored
         && leaf.value.is_empty()
     {
