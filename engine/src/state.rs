@@ -832,6 +832,65 @@ mod tests {
         assert_eq!(gone, None);
     }
 
+    /// A one-key ledger of the earlier layout has a value-less root leaf; an empty block
+    /// carries it forward byte for byte, into the node cache too. A split read through
+    /// the cache still moves the leaf with its value from the retired table.
+    #[test]
+    fn a_carried_root_leaf_of_the_earlier_layout_keeps_its_value_through_the_cache() {
+        let store = MemoryStore::new();
+        let ledger = LedgerId([7; 32]);
+        let mut cache = NodeCache::default();
+        let mut batch = WriteBatch::new();
+        apply_updates(
+            HashAlgorithm::Sm3,
+            &StateReader::new(&store, ledger),
+            0,
+            vec![(tree_key(1), Some(vec![1, 2, 3]))],
+            &mut batch,
+            &mut FreshNodes::default(),
+        )
+        .unwrap();
+        let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
+            panic!("one key: one root leaf record")
+        };
+        let mut earlier = WriteBatch::new();
+        earlier.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
+        earlier.put(layout::retired_state_value_key(&ledger, &tree_key(1), 0), vec![1, 1, 2, 3]);
+        commit(&store, earlier);
+
+        let mut fresh = FreshNodes::default();
+        let mut batch = WriteBatch::new();
+        let reader = StateReader { store: &store, ledger, cache: Some(&cache) };
+        carry_root_forward(&reader, 1, &mut batch, &mut fresh).unwrap();
+        commit(&store, batch);
+        cache.insert(fresh);
+
+        let reader = StateReader { store: &store, ledger, cache: Some(&cache) };
+        let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(1)).unwrap();
+        assert_eq!(value, Some(vec![1, 2, 3]));
+        let mut batch = WriteBatch::new();
+        apply_updates(
+            HashAlgorithm::Sm3,
+            &reader,
+            2,
+            vec![(tree_key(2), Some(vec![2]))],
+            &mut batch,
+            &mut FreshNodes::default(),
+        )
+        .unwrap();
+        let moved = batch.ops().iter().any(|op| {
+            matches!(op, crate::store::WriteOp::Put { value, .. }
+                if value[0] == batch::LEAF && value[batch::LEAF_NODE_LEN..] == [1, 2, 3])
+        });
+        assert!(moved, "key 1's leaf moved with its value");
+        commit(&store, batch);
+        let (value, _) = prove(HashAlgorithm::Sm3, &reader, 2, tree_key(1)).unwrap();
+        assert_eq!(value, Some(vec![1, 2, 3]));
+        let (value, _) =
+            prove(HashAlgorithm::Sm3, &StateReader::new(&store, ledger), 2, tree_key(1)).unwrap();
+        assert_eq!(value, Some(vec![1, 2, 3]));
+    }
+
     /// A leaf's record is its node and then its value. A leaf record of the earlier
     /// layout (no value: it was kept in the retired `0x09` table) still reads its value
     /// from there, in proofs and when a split moves the leaf (which writes it in the
