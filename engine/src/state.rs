@@ -632,6 +632,47 @@ mod tests {
         store.write(batch).unwrap();
     }
 
+    /// `apply_updates` on an SM3 tree: the root and the batch it wrote.
+    fn update(
+        reader: &StateReader<'_>,
+        height: u64,
+        updates: Vec<(Hash32, Option<Vec<u8>>)>,
+    ) -> Result<(Hash32, WriteBatch), String> {
+        let mut batch = WriteBatch::new();
+        let root = apply_updates(
+            HashAlgorithm::Sm3,
+            reader,
+            height,
+            updates,
+            &mut batch,
+            &mut FreshNodes::default(),
+        )?;
+        Ok((root, batch))
+    }
+
+    /// A one-key tree (key 1 = `[1, 2, 3]` at height 0) in the earlier layout: its
+    /// root leaf record without the value, and with `retired` the value in the retired
+    /// `0x09` table.
+    fn earlier_layout_one_key(ledger: LedgerId, retired: bool) -> MemoryStore {
+        let store = MemoryStore::new();
+        let (_, batch) =
+            update(&StateReader::new(&store, ledger), 0, vec![(tree_key(1), Some(vec![1, 2, 3]))])
+                .unwrap();
+        let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
+            panic!("one key: one root leaf record")
+        };
+        assert_eq!(value.len(), batch::LEAF_NODE_LEN + 3);
+        assert_eq!(&value[batch::LEAF_NODE_LEN..], &[1, 2, 3]);
+        let mut earlier = WriteBatch::new();
+        earlier.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
+        if retired {
+            let value_key = layout::retired_state_value_key(&ledger, &tree_key(1), 0);
+            earlier.put(value_key, vec![1, 1, 2, 3]);
+        }
+        commit(&store, earlier);
+        store
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -775,16 +816,9 @@ mod tests {
         let store = MemoryStore::new();
         let ledger = LedgerId([7; 32]);
         let reader = StateReader::new(&store, ledger);
-        let mut batch = WriteBatch::new();
-        apply_updates(
-            HashAlgorithm::Sm3,
-            &reader,
-            0,
-            vec![(tree_key(1), Some(vec![1])), (tree_key(2), Some(vec![2]))],
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
+        let (_, batch) =
+            update(&reader, 0, vec![(tree_key(1), Some(vec![1])), (tree_key(2), Some(vec![2]))])
+                .unwrap();
         commit(&store, batch);
         let deletion = vec![(tree_key(1), None)];
         let mut refused = WriteBatch::new();
@@ -800,30 +834,13 @@ mod tests {
         .unwrap_err();
         assert!(error.contains("cannot delete"), "{error}");
         assert!(refused.is_empty());
-        let mut batch = WriteBatch::new();
-        let root = apply_updates(
-            HashAlgorithm::Sm3,
-            &reader,
-            1,
-            deletion,
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
+        let (root, batch) = update(&reader, 1, deletion).unwrap();
         commit(&store, batch);
         // Only key 2 is left: the same root as a tree that only ever held key 2.
         let fresh = MemoryStore::new();
-        let fresh_reader = StateReader::new(&fresh, ledger);
-        let mut batch = WriteBatch::new();
-        let only_two = apply_updates(
-            HashAlgorithm::Sm3,
-            &fresh_reader,
-            0,
-            vec![(tree_key(2), Some(vec![2]))],
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
+        let (only_two, _) =
+            update(&StateReader::new(&fresh, ledger), 0, vec![(tree_key(2), Some(vec![2]))])
+                .unwrap();
         assert_eq!(root, only_two);
         // Key 2's leaf moved up to the root beside the deletion, with its value.
         let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(2)).unwrap();
@@ -837,27 +854,9 @@ mod tests {
     /// the cache still moves the leaf with its value from the retired table.
     #[test]
     fn a_carried_root_leaf_of_the_earlier_layout_keeps_its_value_through_the_cache() {
-        let store = MemoryStore::new();
         let ledger = LedgerId([7; 32]);
+        let store = earlier_layout_one_key(ledger, true);
         let mut cache = NodeCache::default();
-        let mut batch = WriteBatch::new();
-        apply_updates(
-            HashAlgorithm::Sm3,
-            &StateReader::new(&store, ledger),
-            0,
-            vec![(tree_key(1), Some(vec![1, 2, 3]))],
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
-        let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
-            panic!("one key: one root leaf record")
-        };
-        let mut earlier = WriteBatch::new();
-        earlier.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
-        earlier.put(layout::retired_state_value_key(&ledger, &tree_key(1), 0), vec![1, 1, 2, 3]);
-        commit(&store, earlier);
-
         let mut fresh = FreshNodes::default();
         let mut batch = WriteBatch::new();
         let reader = StateReader { store: &store, ledger, cache: Some(&cache) };
@@ -868,16 +867,7 @@ mod tests {
         let reader = StateReader { store: &store, ledger, cache: Some(&cache) };
         let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(1)).unwrap();
         assert_eq!(value, Some(vec![1, 2, 3]));
-        let mut batch = WriteBatch::new();
-        apply_updates(
-            HashAlgorithm::Sm3,
-            &reader,
-            2,
-            vec![(tree_key(2), Some(vec![2]))],
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
+        let (_, batch) = update(&reader, 2, vec![(tree_key(2), Some(vec![2]))]).unwrap();
         let moved = batch.ops().iter().any(|op| {
             matches!(op, crate::store::WriteOp::Put { value, .. }
                 if value[0] == batch::LEAF && value[batch::LEAF_NODE_LEN..] == [1, 2, 3])
@@ -898,49 +888,12 @@ mod tests {
     #[test]
     fn a_leaf_record_of_the_earlier_layout_reads_its_value_from_the_retired_table() {
         let ledger = LedgerId([7; 32]);
-        let setup = |retired: bool| {
-            let store = MemoryStore::new();
-            let mut batch = WriteBatch::new();
-            apply_updates(
-                HashAlgorithm::Sm3,
-                &StateReader::new(&store, ledger),
-                0,
-                vec![(tree_key(1), Some(vec![1, 2, 3]))],
-                &mut batch,
-                &mut FreshNodes::default(),
-            )
-            .unwrap();
-            let [crate::store::WriteOp::Put { key, value }] = batch.ops() else {
-                panic!("one key: one root leaf record")
-            };
-            assert_eq!(value.len(), batch::LEAF_NODE_LEN + 3);
-            assert_eq!(&value[batch::LEAF_NODE_LEN..], &[1, 2, 3]);
-            // The earlier layout: the node alone, the value apart.
-            let mut earlier = WriteBatch::new();
-            earlier.put(key.clone(), value[..batch::LEAF_NODE_LEN].to_vec());
-            if retired {
-                let value_key = layout::retired_state_value_key(&ledger, &tree_key(1), 0);
-                earlier.put(value_key, vec![1, 1, 2, 3]);
-            }
-            commit(&store, earlier);
-            store
-        };
-
-        let store = setup(true);
+        let store = earlier_layout_one_key(ledger, true);
         let reader = StateReader::new(&store, ledger);
         let (value, _) = prove(HashAlgorithm::Sm3, &reader, 0, tree_key(1)).unwrap();
         assert_eq!(value, Some(vec![1, 2, 3]));
         // Key 2 splits the root leaf: key 1's leaf moves down, with its value.
-        let mut batch = WriteBatch::new();
-        apply_updates(
-            HashAlgorithm::Sm3,
-            &reader,
-            1,
-            vec![(tree_key(2), Some(vec![2]))],
-            &mut batch,
-            &mut FreshNodes::default(),
-        )
-        .unwrap();
+        let (_, batch) = update(&reader, 1, vec![(tree_key(2), Some(vec![2]))]).unwrap();
         let leaves: Vec<&Vec<u8>> = batch
             .ops()
             .iter()
@@ -955,7 +908,7 @@ mod tests {
         let (value, _) = prove(HashAlgorithm::Sm3, &reader, 1, tree_key(1)).unwrap();
         assert_eq!(value, Some(vec![1, 2, 3]));
 
-        let store = setup(false);
+        let store = earlier_layout_one_key(ledger, false);
         let reader = StateReader::new(&store, ledger);
         let error = prove(HashAlgorithm::Sm3, &reader, 0, tree_key(1)).unwrap_err();
         assert!(error.contains("has no value"), "{error}");

@@ -287,6 +287,12 @@ impl Update<'_, '_> {
         NewChild::New { index: self.nodes.len() - 1, leaf_count }
     }
 
+    /// Adds a leaf with a new value (in the update).
+    fn push_new_leaf(&mut self, depth: usize, key_hash: Hash32, value_hash: Hash32) -> NewChild {
+        let body = Body::Leaf { key_hash, value_hash, hash: None, moved: None };
+        self.push(depth, key_hash, body)
+    }
+
     /// Adds `children` as an internal node (rewriting the one of version `replaces`).
     fn push_internal(
         &mut self,
@@ -351,13 +357,7 @@ impl Update<'_, '_> {
         if let [(key_hash, value_hash)] = kvs
             && *key_hash == leaf_key
         {
-            let body = Body::Leaf {
-                key_hash: *key_hash,
-                value_hash: *value_hash,
-                hash: None,
-                moved: None,
-            };
-            return Ok(self.push(depth, *key_hash, body));
+            return Ok(self.push_new_leaf(depth, *key_hash, *value_hash));
         }
         if depth >= MAX_DEPTH {
             return Err("state tree keys share every nibble".into());
@@ -391,13 +391,7 @@ impl Update<'_, '_> {
         kvs: &[(Hash32, Hash32)],
     ) -> Result<NewChild, String> {
         if let [(key_hash, value_hash)] = kvs {
-            let body = Body::Leaf {
-                key_hash: *key_hash,
-                value_hash: *value_hash,
-                hash: None,
-                moved: None,
-            };
-            return Ok(self.push(depth, *key_hash, body));
+            return Ok(self.push_new_leaf(depth, *key_hash, *value_hash));
         }
         if depth >= MAX_DEPTH {
             return Err("state tree keys share every nibble".into());
