@@ -24,6 +24,7 @@ pub fn run_all<S: KvStore>(mut fresh: impl FnMut() -> S) {
     ledger_versions(&fresh());
     expectations_are_compare_and_swap(&fresh());
     two_writers_cannot_both_advance_a_ledger(&fresh());
+    unsynced_writes_read_at_once_and_sync(&fresh());
 }
 
 fn put(store: &dyn KvStore, key: &[u8], value: &[u8]) {
@@ -49,6 +50,43 @@ pub fn get_put_delete(store: &dyn KvStore) {
     assert_eq!(store.get(b"empty").unwrap(), Some(Vec::new()));
     // An empty batch is a no-op.
     store.write(WriteBatch::new()).unwrap();
+}
+
+/// `write_unsynced` applies a batch as `write` does (in order, last write wins,
+/// expectations checked, a failed one writes nothing) and reads see it at once; `sync`
+/// succeeds, also with nothing to sync, and leaves everything readable.
+pub fn unsynced_writes_read_at_once_and_sync(store: &dyn KvStore) {
+    use crate::store::StoreError;
+    store.sync().expect("sync with nothing written");
+    let mut batch = WriteBatch::new();
+    batch.put(b"a".to_vec(), b"1".to_vec());
+    batch.put(b"a".to_vec(), b"2".to_vec());
+    batch.put(b"b".to_vec(), b"1".to_vec());
+    batch.delete(b"b".to_vec());
+    batch.expect(b"head".to_vec(), None);
+    batch.put(b"head".to_vec(), b"1".to_vec());
+    store.write_unsynced(batch).unwrap();
+    assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.get(b"b").unwrap(), None);
+    assert_eq!(
+        store.multi_get(&[b"head", b"b"]).unwrap(),
+        vec![Some(b"1".to_vec()), None],
+        "an unsynced batch is visible to multi_get"
+    );
+    let mut stale = WriteBatch::new();
+    stale.expect(b"head".to_vec(), None);
+    stale.put(b"head".to_vec(), b"2".to_vec());
+    stale.put(b"c".to_vec(), b"1".to_vec());
+    assert!(matches!(store.write_unsynced(stale), Err(StoreError::Conflict(_))));
+    assert_eq!(store.get(b"c").unwrap(), None, "a conflicting unsynced batch wrote");
+    // A second unsynced batch after the first; one sync covers both.
+    let mut batch = WriteBatch::new();
+    batch.put(b"c".to_vec(), b"3".to_vec());
+    store.write_unsynced(batch).unwrap();
+    store.sync().expect("sync");
+    let all = store.scan(b"", b"\xff", Direction::Forward, 10).unwrap();
+    let keys: Vec<&[u8]> = all.iter().map(|(key, _)| key.as_slice()).collect();
+    assert_eq!(keys, vec![&b"a"[..], b"c", b"head"]);
 }
 
 /// A conditional batch applies only when every expectation holds; otherwise it returns

@@ -648,6 +648,24 @@ impl<S: KvStore> Ledger<S> {
     /// Committing a block that an earlier attempt wrote although it reported an error
     /// (a TiKV commit whose answer was lost) succeeds: the head already is this block.
     pub fn commit(&mut self, executed: ExecutedBlock) -> Result<(), EngineError> {
+        self.commit_with(executed, true)
+    }
+
+    /// Commits an executed block like [`Ledger::commit`], except that the write is not
+    /// yet durable ([`KvStore::write_unsynced`]): the head moves and the block is
+    /// readable at once, so the next block can execute while the store's fsync runs
+    /// (on another thread: [`KvStore::sync`] through [`Ledger::store`]).
+    ///
+    /// The block is committed only once a `sync` that began after this returns `Ok`:
+    /// until then nothing may report it (to clients, consensus, peers). A crash before
+    /// that leaves the ledger at this block's parent or at a later block written the same
+    /// way, never between two blocks. A failed `sync` means the store cannot say which:
+    /// stop using this handle and reopen the ledger.
+    pub fn commit_unsynced(&mut self, executed: ExecutedBlock) -> Result<(), EngineError> {
+        self.commit_with(executed, false)
+    }
+
+    fn commit_with(&mut self, executed: ExecutedBlock, durable: bool) -> Result<(), EngineError> {
         let header = &executed.block.header;
         if header.height != self.head.height + 1 || header.previous_hash != self.head.block_hash {
             return Err(EngineError::NotNextBlock { block: header.height, head: self.head.height });
@@ -657,7 +675,12 @@ impl<S: KvStore> Ledger<S> {
             block_hash: executed.block.hash,
             state_root: header.state_root,
         };
-        match self.store.write(executed.batch) {
+        let written = if durable {
+            self.store.write(executed.batch)
+        } else {
+            self.store.write_unsynced(executed.batch)
+        };
+        match written {
             Ok(()) => {}
             Err(StoreError::Conflict(reason)) => {
                 let stored = self.store.get(&layout::meta_key(&self.id, META_HEAD))?;

@@ -2,7 +2,8 @@
 //!
 //! A ledger maps onto a sorted key–value space. Backends implement five things: get,
 //! multi-get, a bounded range scan in either direction, and an atomic, durable write
-//! batch. This crate never depends on a backend; `storage-rocksdb` (embedded default)
+//! batch (optionally also an unsynced write and a later `sync`, which by default are a
+//! durable write and nothing). This crate never depends on a backend; `storage-rocksdb` (embedded default)
 //! and `storage-tikv` implement the trait, and `conformance` is the one test suite every
 //! implementation runs, so a backend (or the in-memory one) cannot drift from the others.
 
@@ -142,6 +143,26 @@ pub trait KvStore: Send + Sync {
     /// the whole batch survives a crash; when it fails or the process dies, none of it
     /// is visible.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Applies every change in `batch` atomically, visible to reads at once but durable
+    /// only after the next [`KvStore::sync`]: a crash before that may lose this batch
+    /// and every later one, in order, but never part of a batch. The default, for
+    /// backends whose every write is durable (the in-memory store, TiKV), is `write`.
+    ///
+    /// What the caller must do: report nothing written this way as committed (to a
+    /// client, to consensus, to a peer) until a `sync` that began after this call
+    /// returned `Ok`.
+    fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.write(batch)
+    }
+
+    /// Makes every batch that `write_unsynced` returned before this call durable. Safe to
+    /// call from another thread while writes go on. An error means the store cannot say
+    /// what reached the disk: the caller must stop writing and reopen (a failed fsync
+    /// is not retried).
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Health figures of the backend for monitoring (`/metrics`); all `None` when it has
     /// none (the in-memory store).
@@ -321,6 +342,12 @@ macro_rules! forward_kv_store {
             }
             fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
                 (**self).write(batch)
+            }
+            fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+                (**self).write_unsynced(batch)
+            }
+            fn sync(&self) -> Result<(), StoreError> {
+                (**self).sync()
             }
             fn stats(&self) -> StoreStats {
                 (**self).stats()

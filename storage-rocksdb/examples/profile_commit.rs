@@ -12,15 +12,19 @@
 //! of what the fsync costs, never a production setting); with `POLYLEDGER_SIGN=1` each
 //! transaction is signed for real before its block runs, as the criterion bench does
 //! (untimed); with `POLYLEDGER_PAUSE_MS=N` the thread sleeps N ms before each block
-//! (what an idle engine thread costs the next block: cold caches).
+//! (what an idle engine thread costs the next block: cold caches); with
+//! `POLYLEDGER_PIPELINE=1` each block is committed with `commit_unsynced` and a second
+//! thread fsyncs the WAL (`KvStore::sync`) while the next block executes, as the node
+//! does; the time includes waiting for the last block's fsync.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crypto_parallel::HashAlgorithm;
 use engine::ledger::SignatureCheck;
 use engine::model::{Address, Transaction};
-use engine::store::WriteOp;
+use engine::store::{KvStore, WriteOp};
 use storage_rocksdb::{RocksOptions, RocksStore};
 
 /// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
@@ -43,7 +47,9 @@ fn main() {
         sync_writes: std::env::var_os("POLYLEDGER_NO_SYNC").is_none(),
         ..RocksOptions::default()
     };
-    let store = RocksStore::open_with(dir.path(), &options).unwrap();
+    let store = Arc::new(RocksStore::open_with(dir.path(), &options).unwrap());
+    let pipeline = std::env::var_os("POLYLEDGER_PIPELINE").is_some();
+    let syncer = pipeline.then(|| Syncer::start(Arc::clone(&store)));
     let sign = std::env::var_os("POLYLEDGER_SIGN").is_some();
     let pause = std::env::var("POLYLEDGER_PAUSE_MS")
         .ok()
@@ -82,11 +88,24 @@ fn main() {
         if dump && block == blocks / 2 {
             print_batch(&executed.batch);
         }
-        ledger.commit(executed).unwrap();
+        match &syncer {
+            Some(syncer) => {
+                let height = executed.block.header.height;
+                ledger.commit_unsynced(executed).unwrap();
+                syncer.request(height);
+            }
+            None => ledger.commit(executed).unwrap(),
+        }
         execute += executed_at - started;
         commit += executed_at.elapsed();
         execute_cpu += executed_cpu - started_cpu;
         commit_cpu += thread_cpu_time() - executed_cpu;
+    }
+    if let Some(syncer) = syncer {
+        // The last block is committed once its fsync is done: that wait is commit time.
+        let waiting = Instant::now();
+        syncer.finish(ledger.head().height);
+        commit += waiting.elapsed();
     }
     let transactions = (blocks as usize * BLOCK_TXS) as f64;
     let per_tx = |time: Duration| time.as_secs_f64() * 1e6 / transactions;
@@ -99,6 +118,40 @@ fn main() {
         per_tx(commit_cpu),
         transactions / (execute_cpu + commit_cpu).as_secs_f64(),
     );
+}
+
+/// The fsync thread of `POLYLEDGER_PIPELINE`: syncs the WAL after each requested
+/// height (several requests waiting are served by one fsync) and reports the highest
+/// height made durable.
+struct Syncer {
+    requests: std::sync::mpsc::Sender<u64>,
+    durable: std::sync::mpsc::Receiver<u64>,
+}
+
+impl Syncer {
+    fn start(store: Arc<RocksStore>) -> Self {
+        let (requests, incoming) = std::sync::mpsc::channel::<u64>();
+        let (report, durable) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(mut height) = incoming.recv() {
+                height = incoming.try_iter().fold(height, u64::max);
+                store.sync().expect("WAL fsync failed");
+                if report.send(height).is_err() {
+                    return;
+                }
+            }
+        });
+        Syncer { requests, durable }
+    }
+
+    fn request(&self, height: u64) {
+        self.requests.send(height).expect("the fsync thread stopped");
+    }
+
+    /// Waits until `height` is durable.
+    fn finish(self, height: u64) {
+        while self.durable.recv().expect("the fsync thread stopped") < height {}
+    }
 }
 
 /// CPU time of the calling thread (user and system).

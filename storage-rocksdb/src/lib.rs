@@ -254,6 +254,28 @@ impl KvStore for RocksStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.write_batch(batch, self.sync_writes)
+    }
+
+    /// The batch goes into the WAL (the operating system's page cache) and the memtable;
+    /// `sync` fsyncs the WAL later, on any thread.
+    fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.write_batch(batch, false)
+    }
+
+    /// RocksDB's `FlushWAL(sync = true)`: fsyncs every WAL file written so far, while
+    /// other threads keep writing.
+    fn sync(&self) -> Result<(), StoreError> {
+        if !self.sync_writes {
+            return Ok(());
+        }
+        self.db.flush_wal(true).map_err(backend)
+    }
+}
+
+impl RocksStore {
+    /// One RocksDB write batch, in key order; fsync'd before returning with `sync`.
+    fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
         let _serial = if batch.expectations().is_empty() {
             None
         } else {
@@ -277,7 +299,7 @@ impl KvStore for RocksStore {
             }
         }
         let mut write_options = WriteOptions::default();
-        write_options.set_sync(self.sync_writes);
+        write_options.set_sync(sync);
         self.db.write_opt(rocks_batch, &write_options).map_err(backend)
     }
 }

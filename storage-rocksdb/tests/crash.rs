@@ -1,11 +1,15 @@
 //! Crash consistency on RocksDB: a child process appends blocks as fast as it can and is
 //! killed with SIGKILL at an arbitrary moment (mid-commit, most likely); the reopened
 //! ledger must be at a committed height no lower than the last one the child reported,
-//! and must verify from genesis. Repeated over several kills on the same database.
+//! and must verify from genesis. Repeated over several kills on the same database; the
+//! middle round's child commits the way `Ledger::commit_unsynced` allows (each block
+//! written without an fsync, a second thread fsyncing the WAL while the next block
+//! executes, a block reported only once its fsync is done).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crypto_parallel::{HashAlgorithm, PrivateKey, SignatureAlgorithm};
@@ -13,10 +17,13 @@ use engine::ledger::{Ledger, SignatureCheck};
 use engine::model::{
     Address, LedgerId, LedgerSettings, Operation, Transaction, TransactionContent,
 };
+use engine::store::KvStore;
 use engine::verify::{Verdict, verify_ledger};
 use storage_rocksdb::RocksStore;
 
 const CHILD_ENV: &str = "POLYLEDGER_CRASH_CHILD_DIR";
+/// Set for a child that commits with `commit_unsynced` and a syncing thread.
+const UNSYNCED_ENV: &str = "POLYLEDGER_CRASH_CHILD_UNSYNCED";
 /// The child stops on its own after this long, so a broken parent cannot leave it running.
 const CHILD_RUN_MAX: Duration = Duration::from_secs(60);
 
@@ -24,8 +31,8 @@ fn admin_key() -> PrivateKey {
     PrivateKey::from_raw(SignatureAlgorithm::Ed25519, &[7; 32]).unwrap()
 }
 
-fn open_or_create(dir: &Path) -> Ledger<RocksStore> {
-    let store = RocksStore::open(dir).expect("open RocksDB");
+fn open_or_create(dir: &Path) -> Ledger<Arc<RocksStore>> {
+    let store = Arc::new(RocksStore::open(dir).expect("open RocksDB"));
     let id_file = dir.join("ledger-id");
     match std::fs::read(&id_file) {
         Ok(bytes) => Ledger::open(store, LedgerId(bytes.try_into().unwrap())).expect("open ledger"),
@@ -50,7 +57,9 @@ fn open_or_create(dir: &Path) -> Ledger<RocksStore> {
     }
 }
 
-/// Child process body: append blocks of 200 writes until killed (or `CHILD_RUN_MAX`).
+/// Child process body: append blocks of 200 writes until killed (or `CHILD_RUN_MAX`),
+/// printing `COMMITTED h` once block `h` is durable (and, with `UNSYNCED_ENV`,
+/// `WROTE h` once it is written without an fsync).
 #[test]
 #[ignore = "child process of kill_mid_commit_and_reopen (started by it with POLYLEDGER_CRASH_CHILD_DIR)"]
 fn crash_child() {
@@ -58,6 +67,18 @@ fn crash_child() {
         panic!("crash_child runs only as the child of kill_mid_commit_and_reopen");
     };
     let mut ledger = open_or_create(Path::new(&dir));
+    let syncer = std::env::var_os(UNSYNCED_ENV).is_some().then(|| {
+        let store = Arc::clone(ledger.store());
+        let (requests, incoming) = std::sync::mpsc::channel::<u64>();
+        std::thread::spawn(move || {
+            while let Ok(height) = incoming.recv() {
+                let height = incoming.try_iter().fold(height, u64::max);
+                store.sync().expect("WAL fsync");
+                println!("COMMITTED {height}");
+            }
+        });
+        requests
+    });
     let key = admin_key();
     let id = ledger.id();
     let start = Instant::now();
@@ -91,11 +112,21 @@ fn crash_child() {
                 Transaction::sign(content, &[&key]).unwrap()
             })
             .collect();
-        ledger
-            .append_block(transactions, SignatureCheck::Verify, height, Address([0; 32]))
+        let executed = ledger
+            .execute_block(transactions, SignatureCheck::Verify, height, Address([0; 32]))
             .unwrap();
-        // Reported only after commit returned: this height is durable.
-        println!("COMMITTED {}", ledger.head().height);
+        match &syncer {
+            Some(syncer) => {
+                ledger.commit_unsynced(executed).unwrap();
+                println!("WROTE {height}");
+                syncer.send(height).unwrap();
+            }
+            None => {
+                ledger.commit(executed).unwrap();
+                // Reported only after commit returned: this height is durable.
+                println!("COMMITTED {height}");
+            }
+        }
     }
 }
 
@@ -104,29 +135,44 @@ fn kill_mid_commit_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut last_reported = 0u64;
     for round in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let unsynced = round == 1;
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
+            .stderr(Stdio::null());
+        if unsynced {
+            command.env(UNSYNCED_ENV, "1");
+        }
+        let mut child = command.spawn().expect("spawn child");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let target = last_reported + 3 + round;
         let deadline = Instant::now() + Duration::from_secs(50);
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(height) = line.strip_prefix("COMMITTED ") {
-                last_reported = height.trim().parse().unwrap();
-                if last_reported >= target || Instant::now() > deadline {
-                    break;
-                }
+        let mut last_written = last_reported;
+        let mut note = |line: String, last_reported: &mut u64| {
+            let height = |text: &str| text.trim().parse::<u64>().unwrap();
+            if let Some(text) = line.strip_prefix("COMMITTED ") {
+                *last_reported = (*last_reported).max(height(text));
+            } else if let Some(text) = line.strip_prefix("WROTE ") {
+                last_written = last_written.max(height(text));
+            }
+        };
+        for line in lines.by_ref() {
+            note(line.unwrap(), &mut last_reported);
+            if last_reported >= target || Instant::now() > deadline {
+                break;
             }
         }
         // SIGKILL while the child is in the middle of building or committing a block.
         child.kill().unwrap();
         child.wait().unwrap();
+        // What it printed before it died (a durable report is never taken back).
+        for line in lines.map_while(Result::ok) {
+            note(line, &mut last_reported);
+        }
         assert!(last_reported >= target, "child did not reach height {target}");
+        let last_written = last_written.max(last_reported);
 
         let ledger = open_or_create(dir.path());
         let head = ledger.head().height;
@@ -135,8 +181,8 @@ fn kill_mid_commit_and_reopen() {
             "round {round}: lost committed block {last_reported} (head {head})"
         );
         assert!(
-            head <= last_reported + 1,
-            "round {round}: head {head} beyond what could be written"
+            head <= last_written + 1,
+            "round {round}: head {head} beyond what could be written (last written {last_written})"
         );
         let id = ledger.id();
         drop(ledger);

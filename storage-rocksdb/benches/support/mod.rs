@@ -6,7 +6,7 @@ use engine::ledger::{Ledger, SignatureCheck};
 use engine::model::{
     Address, LedgerId, LedgerSettings, Operation, Transaction, TransactionContent,
 };
-use storage_rocksdb::RocksStore;
+use engine::store::KvStore;
 
 /// Size of each written value.
 pub const VALUE_LEN: usize = 200;
@@ -14,10 +14,10 @@ pub const VALUE_LEN: usize = 200;
 /// A solo ledger on `store` with one SM2 user (the default, so stored sizes are
 /// representative) and its data account `trace`; returns the user's key and the
 /// transaction that registered the account.
-pub fn trace_ledger(
-    store: RocksStore,
+pub fn trace_ledger<S: KvStore>(
+    store: S,
     hash_algorithm: HashAlgorithm,
-) -> (Ledger<RocksStore>, PrivateKey, Transaction) {
+) -> (Ledger<S>, PrivateKey, Transaction) {
     let key = PrivateKey::generate(SignatureAlgorithm::Sm2);
     let settings = LedgerSettings {
         name: "bench-0".into(),
