@@ -3,9 +3,10 @@
 //! A ledger maps onto a sorted key–value space. Backends implement five things: get,
 //! multi-get, a bounded range scan in either direction, and an atomic, durable write
 //! batch (optionally also an unsynced write and a later `sync`, which by default are a
-//! durable write and nothing). This crate never depends on a backend; `storage-rocksdb` (embedded default)
-//! and `storage-tikv` implement the trait, and `conformance` is the one test suite every
-//! implementation runs, so a backend (or the in-memory one) cannot drift from the others.
+//! durable write and nothing). This crate never depends on a backend;
+//! `storage-rocksdb` (embedded default) and `storage-tikv` implement the trait, and
+//! `conformance` is the one test suite every implementation runs, so a backend (or the
+//! in-memory one) cannot drift from the others.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
