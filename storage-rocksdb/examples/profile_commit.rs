@@ -101,10 +101,11 @@ fn main() {
         execute_cpu += executed_cpu - started_cpu;
         commit_cpu += thread_cpu_time() - executed_cpu;
     }
+    let mut sync_cpu = Duration::ZERO;
     if let Some(syncer) = syncer {
         // The last block is committed once its fsync is done: that wait is commit time.
         let waiting = Instant::now();
-        syncer.finish(ledger.head().height);
+        sync_cpu = syncer.finish(ledger.head().height);
         commit += waiting.elapsed();
     }
     let transactions = (blocks as usize * BLOCK_TXS) as f64;
@@ -118,6 +119,13 @@ fn main() {
         per_tx(commit_cpu),
         transactions / (execute_cpu + commit_cpu).as_secs_f64(),
     );
+    if pipeline {
+        println!(
+            "fsync thread CPU: {:.2} µs/tx; both threads: {:.0} tx/s per CPU second",
+            per_tx(sync_cpu),
+            transactions / (execute_cpu + commit_cpu + sync_cpu).as_secs_f64(),
+        );
+    }
 }
 
 /// The fsync thread of `POLYLEDGER_PIPELINE`: syncs the WAL after each requested
@@ -126,31 +134,36 @@ fn main() {
 struct Syncer {
     requests: std::sync::mpsc::Sender<u64>,
     durable: std::sync::mpsc::Receiver<u64>,
+    /// The fsync thread's CPU time when it stopped.
+    cpu: std::thread::JoinHandle<Duration>,
 }
 
 impl Syncer {
     fn start(store: Arc<RocksStore>) -> Self {
         let (requests, incoming) = std::sync::mpsc::channel::<u64>();
         let (report, durable) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let cpu = std::thread::spawn(move || {
             while let Ok(mut height) = incoming.recv() {
                 height = incoming.try_iter().fold(height, u64::max);
                 store.sync().expect("WAL fsync failed");
                 if report.send(height).is_err() {
-                    return;
+                    break;
                 }
             }
+            thread_cpu_time()
         });
-        Syncer { requests, durable }
+        Syncer { requests, durable, cpu }
     }
 
     fn request(&self, height: u64) {
         self.requests.send(height).expect("the fsync thread stopped");
     }
 
-    /// Waits until `height` is durable.
-    fn finish(self, height: u64) {
+    /// Waits until `height` is durable; returns the fsync thread's CPU time.
+    fn finish(self, height: u64) -> Duration {
         while self.durable.recv().expect("the fsync thread stopped") < height {}
+        drop(self.requests);
+        self.cpu.join().expect("the fsync thread panicked")
     }
 }
 
