@@ -78,6 +78,9 @@
 //! max_txs = 2000                  # default 2000; 1..=20000 (engine::limits::BLOCK_TXS_MAX)
 //! max_delay_ms = 20               # default 20; 1..=10000: a block is cut at most this long
 //!                                 # after its first transaction arrived
+//! pipelined_commit = true         # default true: a block's fsync runs while the next one
+//!                                 # executes (it is reported only once durable); false:
+//!                                 # each block is fsync'd in its own write
 //!
 //! [mempool]
 //! capacity = 100000               # default 100000 transactions per ledger; >= block.max_txs
@@ -538,11 +541,15 @@ pub struct BlockSection {
     /// `max_delay_ms`: a block is cut at most this long after its first transaction
     /// arrived; default 20, `1..=10_000`.
     pub max_delay_ms: u64,
+    /// `pipelined_commit`: write each block without an fsync and sync the WAL on the
+    /// node's syncer thread while the next block executes; a block is reported only
+    /// once durable. Default true; false: every block is fsync'd in its own write.
+    pub pipelined_commit: bool,
 }
 
 impl Default for BlockSection {
     fn default() -> Self {
-        BlockSection { max_txs: 2000, max_delay_ms: 20 }
+        BlockSection { max_txs: 2000, max_delay_ms: 20, pipelined_commit: true }
     }
 }
 

@@ -40,6 +40,11 @@ pub struct LedgerOptions {
     /// A proposal not committed within this long is given up and its transactions
     /// proposed again (a leader change can drop it).
     pub proposal_timeout: Duration,
+    /// Write each block without an fsync and let the node's WAL syncer make it durable
+    /// while the next block executes (`Ledger::commit_unsynced`); the block is reported
+    /// (to clients, subscribers, consensus, the published head) only once durable.
+    /// Off: every block is written and fsync'd before anything else happens.
+    pub pipelined_commit: bool,
 }
 
 impl Default for LedgerOptions {
@@ -50,6 +55,7 @@ impl Default for LedgerOptions {
             mempool_capacity: 100_000,
             tick: Duration::from_millis(100),
             proposal_timeout: Duration::from_secs(3),
+            pipelined_commit: true,
         }
     }
 }
@@ -293,6 +299,8 @@ pub(crate) struct ActorParts {
     pub(crate) shared: Arc<Shared>,
     pub(crate) blocks: broadcast::Sender<BlockNotice>,
     pub(crate) metrics: crate::metrics::LedgerMetrics,
+    /// The node's WAL syncer, with `LedgerOptions::pipelined_commit`.
+    pub(crate) wal: Option<Arc<crate::wal_sync::WalSyncer>>,
 }
 
 /// How a node not yet admitted opens its member.
@@ -315,6 +323,25 @@ struct Prepared {
     seal: bool,
     participant_change: bool,
     execute_seconds: f64,
+}
+
+/// A block written without an fsync (`pipelined_commit`): what reporting it needs once
+/// its WAL sync is done.
+struct Unsynced {
+    ticket: u64,
+    block: engine::ledger::StoredBlock,
+    count: usize,
+    checkpoint: Option<Checkpoint>,
+    figures: Figures,
+}
+
+/// A block's metrics figures, taken when it is written.
+struct Figures {
+    execute_seconds: f64,
+    state_root_seconds: f64,
+    written_bytes: usize,
+    writing: Instant,
+    proposed: Option<Instant>,
 }
 
 /// The actor of one ledger on one node.
@@ -348,6 +375,9 @@ pub struct LedgerActor {
     last_tick: Instant,
     stopping: bool,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
+    /// The last block written, while its WAL sync is not known to be done: settled
+    /// before the next block is written and before the actor handles another message.
+    unsynced: Option<Unsynced>,
 }
 
 /// How far a `bft` proposal's timestamp may be ahead of a voter's clock.
@@ -390,6 +420,7 @@ impl LedgerActor {
             last_tick: Instant::now(),
             stopping: false,
             shutdown: None,
+            unsynced: None,
         };
         actor.refresh_participants();
         *actor.parts.shared.voters.write() = actor.parts.group.voters();
@@ -572,7 +603,12 @@ impl LedgerActor {
 
     /// Stops this ledger on this node, loudly; it never continues on a diverged or
     /// half-written state.
-    fn halt(&mut self, reason: String) {
+    fn halt(&mut self, mut reason: String) {
+        // The block written last is reported first if it is durable (it was committed
+        // before whatever halts the ledger now).
+        if let Err(sync) = self.settle() {
+            reason = format!("{reason}; {sync}");
+        }
         tracing::error!(ledger = %hex::encode(self.id().0), %reason, "ledger halted");
         *self.parts.shared.halted.write() = Some(reason.clone());
         let mut rejected = Vec::new();
@@ -881,7 +917,16 @@ impl LedgerActor {
     }
 
     /// Runs the group until it has nothing more to do: send, apply, propose.
+    /// Runs the group and applies what it committed; the last block written is reported
+    /// before the actor handles another message (`settle`).
     fn drive(&mut self) {
+        self.drive_group();
+        if let Err(reason) = self.settle() {
+            self.halt(reason);
+        }
+    }
+
+    fn drive_group(&mut self) {
         if !self.stalled.is_empty() {
             // At most every 200 ms: each attempt may wait out the store's timeout.
             if self.stalled_retry.elapsed() < Duration::from_millis(200) {
@@ -1410,24 +1455,53 @@ impl LedgerActor {
                 certificate.to_vec(),
             );
         }
-        let writing = Instant::now();
-        self.parts
-            .ledger
-            .commit(executed)
-            .map_err(|e| format!("committing block {}: {e}", block.header.height))?;
-        self.parts.metrics.block(crate::metrics::BlockFigures {
-            transactions: &block.transactions,
+        // The block before this one is reported first: at most one block is written and
+        // not yet known durable.
+        self.settle()?;
+        let figures = Figures {
             execute_seconds,
             state_root_seconds,
-            commit_seconds: writing.elapsed().as_secs_f64(),
             written_bytes,
+            writing: Instant::now(),
             proposed: self.in_flight.as_ref().filter(|_| ours).map(|f| f.proposed_at),
-        });
-        self.finish_commit(block, ours, count, seal, participant_change, checkpoint)
+        };
+        let committing = |e| format!("committing block {}: {e}", block.header.height);
+        match self.parts.wal.clone() {
+            Some(wal) => {
+                self.parts.ledger.commit_unsynced(executed).map_err(committing)?;
+                let ticket = wal.ticket();
+                self.after_write(&block, ours, count, seal, participant_change);
+                self.unsynced = Some(Unsynced { ticket, block, count, checkpoint, figures });
+                Ok(())
+            }
+            None => {
+                self.parts.ledger.commit(executed).map_err(committing)?;
+                self.after_write(&block, ours, count, seal, participant_change);
+                self.report(block, count, checkpoint, Some(figures))
+            }
+        }
     }
 
-    /// Everything after a block is written: the group learns it is applied, waiters
-    /// and subscribers hear of it, the mempool forgets it.
+    /// Reports the block written without an fsync once the WAL syncer has made it
+    /// durable. `Err` when the sync failed: the store cannot say whether the block is on
+    /// disk, so its transactions are told the ledger halted and the caller halts it.
+    fn settle(&mut self) -> Result<(), String> {
+        let Some(unsynced) = self.unsynced.take() else { return Ok(()) };
+        let wal = self.parts.wal.clone().expect("only the WAL syncer's blocks are unsynced");
+        let Unsynced { ticket, block, count, checkpoint, figures } = unsynced;
+        match wal.wait(ticket) {
+            Ok(()) => self.report(block, count, checkpoint, Some(figures)),
+            Err(reason) => {
+                let reason = format!("block {}: {reason}", block.header.height);
+                for (hash, _) in &block.transactions {
+                    self.resolve(*hash, TxStatus::Rejected(Rejection::Halted(reason.clone())));
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// A written block, reported at once (`recover_written`: it is durable).
     fn finish_commit(
         &mut self,
         block: engine::ledger::StoredBlock,
@@ -1437,19 +1511,27 @@ impl LedgerActor {
         participant_change: bool,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(), String> {
+        self.after_write(&block, ours, count, seal, participant_change);
+        self.report(block, count, checkpoint, None)
+    }
+
+    /// What follows a block's write at once, durable or not: the state the next block
+    /// is proposed and executed on (participants, seal, mempool, the block in flight).
+    fn after_write(
+        &mut self,
+        block: &engine::ledger::StoredBlock,
+        ours: bool,
+        count: usize,
+        seal: bool,
+        participant_change: bool,
+    ) {
         if participant_change {
             // Before `applied`: a `bft` group starts the next height with the new set.
             self.refresh_participants();
         }
-        if let Some(checkpoint) = checkpoint {
-            self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
-        }
-        *self.parts.shared.head.write() = Some(self.parts.ledger.head());
         if seal {
             self.refresh_seal();
         }
-        self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
-        self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);
         if ours {
             self.in_flight = None;
             self.release_pending(count);
@@ -1472,6 +1554,37 @@ impl LedgerActor {
                 self.mempool.retain(|queued| in_mempool.contains(&queued.hash));
             }
             self.release_pending(removed);
+        }
+    }
+
+    /// What follows once a block is durable: the group learns it is applied, the head
+    /// is published, waiters and subscribers hear of it.
+    fn report(
+        &mut self,
+        block: engine::ledger::StoredBlock,
+        count: usize,
+        checkpoint: Option<Checkpoint>,
+        figures: Option<Figures>,
+    ) -> Result<(), String> {
+        if let Some(checkpoint) = checkpoint {
+            self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
+        }
+        *self.parts.shared.head.write() = Some(Head {
+            height: block.header.height,
+            block_hash: block.hash,
+            state_root: block.header.state_root,
+        });
+        self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
+        self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);
+        if let Some(figures) = figures {
+            self.parts.metrics.block(crate::metrics::BlockFigures {
+                transactions: &block.transactions,
+                execute_seconds: figures.execute_seconds,
+                state_root_seconds: figures.state_root_seconds,
+                commit_seconds: figures.writing.elapsed().as_secs_f64(),
+                written_bytes: figures.written_bytes,
+                proposed: figures.proposed,
+            });
         }
         for (index, (hash, result)) in block.transactions.iter().enumerate() {
             self.resolve(

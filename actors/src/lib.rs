@@ -12,6 +12,7 @@ pub mod node;
 pub mod p2p_tls;
 pub mod proposal;
 pub mod transport;
+pub mod wal_sync;
 
 pub use ledger_actor::{BlockNotice, LedgerOptions, Rejection, TxOutcome, TxStatus};
 pub use node::{LedgerHandle, Node, NodeError, NodeOptions, SubmitError, Submitted};

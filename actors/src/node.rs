@@ -235,9 +235,13 @@ impl LedgerHandle {
         self.shared.pending.load(Ordering::Acquire)
     }
 
-    /// A read-only view of the ledger at its committed head (queries, proofs).
+    /// A read-only view of the ledger at its published head (queries, proofs): the
+    /// last block reported committed, which is durable. A block written above it and
+    /// not yet synced (`LedgerOptions::pipelined_commit`) is not in queries by height;
+    /// lookups that are not by height (a transaction by hash, a key's latest value)
+    /// can see it until then.
     pub fn reader(&self) -> Result<Ledger<Arc<dyn KvStore>>, EngineError> {
-        Ledger::open_with_settings(self.store.clone(), self.id, self.settings.clone())
+        Ok(Ledger::at_head(self.store.clone(), self.id, self.settings.clone(), self.head()))
     }
 
     /// Becomes `true` when the node begins to stop.
@@ -349,6 +353,8 @@ struct Starter {
     raft: RaftOptions,
     bft: consensus::BftOptions,
     arbiters: Vec<Arbiter>,
+    /// With `LedgerOptions::pipelined_commit`: the one WAL syncer of the node's store.
+    wal: Option<Arc<crate::wal_sync::WalSyncer>>,
 }
 
 /// The ledgers a node hosts: the configured ones, and those created at run time
@@ -537,6 +543,7 @@ impl Starter {
             shared: shared.clone(),
             blocks: blocks.clone(),
             metrics: crate::metrics::LedgerMetrics::new(&name),
+            wal: self.wal.clone(),
         };
         let actor = LedgerActor::new(parts);
         let arbiter = Arbiter::new();
@@ -615,6 +622,13 @@ impl Node {
             raft: options.raft.clone(),
             bft: options.bft.clone(),
             arbiters: Vec::new(),
+            wal: if options.ledger_options.pipelined_commit {
+                let syncer = crate::wal_sync::WalSyncer::start(store.clone())
+                    .map_err(|e| NodeError::Invalid(format!("cannot start the WAL syncer: {e}")))?;
+                Some(Arc::new(syncer))
+            } else {
+                None
+            },
         };
         // The configured ledgers, then those created at run time (the catalog).
         let mut all = options.ledgers;
@@ -765,6 +779,7 @@ impl NodeOptions {
             ledger_options: LedgerOptions {
                 max_block_txs: config.block.max_txs,
                 max_block_delay: config.block.max_delay(),
+                pipelined_commit: config.block.pipelined_commit,
                 mempool_capacity: config.mempool.capacity,
                 tick,
                 // Long enough for an election (up to twice the election timeout).

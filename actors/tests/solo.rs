@@ -1,6 +1,8 @@
 //! A solo node with many ledgers in parallel: every transaction becomes final, and what
 //! each ledger committed equals executing the same blocks sequentially through the
-//! engine. Runs on the in-memory fake and on RocksDB.
+//! engine. Runs on the in-memory fake and on RocksDB, with the pipelined commit (the
+//! default) and on RocksDB also without it; a failed WAL sync halts the ledger and
+//! reports nothing of the block committed.
 
 mod common;
 
@@ -18,14 +20,16 @@ const LEDGERS: usize = 4;
 const WRITERS: u64 = 4;
 const TXS_PER_WRITER: u64 = 60;
 
-async fn many_ledgers(kind: TestStore) {
+async fn many_ledgers(kind: TestStore, pipelined_commit: bool) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&kind, dir.path());
     let node_key = key(100);
     let ledgers = (0..LEDGERS)
         .map(|i| settings(&format!("category-{i}"), "solo", vec![node_key.public_key()]))
         .collect();
-    let node = Node::start(options(1, node_key, ledgers), store.clone()).unwrap();
+    let mut opts = options(1, node_key, ledgers);
+    opts.ledger_options.pipelined_commit = pipelined_commit;
+    let node = Node::start(opts, store.clone()).unwrap();
     let admin = admin();
 
     // Every ledger: a data account first, then writers race on a few shared keys (so
@@ -150,12 +154,87 @@ fn settings_id(
 
 #[actix_rt::test]
 async fn solo_node_many_ledgers_memory() {
-    many_ledgers(TestStore::Memory).await;
+    many_ledgers(TestStore::Memory, true).await;
 }
 
 #[actix_rt::test]
 async fn solo_node_many_ledgers_rocksdb() {
-    many_ledgers(TestStore::Rocks).await;
+    many_ledgers(TestStore::Rocks, true).await;
+}
+
+#[actix_rt::test]
+async fn solo_node_many_ledgers_rocksdb_each_block_fsynced() {
+    many_ledgers(TestStore::Rocks, false).await;
+}
+
+/// Fake: a `MemoryStore` whose `sync` (the WAL fsync of `write_unsynced`) fails once
+/// `fail` is set, as a disk error would.
+#[derive(Default)]
+struct FailingSyncStore {
+    inner: MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl engine::store::KvStore for FailingSyncStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, engine::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: engine::store::Direction,
+        limit: usize,
+    ) -> Result<engine::store::Entries, engine::store::StoreError> {
+        self.inner.scan(start, end, direction, limit)
+    }
+    fn write(&self, batch: engine::store::WriteBatch) -> Result<(), engine::store::StoreError> {
+        self.inner.write(batch)
+    }
+    fn sync(&self) -> Result<(), engine::store::StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(engine::store::StoreError::Backend("fsync: input/output error".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A block whose WAL sync fails is never reported committed: its transactions are told
+/// the ledger halted, the published head stays at the block before, the ledger halts
+/// (the store cannot say what reached the disk) and refuses new submissions.
+#[actix_rt::test]
+async fn a_failed_wal_sync_halts_the_ledger_and_reports_nothing_committed() {
+    let store = std::sync::Arc::new(FailingSyncStore::default());
+    let node_key = key(100);
+    let ledgers = vec![settings("fsync-0", "solo", vec![node_key.public_key()])];
+    let node = Node::start(options(1, node_key, ledgers), store.clone()).unwrap();
+    let handle = node.ledgers()[0].clone();
+    let outcome = register_trace_account(&handle).await;
+    assert!(matches!(outcome.status, TxStatus::Committed { result: ResultCode::Committed, .. }));
+    let head = handle.head();
+
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let admin = admin();
+    let transactions = vec![tx(&admin, handle.id(), 1, vec![write("k", b"v", -1)])];
+    let outcomes = handle.submit(transactions).await.unwrap().wait().await.unwrap();
+    match &outcomes[0].status {
+        TxStatus::Rejected(Rejection::Halted(reason)) => {
+            assert!(reason.contains("WAL sync failed"), "{reason}");
+            assert!(reason.contains("input/output error"), "{reason}");
+        }
+        other => panic!("expected a halt, got {other:?}"),
+    }
+    assert_eq!(handle.head(), head, "the unsynced block was published");
+    assert!(handle.halted().is_some_and(|reason| reason.contains("WAL sync failed")));
+    let later = vec![tx(&admin, handle.id(), 2, vec![write("k2", b"v", -1)])];
+    let outcomes = handle.submit(later).await.unwrap().wait().await.unwrap();
+    assert!(
+        matches!(outcomes[0].status, TxStatus::Rejected(Rejection::Halted(_))),
+        "a halted ledger took a transaction: {:?}",
+        outcomes[0].status
+    );
+    assert_eq!(handle.head(), head);
+    node.shutdown(Duration::from_secs(1)).await;
 }
 
 /// A full mempool answers `Busy` at once, and accepts again once blocks drain it.

@@ -546,6 +546,14 @@ impl<S: KvStore> Ledger<S> {
         Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
     }
 
+    /// A handle at `head`, which must be a head this ledger committed (a node's
+    /// published, durable one), without reading the store: queries by height stop at
+    /// it, although the store may already hold blocks above it (written by
+    /// `commit_unsynced`, not yet synced). For reading only.
+    pub fn at_head(store: S, id: LedgerId, settings: LedgerSettings, head: Head) -> Self {
+        Ledger { store, id, settings, head, nodes: state::NodeCache::default() }
+    }
+
     /// The ledger id.
     pub fn id(&self) -> LedgerId {
         self.id

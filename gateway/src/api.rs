@@ -373,7 +373,12 @@ pub async fn get_transaction(
 ) -> ApiResult<TxStatusView> {
     let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
-    let record = read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?;
+    // A record in a block above the published head is written but not yet durable
+    // (`block.pipelined_commit`): pending until the ledger reports its block.
+    let durable = |record: Option<engine::ledger::TxRecord>| {
+        record.filter(|record| record.height <= handle.head().height)
+    };
+    let record = durable(read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?);
     let record = match record {
         Some(record) => Some(record),
         None if handle.is_pending(tx_hash).await => {
@@ -389,7 +394,7 @@ pub async fn get_transaction(
         // Committed between the read and the question: the ledger actor writes a block
         // before its mempool forgets the block's transactions, so a second read finds
         // every transaction that was pending at the first.
-        None => read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?,
+        None => durable(read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?),
     };
     if let Some(record) = record {
         return Ok(Json(TxStatusView {

@@ -81,6 +81,7 @@ pub fn options(id: u64, key: PrivateKey, ledgers: Vec<LedgerSettings>) -> NodeOp
             mempool_capacity: 10_000,
             tick: Duration::from_millis(20),
             proposal_timeout: Duration::from_secs(2),
+            pipelined_commit: true,
         },
         raft: RaftOptions::default(),
         bft: consensus::BftOptions::default(),

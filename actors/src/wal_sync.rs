@@ -1,0 +1,194 @@
+//! The node's WAL syncer: one thread that makes the store's unsynced writes durable
+//! (`KvStore::sync`) while the ledger actors go on executing.
+//!
+//! A ledger actor commits a block with `Ledger::commit_unsynced`, takes a ticket here and
+//! executes its next block; before it reports the block (or writes the next one) it
+//! waits for the ticket. The thread syncs once for every ticket taken since its last
+//! sync, so the blocks of several ledgers written meanwhile share one fsync.
+//!
+//! A failed sync is permanent: the store cannot say what reached the disk, so every
+//! wait from then on fails and the actors halt their ledgers (a restart recovers from
+//! what is on disk, always a prefix of whole blocks).
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use engine::store::KvStore;
+use parking_lot::{Condvar, Mutex};
+
+/// Tickets and the sync thread (see the module documentation).
+pub struct WalSyncer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the thread (a ticket taken, or stop) and the waiters (a sync done).
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last ticket handed out.
+    taken: u64,
+    /// Every ticket up to this one is durable.
+    synced: u64,
+    failed: Option<String>,
+    stop: bool,
+    /// Syncs run, for tests and metrics.
+    syncs: u64,
+}
+
+impl WalSyncer {
+    /// Starts the thread for `store`.
+    pub fn start(store: Arc<dyn KvStore>) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("wal-sync".into())
+                .spawn(move || run(&shared, store.as_ref()))?
+        };
+        Ok(WalSyncer { shared, thread: Some(thread) })
+    }
+
+    /// A ticket for every write that returned before this call: `wait` on it returns once
+    /// they are durable.
+    pub fn ticket(&self) -> u64 {
+        let mut state = self.shared.state.lock();
+        state.taken += 1;
+        let ticket = state.taken;
+        drop(state);
+        self.shared.changed.notify_all();
+        ticket
+    }
+
+    /// Waits until `ticket` is durable; `Err` when a sync failed (then every later wait
+    /// fails too).
+    pub fn wait(&self, ticket: u64) -> Result<(), String> {
+        let mut state = self.shared.state.lock();
+        loop {
+            if let Some(reason) = &state.failed {
+                return Err(format!("the WAL sync failed: {reason}"));
+            }
+            if state.synced >= ticket {
+                return Ok(());
+            }
+            // A bounded wait: the thread notifies, this only guards against a lost
+            // wake-up turning into a hang.
+            self.shared.changed.wait_for(&mut state, Duration::from_millis(100));
+        }
+    }
+
+    /// Syncs run so far.
+    pub fn syncs(&self) -> u64 {
+        self.shared.state.lock().syncs
+    }
+}
+
+fn run(shared: &Shared, store: &dyn KvStore) {
+    let mut state = shared.state.lock();
+    loop {
+        if state.stop {
+            return;
+        }
+        if state.taken == state.synced || state.failed.is_some() {
+            shared.changed.wait(&mut state);
+            continue;
+        }
+        let target = state.taken;
+        drop(state);
+        let result = store.sync();
+        state = shared.state.lock();
+        state.syncs += 1;
+        match result {
+            Ok(()) => state.synced = target,
+            Err(error) => {
+                tracing::error!(%error, "WAL sync failed: the ledgers on this store halt");
+                state.failed = Some(error.to_string());
+            }
+        }
+        shared.changed.notify_all();
+    }
+}
+
+impl Drop for WalSyncer {
+    /// Stops the thread after the sync in progress, if any (the store's own close makes
+    /// the rest durable).
+    fn drop(&mut self) {
+        self.shared.state.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::store::{MemoryStore, StoreError, WriteBatch};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A store whose syncs are counted and can be made to fail.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        syncs: AtomicU64,
+        fail: AtomicBool,
+    }
+
+    impl KvStore for CountingStore {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn scan(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            direction: engine::store::Direction,
+            limit: usize,
+        ) -> Result<engine::store::Entries, StoreError> {
+            self.inner.scan(start, end, direction, limit)
+        }
+        fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            self.inner.write(batch)
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend("fsync: input/output error".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_durable_after_a_sync_that_began_after_it() {
+        let store = Arc::new(CountingStore::default());
+        let syncer = WalSyncer::start(store.clone()).unwrap();
+        let first = syncer.ticket();
+        syncer.wait(first).unwrap();
+        assert!(store.syncs.load(Ordering::SeqCst) >= 1);
+        let (second, third) = (syncer.ticket(), syncer.ticket());
+        syncer.wait(third).unwrap();
+        syncer.wait(second).unwrap();
+        assert!(syncer.syncs() >= 2 && syncer.syncs() <= 3, "{} syncs", syncer.syncs());
+        assert_eq!(syncer.syncs(), store.syncs.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_later_wait() {
+        let store = Arc::new(CountingStore::default());
+        let syncer = WalSyncer::start(store.clone()).unwrap();
+        syncer.wait(syncer.ticket()).unwrap();
+        store.fail.store(true, Ordering::SeqCst);
+        let error = syncer.wait(syncer.ticket()).unwrap_err();
+        assert!(error.contains("input/output error"), "{error}");
+        store.fail.store(false, Ordering::SeqCst);
+        assert!(syncer.wait(syncer.ticket()).is_err(), "a sync after a failure is not trusted");
+    }
+}
