@@ -2,7 +2,13 @@
 //! excluded (they run before, batched on all cores; see crypto-parallel's benches).
 //!
 //! - `commit/distinct_keys_1000tx`: blocks of 1,000 transactions, each writing one
-//!   200-byte value to a new key (goal ≥ 50,000 tx/s on one core);
+//!   200-byte value to a new key (goal ≥ 50,000 tx/s on one core), committed as the
+//!   node commits them (`block.pipelined_commit`): each block written without an
+//!   fsync, a second thread fsyncing the WAL while the next block executes, and the
+//!   block before durable before the next is written; the time includes the wait for
+//!   the last block's fsync;
+//! - `commit/distinct_keys_1000tx_fsync_each_block`: the same, each block fsync'd in
+//!   its own write before the next executes (the node with `pipelined_commit = false`);
 //! - `commit/hot_keys_10pct_1000tx`: the same with 10% of writes to 50 hot keys with the
 //!   version the client last saw (many conflict, as with real contention);
 //! - `commit/distinct_keys_1000tx_sha256`: the first case on a SHA-256 ledger, to show
@@ -10,7 +16,7 @@
 //! - `history/read_100_versions`: reading a key's full 100-version history;
 //! - printed after the run: bytes stored per transaction (RocksDB live data / tx count).
 //!
-//! RocksDB runs with `sync = true` (an fsync per block), as in production.
+//! Every block is fsync'd before the next one is written, as in production.
 //!
 //! The blocks of a measurement are signed first, on every core, then executed and
 //! committed back to back, timed: that is how the node's engine thread meets them
@@ -21,6 +27,7 @@
 //! `POLYLEDGER_PAUSE_MS=40` shows what such a pause costs.
 //! Run: `cargo bench -p storage-rocksdb --bench commit`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
@@ -40,7 +47,9 @@ const BLOCK_TXS: usize = 1_000;
 
 struct Bench {
     _dir: tempfile::TempDir,
-    ledger: Ledger<RocksStore>,
+    ledger: Ledger<Arc<RocksStore>>,
+    /// With the pipelined commit: the fsync thread.
+    syncer: Option<support::Syncer>,
     key: PrivateKey,
     nonce: u64,
     /// The version each hot key will have when the next block built runs (-1: none).
@@ -53,13 +62,15 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(hash_algorithm: HashAlgorithm) -> Self {
+    fn new(hash_algorithm: HashAlgorithm, pipelined: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = RocksStore::open(dir.path()).unwrap();
+        let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let syncer = pipelined.then(|| support::Syncer::start(store.clone(), || Duration::ZERO));
         let (ledger, key, _) = support::trace_ledger(store, hash_algorithm);
         Bench {
             _dir: dir,
             ledger,
+            syncer,
             key,
             nonce: 1,
             hot_versions: std::collections::HashMap::new(),
@@ -128,6 +139,18 @@ impl Bench {
             .collect()
     }
 
+    /// Waits until every block written is durable; returns how long that took (commit
+    /// time: a measurement ends with its blocks durable).
+    fn settle(&mut self) -> Duration {
+        let start = Instant::now();
+        if let Some(syncer) = &mut self.syncer {
+            syncer.settle();
+        }
+        let waited = start.elapsed();
+        self.commit_time += waited;
+        waited
+    }
+
     /// Executes and commits one block; returns the time it took (signing excluded).
     fn commit(&mut self, transactions: Vec<Transaction>) -> Duration {
         let count = transactions.len();
@@ -137,7 +160,10 @@ impl Bench {
         let executed =
             self.ledger.execute_block(transactions, verdicts, height, Address([1; 32])).unwrap();
         let executed_at = Instant::now();
-        self.ledger.commit(executed).unwrap();
+        match &mut self.syncer {
+            Some(syncer) => syncer.commit(&mut self.ledger, executed),
+            None => self.ledger.commit(executed).unwrap(),
+        }
         let done = Instant::now();
         self.execute_time += executed_at - start;
         self.commit_time += done - executed_at;
@@ -154,17 +180,19 @@ fn commit_blocks(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
     let cases = [
-        ("distinct_keys_1000tx", 0.0, HashAlgorithm::Sm3),
-        ("hot_keys_10pct_1000tx", 0.1, HashAlgorithm::Sm3),
+        ("distinct_keys_1000tx", 0.0, HashAlgorithm::Sm3, true),
+        ("distinct_keys_1000tx_fsync_each_block", 0.0, HashAlgorithm::Sm3, false),
+        ("hot_keys_10pct_1000tx", 0.1, HashAlgorithm::Sm3, true),
         // The same with SHA-256 ledgers: shows how much of the cost is SM3 hashing.
-        ("distinct_keys_1000tx_sha256", 0.0, HashAlgorithm::Sha256),
+        ("distinct_keys_1000tx_sha256", 0.0, HashAlgorithm::Sha256, true),
     ];
-    for (name, hot_share, hash_algorithm) in cases {
-        let mut bench = Bench::new(hash_algorithm);
+    for (name, hot_share, hash_algorithm, pipelined) in cases {
+        let mut bench = Bench::new(hash_algorithm, pipelined);
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 let blocks = bench.blocks(iterations, hot_share);
-                blocks.into_iter().map(|block| bench.commit(block)).sum()
+                let time: Duration = blocks.into_iter().map(|block| bench.commit(block)).sum();
+                time + bench.settle()
             })
         });
         report_size(name, &bench);
@@ -199,7 +227,7 @@ fn report_size(name: &str, bench: &Bench) {
 }
 
 fn history_reads(c: &mut Criterion) {
-    let mut bench = Bench::new(HashAlgorithm::Sm3);
+    let mut bench = Bench::new(HashAlgorithm::Sm3, false);
     // One key written 100 times, one version per block, among other traffic.
     for version in 0..100i64 {
         let mut block = bench.blocks(1, 0.0).remove(0);

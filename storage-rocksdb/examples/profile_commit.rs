@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crypto_parallel::HashAlgorithm;
 use engine::ledger::SignatureCheck;
 use engine::model::{Address, Transaction};
-use engine::store::{KvStore, WriteOp};
+use engine::store::WriteOp;
 use storage_rocksdb::{RocksOptions, RocksStore};
 
 /// The node's allocator (`cli/src/main.rs`), so the bench measures what the node runs.
@@ -49,7 +49,7 @@ fn main() {
     };
     let store = Arc::new(RocksStore::open_with(dir.path(), &options).unwrap());
     let pipeline = std::env::var_os("POLYLEDGER_PIPELINE").is_some();
-    let syncer = pipeline.then(|| Syncer::start(Arc::clone(&store)));
+    let mut syncer = pipeline.then(|| support::Syncer::start(Arc::clone(&store), thread_cpu_time));
     let sign = std::env::var_os("POLYLEDGER_SIGN").is_some();
     let pause = std::env::var("POLYLEDGER_PAUSE_MS")
         .ok()
@@ -88,12 +88,8 @@ fn main() {
         if dump && block == blocks / 2 {
             print_batch(&executed.batch);
         }
-        match &syncer {
-            Some(syncer) => {
-                let height = executed.block.header.height;
-                ledger.commit_unsynced(executed).unwrap();
-                syncer.request(height);
-            }
+        match &mut syncer {
+            Some(syncer) => syncer.commit(&mut ledger, executed),
             None => ledger.commit(executed).unwrap(),
         }
         execute += executed_at - started;
@@ -105,7 +101,7 @@ fn main() {
     if let Some(syncer) = syncer {
         // The last block is committed once its fsync is done: that wait is commit time.
         let waiting = Instant::now();
-        sync_cpu = syncer.finish(ledger.head().height);
+        sync_cpu = syncer.finish();
         commit += waiting.elapsed();
     }
     let transactions = (blocks as usize * BLOCK_TXS) as f64;
@@ -125,45 +121,6 @@ fn main() {
             per_tx(sync_cpu),
             transactions / (execute_cpu + commit_cpu + sync_cpu).as_secs_f64(),
         );
-    }
-}
-
-/// The fsync thread of `POLYLEDGER_PIPELINE`: syncs the WAL after each requested
-/// height (several requests waiting are served by one fsync) and reports the highest
-/// height made durable.
-struct Syncer {
-    requests: std::sync::mpsc::Sender<u64>,
-    durable: std::sync::mpsc::Receiver<u64>,
-    /// The fsync thread's CPU time when it stopped.
-    cpu: std::thread::JoinHandle<Duration>,
-}
-
-impl Syncer {
-    fn start(store: Arc<RocksStore>) -> Self {
-        let (requests, incoming) = std::sync::mpsc::channel::<u64>();
-        let (report, durable) = std::sync::mpsc::channel();
-        let cpu = std::thread::spawn(move || {
-            while let Ok(mut height) = incoming.recv() {
-                height = incoming.try_iter().fold(height, u64::max);
-                store.sync().expect("WAL fsync failed");
-                if report.send(height).is_err() {
-                    break;
-                }
-            }
-            thread_cpu_time()
-        });
-        Syncer { requests, durable, cpu }
-    }
-
-    fn request(&self, height: u64) {
-        self.requests.send(height).expect("the fsync thread stopped");
-    }
-
-    /// Waits until `height` is durable; returns the fsync thread's CPU time.
-    fn finish(self, height: u64) -> Duration {
-        while self.durable.recv().expect("the fsync thread stopped") < height {}
-        drop(self.requests);
-        self.cpu.join().expect("the fsync thread panicked")
     }
 }
 
