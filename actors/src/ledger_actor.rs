@@ -916,9 +916,9 @@ impl LedgerActor {
         }
     }
 
-    /// Runs the group until it has nothing more to do: send, apply, propose.
-    /// Runs the group and applies what it committed; the last block written is reported
-    /// before the actor handles another message (`settle`).
+    /// Runs the group until it has nothing more to do, then reports the last block
+    /// written (`settle`): nothing written is left unreported when the actor handles
+    /// its next message.
     fn drive(&mut self) {
         self.drive_group();
         if let Err(reason) = self.settle() {
@@ -926,6 +926,7 @@ impl LedgerActor {
         }
     }
 
+    /// Runs the group until it has nothing more to do: send, apply, propose.
     fn drive_group(&mut self) {
         if !self.stalled.is_empty() {
             // At most every 200 ms: each attempt may wait out the store's timeout.

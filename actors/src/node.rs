@@ -237,9 +237,9 @@ impl LedgerHandle {
 
     /// A read-only view of the ledger at its published head (queries, proofs): the
     /// last block reported committed, which is durable. A block written above it and
-    /// not yet synced (`LedgerOptions::pipelined_commit`) is not in queries by height;
-    /// lookups that are not by height (a transaction by hash, a key's latest value)
-    /// can see it until then.
+    /// not yet synced (`LedgerOptions::pipelined_commit`) is not in queries by height
+    /// nor in transactions by hash; a key's latest value, its history and events can
+    /// show it until then.
     pub fn reader(&self) -> Result<Ledger<Arc<dyn KvStore>>, EngineError> {
         Ok(Ledger::at_head(self.store.clone(), self.id, self.settings.clone(), self.head()))
     }

@@ -531,21 +531,6 @@ impl<S: KvStore> Ledger<S> {
         Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
     }
 
-    /// Opens a ledger whose settings the caller already holds (read at its first open):
-    /// reads only the head. Settings never change after genesis, and decoding them
-    /// parses every participant's key, which costs more than the read a query makes.
-    pub fn open_with_settings(
-        store: S,
-        id: LedgerId,
-        settings: LedgerSettings,
-    ) -> Result<Self, EngineError> {
-        let head_bytes = store
-            .get(&layout::meta_key(&id, META_HEAD))?
-            .ok_or_else(|| EngineError::UnknownLedger(hex(&id.0)))?;
-        let head = decode_head(&head_bytes).map_err(corrupt("head"))?;
-        Ok(Ledger { store, id, settings, head, nodes: state::NodeCache::default() })
-    }
-
     /// A handle at `head`, which must be a head this ledger committed (a node's
     /// published, durable one), without reading the store: queries by height stop at
     /// it, although the store may already hold blocks above it (written by
@@ -774,7 +759,10 @@ impl<S: KvStore> Ledger<S> {
     /// A committed transaction by hash.
     pub fn transaction(&self, tx_hash: &Hash32) -> Result<Option<TxRecord>, EngineError> {
         match self.store.get(&layout::tx_key(&self.id, tx_hash))? {
-            Some(bytes) => Ok(Some(decode_tx_record(&bytes).map_err(corrupt("transaction"))?)),
+            // A record above this handle's head (a reader at a node's published head
+            // while a block above it awaits its fsync) is not committed as it sees it.
+            Some(bytes) => Ok(Some(decode_tx_record(&bytes).map_err(corrupt("transaction"))?)
+                .filter(|record| record.height <= self.head.height)),
             None => Ok(None),
         }
     }

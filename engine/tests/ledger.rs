@@ -239,3 +239,44 @@ fn an_executed_block_that_is_dropped_changes_nothing_after() {
     assert_eq!(ours.hash, theirs.hash);
     assert!(matches!(verify_ledger(ledger.store(), id).unwrap(), Verdict::Valid { .. }));
 }
+
+/// A block committed without an fsync is the committing handle's head at once and the
+/// next block executes on it; a reader at the block before (a node's published head)
+/// sees neither the block nor its transactions by hash or by proof. After `sync` the
+/// ledger reopens at the new head and verifies.
+#[test]
+fn an_unsynced_block_is_invisible_to_a_reader_at_the_head_before_it() {
+    let admin_key = key(1, SignatureAlgorithm::Ed25519);
+    let store = Arc::new(MemoryStore::new());
+    let mut ledger =
+        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let id = ledger.id();
+    let mut admin = Client { key: &admin_key, nonce: 0 };
+    let register = admin.tx(id, vec![Operation::RegisterDataAccount { name: "a".into() }]);
+    append(&mut ledger, vec![register]);
+    let published = ledger.head();
+
+    let first = admin.tx(id, vec![write("a", b"k", b"v1", -1)]);
+    let first_hash = first.content.hash(HashAlgorithm::Sm3);
+    let executed =
+        ledger.execute_block(vec![first], SignatureCheck::Verify, 2, Address([0; 32])).unwrap();
+    ledger.commit_unsynced(executed).unwrap();
+    assert_eq!(ledger.head().height, published.height + 1);
+    assert!(ledger.transaction(&first_hash).unwrap().is_some());
+
+    let reader = Ledger::at_head(store.clone(), id, ledger.settings().clone(), published);
+    assert_eq!(reader.head(), published);
+    assert!(reader.block(published.height + 1).unwrap().is_none());
+    assert!(reader.transaction(&first_hash).unwrap().is_none());
+    assert!(reader.prove_transaction(&first_hash).unwrap().is_none());
+
+    // The next block executes on the unsynced one.
+    let second = admin.tx(id, vec![write("a", b"k", b"v2", 0)]);
+    let block = append(&mut ledger, vec![second]);
+    assert_eq!(block.transactions[0].1, ResultCode::Committed);
+    engine::store::KvStore::sync(&*store).unwrap();
+    let reopened = Ledger::open(store.clone(), id).unwrap();
+    assert_eq!(reopened.head(), ledger.head());
+    assert!(reopened.transaction(&first_hash).unwrap().is_some());
+    assert!(matches!(verify_ledger(store, id).unwrap(), Verdict::Valid { .. }));
+}

@@ -373,12 +373,9 @@ pub async fn get_transaction(
 ) -> ApiResult<TxStatusView> {
     let handle = &state.ledger(&id)?;
     let tx_hash = hash_param("hash", &hash)?;
-    // A record in a block above the published head is written but not yet durable
-    // (`block.pipelined_commit`): pending until the ledger reports its block.
-    let durable = |record: Option<engine::ledger::TxRecord>| {
-        record.filter(|record| record.height <= handle.head().height)
-    };
-    let record = durable(read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?);
+    // The reader is at the published head: a transaction in a block written above it
+    // and not yet durable (`block.pipelined_commit`) reads as pending until reported.
+    let record = read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?;
     let record = match record {
         Some(record) => Some(record),
         None if handle.is_pending(tx_hash).await => {
@@ -391,10 +388,10 @@ pub async fn get_transaction(
                 transaction: None,
             }));
         }
-        // Committed between the read and the question: the ledger actor writes a block
-        // before its mempool forgets the block's transactions, so a second read finds
-        // every transaction that was pending at the first.
-        None => durable(read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?),
+        // Committed between the read and the question: the ledger actor answers the
+        // question only after it reported the block (the published head includes it),
+        // so a second read finds every transaction that was pending at the first.
+        None => read(handle, move |ledger| Ok(ledger.transaction(&tx_hash)?)).await?,
     };
     if let Some(record) = record {
         return Ok(Json(TxStatusView {
