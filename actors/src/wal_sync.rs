@@ -71,11 +71,12 @@ impl WalSyncer {
     pub fn wait(&self, ticket: u64) -> Result<(), String> {
         let mut state = self.shared.state.lock();
         loop {
-            if let Some(reason) = &state.failed {
-                return Err(format!("the WAL sync failed: {reason}"));
-            }
+            // A ticket synced before a failure stays durable.
             if state.synced >= ticket {
                 return Ok(());
+            }
+            if let Some(reason) = &state.failed {
+                return Err(format!("the WAL sync failed: {reason}"));
             }
             // A bounded wait: the thread notifies, this only guards against a lost
             // wake-up turning into a hang.
@@ -184,10 +185,12 @@ mod tests {
     fn a_failed_sync_fails_every_later_wait() {
         let store = Arc::new(CountingStore::default());
         let syncer = WalSyncer::start(store.clone()).unwrap();
-        syncer.wait(syncer.ticket()).unwrap();
+        let durable = syncer.ticket();
+        syncer.wait(durable).unwrap();
         store.fail.store(true, Ordering::SeqCst);
         let error = syncer.wait(syncer.ticket()).unwrap_err();
         assert!(error.contains("input/output error"), "{error}");
+        syncer.wait(durable).expect("a ticket synced before the failure stays durable");
         store.fail.store(false, Ordering::SeqCst);
         assert!(syncer.wait(syncer.ticket()).is_err(), "a sync after a failure is not trusted");
     }
