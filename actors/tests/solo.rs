@@ -167,38 +167,6 @@ async fn solo_node_many_ledgers_rocksdb_each_block_fsynced() {
     many_ledgers(TestStore::Rocks, false).await;
 }
 
-/// Fake: a `MemoryStore` whose `sync` (the WAL fsync of `write_unsynced`) fails once
-/// `fail` is set, as a disk error would.
-#[derive(Default)]
-struct FailingSyncStore {
-    inner: MemoryStore,
-    fail: std::sync::atomic::AtomicBool,
-}
-
-impl engine::store::KvStore for FailingSyncStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, engine::store::StoreError> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        direction: engine::store::Direction,
-        limit: usize,
-    ) -> Result<engine::store::Entries, engine::store::StoreError> {
-        self.inner.scan(start, end, direction, limit)
-    }
-    fn write(&self, batch: engine::store::WriteBatch) -> Result<(), engine::store::StoreError> {
-        self.inner.write(batch)
-    }
-    fn sync(&self) -> Result<(), engine::store::StoreError> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(engine::store::StoreError::Backend("fsync: input/output error".into()));
-        }
-        Ok(())
-    }
-}
-
 /// A block whose WAL sync fails is never reported committed: its transactions are told
 /// the ledger halted, the published head stays at the block before, the ledger halts
 /// (the store cannot say what reached the disk) and refuses new submissions.

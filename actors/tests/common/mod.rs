@@ -148,3 +148,37 @@ pub fn free_address() -> SocketAddr {
     let listener = std::net::TcpListener::bind((ip, 0)).expect("a loopback port");
     listener.local_addr().expect("a bound address")
 }
+
+/// Fake: a `MemoryStore` whose syncs (the WAL fsync after `write_unsynced`) are counted
+/// and fail, as a disk error would, once `fail` is set.
+#[derive(Default)]
+pub struct FailingSyncStore {
+    pub inner: engine::store::MemoryStore,
+    pub syncs: std::sync::atomic::AtomicU64,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl KvStore for FailingSyncStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, engine::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        direction: engine::store::Direction,
+        limit: usize,
+    ) -> Result<engine::store::Entries, engine::store::StoreError> {
+        self.inner.scan(start, end, direction, limit)
+    }
+    fn write(&self, batch: engine::store::WriteBatch) -> Result<(), engine::store::StoreError> {
+        self.inner.write(batch)
+    }
+    fn sync(&self) -> Result<(), engine::store::StoreError> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(engine::store::StoreError::Backend("fsync: input/output error".into()));
+        }
+        Ok(())
+    }
+}
