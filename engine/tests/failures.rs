@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::*;
 use crypto_parallel::{HashAlgorithm, SignatureAlgorithm};
 use engine::ledger::{EngineError, Ledger, SignatureCheck};
-use engine::model::{Address, Operation};
+use engine::model::Address;
 use engine::store::{Direction, Entries, KvStore, MemoryStore, StoreError, WriteBatch};
 use engine::verify::{Verdict, verify_ledger};
 
@@ -45,14 +45,8 @@ impl KvStore for FlakyStore {
 fn failed_commit_changes_nothing() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let store = Arc::new(FlakyStore { inner: MemoryStore::new(), failing: AtomicBool::new(false) });
-    let mut ledger =
-        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let (mut ledger, mut admin) = ledger_with_account(store.clone(), &admin_key, "fish");
     let id = ledger.id();
-    let mut admin = Client { key: &admin_key, nonce: 0 };
-    append(
-        &mut ledger,
-        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "fish".into() }])],
-    );
     let head = ledger.head();
     let keys_before = store.inner.len();
 
@@ -86,14 +80,8 @@ fn failed_commit_changes_nothing() {
 fn tampered_storage_is_reported_at_its_height() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let store = Arc::new(MemoryStore::new());
-    let mut ledger =
-        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let (mut ledger, mut admin) = ledger_with_account(store.clone(), &admin_key, "fish");
     let id = ledger.id();
-    let mut admin = Client { key: &admin_key, nonce: 0 };
-    append(
-        &mut ledger,
-        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "fish".into() }])],
-    );
     let victim = admin.tx(id, vec![write("fish", b"CATCH-1", b"landed", -1)]);
     append(&mut ledger, vec![victim.clone()]);
     append(&mut ledger, vec![admin.tx(id, vec![write("fish", b"CATCH-1", b"sold", 0)])]);
@@ -121,14 +109,8 @@ fn tampered_storage_is_reported_at_its_height() {
 fn tampered_history_value_is_detected() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let store = Arc::new(MemoryStore::new());
-    let mut ledger =
-        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let (mut ledger, mut admin) = ledger_with_account(store.clone(), &admin_key, "fish");
     let id = ledger.id();
-    let mut admin = Client { key: &admin_key, nonce: 0 };
-    append(
-        &mut ledger,
-        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "fish".into() }])],
-    );
     append(&mut ledger, vec![admin.tx(id, vec![write("fish", b"CATCH-1", b"landed", -1)])]);
     let history_key = engine::layout::history_key(&id, "fish", b"CATCH-1", 0);
     let mut record = store.get(&history_key).unwrap().unwrap();

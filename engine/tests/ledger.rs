@@ -176,14 +176,8 @@ fn sha256_ledgers_work_and_differ_from_sm3() {
 fn a_forged_copy_does_not_block_the_genuine_transaction() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let store = Arc::new(MemoryStore::new());
-    let mut ledger =
-        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let (mut ledger, mut admin) = ledger_with_account(store.clone(), &admin_key, "rice");
     let id = ledger.id();
-    let mut admin = Client { key: &admin_key, nonce: 0 };
-    append(
-        &mut ledger,
-        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: "rice".into() }])],
-    );
     let genuine = admin.tx(id, vec![write("rice", b"SACK-1", b"harvested", -1)]);
     let mut forged = genuine.clone();
     forged.endorsements[0].signature = admin_key.sign(b"not the content");
@@ -248,12 +242,8 @@ fn an_executed_block_that_is_dropped_changes_nothing_after() {
 fn an_unsynced_block_is_invisible_to_a_reader_at_the_head_before_it() {
     let admin_key = key(1, SignatureAlgorithm::Ed25519);
     let store = Arc::new(MemoryStore::new());
-    let mut ledger =
-        Ledger::create(store.clone(), settings(&admin_key, HashAlgorithm::Sm3)).unwrap();
+    let (mut ledger, mut admin) = ledger_with_account(store.clone(), &admin_key, "a");
     let id = ledger.id();
-    let mut admin = Client { key: &admin_key, nonce: 0 };
-    let register = admin.tx(id, vec![Operation::RegisterDataAccount { name: "a".into() }]);
-    append(&mut ledger, vec![register]);
     let published = ledger.head();
 
     let first = admin.tx(id, vec![write("a", b"k", b"v1", -1)]);

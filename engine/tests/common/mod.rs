@@ -64,3 +64,20 @@ pub fn append<S: KvStore>(ledger: &mut Ledger<S>, transactions: Vec<Transaction>
         .append_block(transactions, SignatureCheck::Verify, timestamp, Address([7; 32]))
         .expect("append block")
 }
+
+/// A ledger (SM3) on `store` whose block 1 registers data account `account`, and the
+/// admin's client for what follows.
+pub fn ledger_with_account<'k, S: KvStore>(
+    store: S,
+    admin_key: &'k PrivateKey,
+    account: &str,
+) -> (Ledger<S>, Client<'k>) {
+    let mut ledger = Ledger::create(store, settings(admin_key, HashAlgorithm::Sm3)).unwrap();
+    let mut admin = Client { key: admin_key, nonce: 0 };
+    let id = ledger.id();
+    append(
+        &mut ledger,
+        vec![admin.tx(id, vec![Operation::RegisterDataAccount { name: account.into() }])],
+    );
+    (ledger, admin)
+}
