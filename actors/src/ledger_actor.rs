@@ -1494,6 +1494,10 @@ impl LedgerActor {
             Ok(()) => self.report(block, count, checkpoint, Some(figures)),
             Err(reason) => {
                 let reason = format!("block {}: {reason}", block.header.height);
+                // Halted before anyone is told: a client answered `halted` must find
+                // the ledger halted (`halt`, which the caller runs next, may add to the
+                // reason).
+                *self.parts.shared.halted.write() = Some(reason.clone());
                 for (hash, _) in &block.transactions {
                     self.resolve(*hash, TxStatus::Rejected(Rejection::Halted(reason.clone())));
                 }
@@ -1820,7 +1824,9 @@ impl LedgerActor {
     /// After a failure: true (and reported: log, readiness, metric) when the store does
     /// not answer at all — an outage to wait out, not a reason to stop the ledger.
     fn store_outage(&mut self, reason: &str) -> bool {
-        if self.store_answers() {
+        // A failed WAL sync (`settle`) has halted the ledger already: it is not waited
+        // out.
+        if self.halted().is_some() || self.store_answers() {
             return false;
         }
         let mut flag = self.parts.shared.store_unavailable.write();
