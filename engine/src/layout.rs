@@ -74,7 +74,13 @@ pub const TABLE_PREFIX_LEN: usize = 33;
 
 /// `ledger id | table`: the prefix of every key of one table.
 pub fn table_prefix(ledger: &LedgerId, table: Table) -> Vec<u8> {
-    let mut key = Vec::with_capacity(64);
+    prefixed(ledger, table, 31)
+}
+
+/// `table_prefix` with room for `rest` more bytes: the hot paths' keys (a block writes
+/// thousands) are allocated once, at their length.
+pub(crate) fn prefixed(ledger: &LedgerId, table: Table, rest: usize) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TABLE_PREFIX_LEN + rest);
     key.extend_from_slice(&ledger.0);
     key.push(table as u8);
     debug_assert_eq!(key.len(), TABLE_PREFIX_LEN);
@@ -104,7 +110,7 @@ pub fn block_by_hash_key(ledger: &LedgerId, hash: &Hash32) -> Vec<u8> {
 
 /// Transaction record by hash.
 pub fn tx_key(ledger: &LedgerId, tx_hash: &Hash32) -> Vec<u8> {
-    let mut key = table_prefix(ledger, Table::Tx);
+    let mut key = prefixed(ledger, Table::Tx, tx_hash.len());
     key.extend_from_slice(tx_hash);
     key
 }
@@ -133,8 +139,8 @@ pub fn data_account_key(ledger: &LedgerId, name: &str) -> Vec<u8> {
 
 /// Prefix of every version of one key: `HISTORY | len name | len key`.
 pub fn history_prefix(ledger: &LedgerId, account: &str, data_key: &[u8]) -> Vec<u8> {
-    let mut key = table_prefix(ledger, Table::History);
-    key.reserve(4 + account.len() + data_key.len() + 8);
+    // With room for the version `history_key` appends.
+    let mut key = prefixed(ledger, Table::History, 4 + account.len() + data_key.len() + 8);
     key.extend_from_slice(&(account.len() as u16).to_be_bytes());
     key.extend_from_slice(account.as_bytes());
     key.extend_from_slice(&(data_key.len() as u16).to_be_bytes());
@@ -160,7 +166,7 @@ pub fn retired_state_value_key(ledger: &LedgerId, key_hash: &Hash32, height: u64
 
 /// A state tree node.
 pub fn state_node_key(ledger: &LedgerId, node_key: &[u8]) -> Vec<u8> {
-    let mut key = table_prefix(ledger, Table::StateNode);
+    let mut key = prefixed(ledger, Table::StateNode, node_key.len());
     key.extend_from_slice(node_key);
     key
 }

@@ -611,7 +611,7 @@ impl<S: KvStore> Ledger<S> {
             self.store.multi_get(&key_refs)?.iter().map(Option::is_some).collect();
         let (committed, probed) = found.split_at(hashes.len());
         writes.set_probes(&probe_counts, probed);
-        let committed_before: HashSet<Hash32> = hashes
+        let committed_before: Set<Hash32> = hashes
             .iter()
             .zip(committed)
             .filter_map(|(hash, found)| found.then_some(*hash))
@@ -619,6 +619,11 @@ impl<S: KvStore> Ledger<S> {
         // Phase 2: execute in order against the overlay.
         let mut execution = BlockExecution::new(self, height);
         execution.tx_hashes_committed = committed_before;
+        execution.tx_hashes.reserve(hashes.len());
+        execution.versions.reserve(writes.len());
+        // A transaction with one write adds ~5 records: its own, the history's, and its
+        // share of the state tree's nodes.
+        execution.batch.reserve(6 * hashes.len() + 64);
         execution.sealed = self.sealed()?.is_some();
         for (index, ((transaction, signatures_ok), (content, tx_hash))) in
             transactions.into_iter().zip(verdicts).zip(contents.into_iter().zip(hashes)).enumerate()
@@ -1316,6 +1321,11 @@ impl WriteHashes {
         WriteHashes { hashes, starts }
     }
 
+    /// The block's number of writes.
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
     fn of_transaction(&self, index: usize) -> &[WriteHash] {
         &self.hashes[self.starts[index]..self.starts[index + 1]]
     }
@@ -1323,20 +1333,25 @@ impl WriteHashes {
     /// The history keys whose presence settles each write's expected version (−1:
     /// version 0; `v`: versions `v` and `v + 1`), in write order, and per write how many.
     fn probe_keys(id: &LedgerId, transactions: &[Transaction]) -> (Vec<Vec<u8>>, Vec<u8>) {
-        let (mut keys, mut counts) = (Vec::new(), Vec::new());
+        let (mut keys, mut counts) = (Vec::with_capacity(transactions.len()), Vec::new());
         for transaction in transactions {
             for operation in &transaction.content.operations {
                 if let Operation::WriteKv { account, key, expected_version, .. } = operation {
                     let versions = match *expected_version {
-                        -1 => vec![0],
+                        -1 => [Some(0), None],
                         expected => u64::try_from(expected)
                             .ok()
-                            .and_then(|version| Some(vec![version, version.checked_add(1)?]))
+                            .and_then(|version| {
+                                Some([Some(version), Some(version.checked_add(1)?)])
+                            })
                             .unwrap_or_default(),
                     };
-                    counts.push(versions.len() as u8);
+                    counts.push(versions.iter().flatten().count() as u8);
                     keys.extend(
-                        versions.into_iter().map(|v| layout::history_key(id, account, key, v)),
+                        versions
+                            .into_iter()
+                            .flatten()
+                            .map(|v| layout::history_key(id, account, key, v)),
                     );
                 }
             }
@@ -1386,42 +1401,49 @@ type RecallKey = (String, String);
 /// An event topic: (event account name, topic).
 type TopicKey = (String, String);
 
+/// A map of one block's execution. Its keys are hashes, addresses and short names, and
+/// a block looks each up a few times: foldhash (seeded per process) rather than std's
+/// SipHash, which was ~2% of the engine thread in the commit bench's profile.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set of one block's execution (see [`Map`]).
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// The overlay of one block under execution: what earlier transactions of the block
 /// changed, consulted before the store.
 struct BlockExecution<'a, S: KvStore> {
     ledger: &'a Ledger<S>,
     height: u64,
     algorithm: HashAlgorithm,
-    users: HashSet<Address>,
+    users: Set<Address>,
     /// Signers' addresses, hashed once per block per key (a block's transactions come
     /// from few signers, and an address is a hash of the key).
-    addresses: HashMap<crypto_parallel::PublicKey, Address>,
-    accounts: HashMap<String, Address>,
-    versions: HashMap<DataKey, u64>,
-    event_accounts: HashMap<String, Address>,
+    addresses: Map<crypto_parallel::PublicKey, Address>,
+    accounts: Map<String, Address>,
+    versions: Map<DataKey, u64>,
+    event_accounts: Map<String, Address>,
     /// (account, topic) → sequence of the next event.
-    topic_lengths: HashMap<TopicKey, u64>,
+    topic_lengths: Map<TopicKey, u64>,
     /// Number of the next event; read from the store at the block's first event.
     next_event: Option<u64>,
     /// Addresses of the ledger's regulators.
-    regulators: HashSet<Address>,
+    regulators: Set<Address>,
     /// Lots this block recalled.
-    recalled: HashSet<RecallKey>,
+    recalled: Set<RecallKey>,
     /// Permissions of actors, as committed before this block (changes to roles and
     /// grants take effect from the next block).
-    permissions: HashMap<Address, u32>,
+    permissions: Map<Address, u32>,
     /// Write grants, as committed before this block.
-    grants: HashMap<(String, Address), bool>,
+    grants: Map<(String, Address), bool>,
     /// Write grants changed by this block's earlier transactions.
-    block_grants: HashMap<(String, Address), bool>,
+    block_grants: Map<(String, Address), bool>,
     /// Every participant, with this block's earlier changes; read at the block's first
     /// need.
     participants: Option<Vec<Participant>>,
     /// Hashes of this block's transactions that earlier blocks committed (phase 1).
-    tx_hashes_committed: HashSet<Hash32>,
+    tx_hashes_committed: Set<Hash32>,
     /// Sealed before this transaction (by an earlier block or this one).
     sealed: bool,
-    tx_hashes: HashSet<Hash32>,
+    tx_hashes: Set<Hash32>,
     state_updates: BTreeMap<Hash32, Option<Vec<u8>>>,
     entries: Vec<(Hash32, ResultCode)>,
     batch: WriteBatch,
@@ -1433,12 +1455,12 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             ledger,
             height,
             algorithm: ledger.hash_algorithm(),
-            users: HashSet::new(),
-            addresses: HashMap::new(),
-            accounts: HashMap::new(),
-            versions: HashMap::new(),
-            event_accounts: HashMap::new(),
-            topic_lengths: HashMap::new(),
+            users: Set::default(),
+            addresses: Map::default(),
+            accounts: Map::default(),
+            versions: Map::default(),
+            event_accounts: Map::default(),
+            topic_lengths: Map::default(),
             next_event: None,
             regulators: ledger
                 .settings
@@ -1446,14 +1468,14 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
                 .iter()
                 .map(|key| Address::of(ledger.hash_algorithm(), key))
                 .collect(),
-            recalled: HashSet::new(),
-            permissions: HashMap::new(),
-            grants: HashMap::new(),
-            block_grants: HashMap::new(),
+            recalled: Set::default(),
+            permissions: Map::default(),
+            grants: Map::default(),
+            block_grants: Map::default(),
             participants: None,
-            tx_hashes_committed: HashSet::new(),
+            tx_hashes_committed: Set::default(),
             sealed: false,
-            tx_hashes: HashSet::new(),
+            tx_hashes: Set::default(),
             state_updates: BTreeMap::new(),
             entries: Vec::new(),
             batch: WriteBatch::new(),

@@ -283,6 +283,20 @@ impl Operation {
     const TAG_REMOVE_PARTICIPANT: u8 = 11;
     const TAG_SEAL: u8 = 12;
 
+    /// About the length of the operation's encoding (at least it, for the common
+    /// ones), so a transaction is encoded into one allocation.
+    fn size_hint(&self) -> usize {
+        match self {
+            Operation::WriteKv { account, key, value, .. } => {
+                32 + account.len() + key.len() + value.len()
+            }
+            Operation::PublishEvent { account, topic, payload } => {
+                32 + account.len() + topic.len() + payload.len()
+            }
+            _ => 64,
+        }
+    }
+
     fn encode(&self, writer: &mut Writer) {
         match self {
             Operation::RegisterUser { public_key } => {
@@ -546,7 +560,8 @@ impl TransactionContent {
     /// Canonical bytes: `version u8 | ledger_id [32] | nonce u64 | timestamp_ms u64 |
     /// count u32 | operations`. These are what is signed and hashed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::with_capacity(64 + 64 * self.operations.len());
+        let size: usize = self.operations.iter().map(Operation::size_hint).sum();
+        let mut writer = Writer::with_capacity(64 + size);
         writer
             .u8(FORMAT_VERSION)
             .raw(&self.ledger_id.0)

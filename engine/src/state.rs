@@ -305,6 +305,12 @@ impl FreshNodes {
         }
     }
 
+    /// Room for `nodes` more nodes and `inner` more inner hashes.
+    pub(crate) fn reserve(&mut self, nodes: usize, inner: usize) {
+        self.nodes.reserve(nodes);
+        self.inner.reserve(inner);
+    }
+
     pub(crate) fn offer_slot(&mut self, slot: usize, version: Version, bytes: &[u8]) {
         self.nodes.push((slot, version, bytes.into()));
     }

@@ -63,6 +63,12 @@ impl WriteBatch {
         Self::default()
     }
 
+    /// Room for `additional` more ops without reallocating (a block's batch holds a few
+    /// thousand).
+    pub fn reserve(&mut self, additional: usize) {
+        self.ops.reserve(additional);
+    }
+
     /// Adds a put.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.bytes += key.len() + value.len();

@@ -108,8 +108,7 @@ fn node_record_key(
     path_key: &Hash32,
 ) -> Vec<u8> {
     let length = depth.div_ceil(2);
-    let mut key = layout::table_prefix(ledger, layout::Table::StateNode);
-    key.reserve(20 + length);
+    let mut key = layout::prefixed(ledger, layout::Table::StateNode, 20 + length);
     key.extend_from_slice(&version.to_le_bytes());
     key.extend_from_slice(&(depth as u64).to_le_bytes());
     key.extend_from_slice(&(length as u32).to_le_bytes());
@@ -518,6 +517,10 @@ pub(super) fn apply(
             by_depth[node.depth].push(index);
         }
     }
+    fresh.reserve(
+        nodes.iter().filter(|node| node.depth <= NodeCache::DEPTH).count(),
+        by_depth.iter().take(NodeCache::INNER_DEPTH + 1).map(Vec::len).sum(),
+    );
     let mut encoded: Vec<Option<Vec<u8>>> = (0..nodes.len()).map(|_| None).collect();
     let cache = reader.cache;
     for indices in by_depth.iter().rev() {
