@@ -15,7 +15,10 @@
 //! (what an idle engine thread costs the next block: cold caches); with
 //! `POLYLEDGER_PIPELINE=1` each block is committed with `commit_unsynced` and a second
 //! thread fsyncs the WAL (`KvStore::sync`) while the next block executes, as the node
-//! does; the time includes waiting for the last block's fsync.
+//! does; the time includes waiting for the last block's fsync. With
+//! `POLYLEDGER_WARMUP=N`, N blocks are committed first, untimed (a ledger of N thousand
+//! keys, and a memtable that has been flushed and refilled: the memory a long-running
+//! node reuses rather than fresh pages).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,13 +57,16 @@ fn main() {
     let pause = std::env::var("POLYLEDGER_PAUSE_MS")
         .ok()
         .map(|ms| Duration::from_millis(ms.parse().expect("POLYLEDGER_PAUSE_MS: milliseconds")));
+    let warmup: u64 = std::env::var("POLYLEDGER_WARMUP")
+        .map_or(0, |blocks| blocks.parse().expect("POLYLEDGER_WARMUP: a number of blocks"));
     let (mut ledger, key, first) = support::trace_ledger(store, HashAlgorithm::Sm3);
     let endorsements = first.endorsements;
 
     let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);
     let (mut execute_cpu, mut commit_cpu) = (Duration::ZERO, Duration::ZERO);
     let mut nonce = 1u64;
-    for block in 0..blocks {
+    for block in 0..warmup + blocks {
+        let timed = block >= warmup;
         let first_nonce = nonce;
         nonce += BLOCK_TXS as u64;
         let id = ledger.id();
@@ -85,23 +91,27 @@ fn main() {
         let executed =
             ledger.execute_block(transactions, verdicts, nonce, Address([1; 32])).unwrap();
         let (executed_at, executed_cpu) = (Instant::now(), thread_cpu_time());
-        if dump && block == blocks / 2 {
+        if dump && block == warmup + blocks / 2 {
             print_batch(&executed.batch);
         }
         match &mut syncer {
             Some(syncer) => syncer.commit(&mut ledger, executed),
             None => ledger.commit(executed).unwrap(),
         }
-        execute += executed_at - started;
-        commit += executed_at.elapsed();
-        execute_cpu += executed_cpu - started_cpu;
-        commit_cpu += thread_cpu_time() - executed_cpu;
+        if timed {
+            execute += executed_at - started;
+            commit += executed_at.elapsed();
+            execute_cpu += executed_cpu - started_cpu;
+            commit_cpu += thread_cpu_time() - executed_cpu;
+        }
     }
     let mut sync_cpu = Duration::ZERO;
     if let Some(syncer) = syncer {
         // The last block is committed once its fsync is done: that wait is commit time.
         let waiting = Instant::now();
-        sync_cpu = syncer.finish();
+        // The fsync thread's CPU over all blocks, warm-up included: its share of the
+        // timed ones.
+        sync_cpu = syncer.finish().mul_f64(blocks as f64 / (warmup + blocks) as f64);
         commit += waiting.elapsed();
     }
     let transactions = (blocks as usize * BLOCK_TXS) as f64;
