@@ -63,6 +63,16 @@ impl Writer {
         Writer { buffer: Vec::with_capacity(capacity) }
     }
 
+    /// A writer that appends to `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Writer { buffer: bytes }
+    }
+
+    /// Room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.buffer.reserve(additional);
+    }
+
     /// The bytes written so far.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buffer

@@ -1222,9 +1222,19 @@ fn user_record(height: u64, public_key: &[u8]) -> Vec<u8> {
     writer.into_bytes()
 }
 
-fn encode_tx_record(height: u64, index: u32, result: ResultCode, transaction: &[u8]) -> Vec<u8> {
-    let mut writer = Writer::with_capacity(13 + transaction.len());
-    writer.u64(height).u32(index).u8(result as u8).raw(transaction);
+/// The `0x04` record of `transaction`, whose content's canonical bytes are `content`: in
+/// one allocation, the transaction's bytes written in place.
+fn encode_tx_record(
+    height: u64,
+    index: u32,
+    result: ResultCode,
+    transaction: &Transaction,
+    content: &[u8],
+) -> Vec<u8> {
+    let mut writer =
+        Writer::with_capacity(13 + content.len() + transaction.endorsements_len_hint());
+    writer.u64(height).u32(index).u8(result as u8).raw(content);
+    transaction.encode_endorsements(&mut writer);
     writer.into_bytes()
 }
 
@@ -1660,12 +1670,8 @@ impl<'a, S: KvStore> BlockExecution<'a, S> {
             // A duplicate's body is already stored under its hash (with its first result);
             // the block still records that it was proposed again.
             self.tx_hashes.insert(tx_hash);
-            let record = encode_tx_record(
-                self.height,
-                index,
-                result,
-                &transaction.encode_with_content(content),
-            );
+            debug_assert_eq!(content, transaction.content.encode());
+            let record = encode_tx_record(self.height, index, result, &transaction, &content);
             self.batch.put(layout::tx_key(&self.ledger.id, &tx_hash), record);
         }
         Ok(())

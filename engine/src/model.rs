@@ -650,15 +650,27 @@ impl Transaction {
     /// hashes the content first, then stores the whole transaction).
     pub fn encode_with_content(&self, content_bytes: Vec<u8>) -> Vec<u8> {
         debug_assert_eq!(content_bytes, self.content.encode());
-        let mut bytes = content_bytes;
-        let mut writer = Writer::with_capacity(4 + 140 * self.endorsements.len());
+        let mut writer = Writer::from_vec(content_bytes);
+        writer.reserve(self.endorsements_len_hint());
+        self.encode_endorsements(&mut writer);
+        writer.into_bytes()
+    }
+
+    /// At least the length of the endorsements' encoding: an endorsement of any of the
+    /// signature algorithms (key and signature with their algorithm codes and lengths)
+    /// takes at most 140 bytes.
+    pub(crate) fn endorsements_len_hint(&self) -> usize {
+        4 + 140 * self.endorsements.len()
+    }
+
+    /// The bytes after the content: `count u32 | (public key bytes16 | signature
+    /// bytes16)*`.
+    pub(crate) fn encode_endorsements(&self, writer: &mut Writer) {
         writer.u32(self.endorsements.len() as u32);
         for endorsement in &self.endorsements {
             writer.bytes16(&endorsement.public_key.to_bytes());
             writer.bytes16(&endorsement.signature.to_bytes());
         }
-        bytes.extend_from_slice(&writer.into_bytes());
-        bytes
     }
 
     /// Decodes untrusted bytes; every error is typed, nothing panics.
