@@ -213,6 +213,18 @@ pub struct NodeCache {
     /// node (`InnerHashes`), by slot, so the next block rehashes only the ranges whose
     /// children changed.
     inner: Vec<Option<(Version, InnerHashes)>>,
+    /// How many nodes the last update through this cache read from the store.
+    store_reads: StoreReads,
+}
+
+/// Nodes the last update read from the store; unknown (`usize::MAX`: many) before the
+/// first update, whose cache is empty.
+struct StoreReads(std::sync::atomic::AtomicUsize);
+
+impl Default for StoreReads {
+    fn default() -> Self {
+        StoreReads(std::sync::atomic::AtomicUsize::new(usize::MAX))
+    }
 }
 
 /// The hashes inside an internal node's 16-way node, a 4-level binary tree over its
@@ -270,6 +282,15 @@ impl NodeCache {
 
     fn get(&self, node_key: &NodeKey) -> Option<&[u8]> {
         self.get_slot(Self::slot_of_path(node_key.nibble_path())?, node_key.version())
+    }
+
+    /// How many nodes the last update through this cache read from the store.
+    pub(crate) fn store_reads(&self) -> usize {
+        self.store_reads.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_store_reads(&self, reads: usize) {
+        self.store_reads.0.store(reads, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes a committed block's new upper nodes.
@@ -695,6 +716,8 @@ mod tests {
         ) {
             let batched = MemoryStore::new();
             let per_key = MemoryStore::new();
+            // Batched without a cache: every update reads its nodes ahead (`prefetch`).
+            let ahead = MemoryStore::new();
             let ledger = LedgerId([7; 32]);
             // The batched side reads through a node cache, as the committing ledger
             // handle does; the per-key side reads only the store.
@@ -716,6 +739,11 @@ mod tests {
                     algorithm, &reader_a, height as u64, sorted.clone(), &mut batch_a,
                     &mut fresh_a, true,
                 ).unwrap();
+                let mut batch_c = WriteBatch::new();
+                let root_c = apply_updates_with(
+                    algorithm, &StateReader::new(&ahead, ledger), height as u64, sorted.clone(),
+                    &mut batch_c, &mut FreshNodes::default(), true,
+                ).unwrap();
                 let mut batch_b = WriteBatch::new();
                 let reader_b = StateReader::new(&per_key, ledger);
                 let root_b = apply_updates_with(
@@ -723,7 +751,10 @@ mod tests {
                     &mut FreshNodes::default(), false,
                 ).unwrap();
                 prop_assert_eq!(root_a, root_b);
+                prop_assert_eq!(root_c, root_b);
                 prop_assert_eq!(sorted_ops(&batch_a), sorted_ops(&batch_b));
+                prop_assert_eq!(sorted_ops(&batch_c), sorted_ops(&batch_b));
+                commit(&ahead, batch_c);
                 // What the cache takes is what the store holds, byte for byte: every
                 // written node within the cached depths, and nothing else.
                 let mut written: Vec<(usize, u64, Box<[u8]>)> = batch_a
@@ -774,6 +805,119 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A fake store that counts point reads and multi-gets (the read pattern of an
+    /// update), over a `MemoryStore`.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        gets: std::sync::atomic::AtomicUsize,
+        multi_gets: std::sync::atomic::AtomicUsize,
+        /// Keys asked for in all multi-gets.
+        multi_got: std::sync::atomic::AtomicUsize,
+    }
+
+    impl KvStore for CountingStore {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.get(key)
+        }
+        fn multi_get(
+            &self,
+            keys: &[&[u8]],
+        ) -> Result<Vec<Option<Vec<u8>>>, crate::store::StoreError> {
+            self.multi_gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.multi_got.fetch_add(keys.len(), std::sync::atomic::Ordering::Relaxed);
+            keys.iter().map(|key| self.inner.get(key)).collect()
+        }
+        fn scan(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            direction: crate::store::Direction,
+            limit: usize,
+        ) -> Result<crate::store::Entries, crate::store::StoreError> {
+            self.inner.scan(start, end, direction, limit)
+        }
+        fn write(&self, batch: WriteBatch) -> Result<(), crate::store::StoreError> {
+            self.inner.write(batch)
+        }
+    }
+
+    /// An update that reads many nodes from the store (here: no node cache, so every
+    /// node) reads them a depth at a time, one multi-get each, not one point read per
+    /// key; a ledger handle's cache that served the last update from memory is not
+    /// walked ahead.
+    #[test]
+    fn nodes_below_the_cache_are_read_a_depth_at_a_time() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let store = CountingStore::default();
+        let ledger = LedgerId([7; 32]);
+        let keys = |ids: std::ops::Range<u16>| -> Vec<(Hash32, Option<Vec<u8>>)> {
+            ids.map(|id| (tree_key(id), Some(vec![id as u8 | 1]))).collect()
+        };
+        let reader = StateReader::new(&store, ledger);
+        let (_, batch) = update(&reader, 0, keys(0..3_000)).unwrap();
+        store.write(batch).unwrap();
+        let (root, batch) = update(&reader, 1, keys(3_000..3_400)).unwrap();
+        // One point read: the check that the previous root exists.
+        assert_eq!(store.gets.load(Relaxed), 1, "a node read on its own");
+        // Hundreds of nodes (every new key meets an existing path), in one multi-get
+        // per depth: the tree is at most 9 deep (the ids divisible by 4 share their
+        // first five nibbles, and split below).
+        let multi_gets = store.multi_gets.swap(0, Relaxed);
+        let nodes = store.multi_got.swap(0, Relaxed);
+        assert!(multi_gets <= 10, "{multi_gets} multi-gets");
+        assert!(nodes >= 400, "{nodes} nodes read ahead");
+        // The same tree as the update that reads node by node (jmt's per-key path).
+        let plain = MemoryStore::new();
+        let plain_reader = StateReader::new(&plain, ledger);
+        let (_, first) = update(&plain_reader, 0, keys(0..3_000)).unwrap();
+        commit(&plain, first);
+        let mut expected = WriteBatch::new();
+        let mut updates = keys(3_000..3_400);
+        updates.sort();
+        let expected_root = apply_updates_with(
+            HashAlgorithm::Sm3,
+            &plain_reader,
+            1,
+            updates,
+            &mut expected,
+            &mut FreshNodes::default(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(root, expected_root);
+        assert_eq!(sorted_ops(&batch), sorted_ops(&expected));
+        store.write(batch).unwrap();
+
+        // Through a node cache that held everything the last update read: point reads
+        // only for what is below it, no walk ahead.
+        let mut cache = NodeCache::default();
+        let cached = StateReader { store: &store, ledger, cache: Some(&cache) };
+        let mut fresh = FreshNodes::default();
+        let mut batch = WriteBatch::new();
+        apply_updates(HashAlgorithm::Sm3, &cached, 2, keys(3_400..3_401), &mut batch, &mut fresh)
+            .unwrap();
+        // An empty cache: the update read ahead, and says how much it read.
+        assert!(store.multi_gets.swap(0, Relaxed) > 0);
+        assert!(cache.store_reads() >= 3, "{}", cache.store_reads());
+        store.write(batch).unwrap();
+        cache.insert(fresh);
+        cache.set_store_reads(0);
+        let cached = StateReader { store: &store, ledger, cache: Some(&cache) };
+        let mut batch = WriteBatch::new();
+        apply_updates(
+            HashAlgorithm::Sm3,
+            &cached,
+            3,
+            keys(3_401..3_402),
+            &mut batch,
+            &mut FreshNodes::default(),
+        )
+        .unwrap();
+        assert_eq!(store.multi_gets.load(Relaxed), 0, "walked ahead through the cache");
     }
 
     /// A tree of one key has a leaf for its root: the batched update replaces it, splits

@@ -178,7 +178,19 @@ fn decode(bytes: &[u8]) -> Result<Stored, String> {
 struct Update<'r, 'a> {
     reader: &'r StateReader<'a>,
     nodes: Vec<NewNode>,
+    /// Stored nodes below the node cache, read ahead (`prefetch`), by record key; each
+    /// is taken out when the update reaches it.
+    prefetched: Prefetched,
+    /// Nodes read from the store (read ahead or one by one).
+    store_reads: usize,
 }
+
+/// Node records by record key.
+type Prefetched = std::collections::HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
+
+/// The node cache of the last update read at least this many nodes from the store: the
+/// next update reads its nodes below the cache ahead, a depth at a time (`prefetch`).
+const PREFETCH_AFTER_STORE_READS: usize = 64;
 
 /// The node of `version` at the path of the first `depth` nibbles of `path_key`: from
 /// the node cache, else the store.
@@ -188,6 +200,19 @@ fn read(
     depth: usize,
     path_key: &Hash32,
 ) -> Result<Stored, String> {
+    read_with(reader, version, depth, path_key, |key| {
+        reader.store.get(key).map_err(|e| e.to_string())
+    })
+}
+
+/// `read`, with `fetch` reading a node record the cache does not hold.
+fn read_with(
+    reader: &StateReader<'_>,
+    version: u64,
+    depth: usize,
+    path_key: &Hash32,
+    fetch: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, String>,
+) -> Result<Stored, String> {
     let context = |error: String| format!("{error} (version {version}, depth {depth})");
     let slot = NodeCache::slot_of_key(depth, path_key);
     let cached = reader.cache.and_then(|cache| cache.get_slot(slot?, version));
@@ -195,7 +220,7 @@ fn read(
         Some(bytes) => decode(bytes).map_err(context)?,
         None => {
             let key = node_record_key(&reader.ledger, version, depth, path_key);
-            match reader.store.get(&key).map_err(|e| context(e.to_string()))? {
+            match fetch(&key).map_err(context)? {
                 Some(bytes) => decode(&bytes).map_err(context)?,
                 None => return Err(context("state tree node is missing".into())),
             }
@@ -276,7 +301,80 @@ pub(super) fn leaf_value(
     }
 }
 
+/// The stored nodes that inserting `kvs` (sorted, distinct) into tree version `version`
+/// will read and the node cache does not hold, read a depth at a time with one
+/// multi-get each, rather than one point read per node as the update reaches it: a few
+/// reads a block instead of one for every new key of a ledger larger than the cache
+/// (on TiKV, each read is a network round trip). The walk follows the update's: from
+/// the root, each group of keys into the child of its next nibble, down to leaves and
+/// empty slots. A node the walk cannot find is left to the update, which reports it.
+fn prefetch(
+    reader: &StateReader<'_>,
+    version: u64,
+    kvs: &[(Hash32, Hash32)],
+) -> Result<Prefetched, String> {
+    let mut fetched = Prefetched::default();
+    // (version, keys) of the nodes at `depth` that the update reads.
+    let mut level: Vec<(u64, &[(Hash32, Hash32)])> = vec![(version, kvs)];
+    let mut depth = 0;
+    while !level.is_empty() && depth < MAX_DEPTH {
+        let cached = |version: u64, path_key: &Hash32| {
+            let slot = NodeCache::slot_of_key(depth, path_key)?;
+            reader.cache?.get_slot(slot, version)
+        };
+        let missing: Vec<Vec<u8>> = level
+            .iter()
+            .filter(|(version, group)| cached(*version, &group[0].0).is_none())
+            .map(|(version, group)| node_record_key(&reader.ledger, *version, depth, &group[0].0))
+            .collect();
+        if !missing.is_empty() {
+            let keys: Vec<&[u8]> = missing.iter().map(Vec::as_slice).collect();
+            let values = reader.store.multi_get(&keys).map_err(|e| e.to_string())?;
+            fetched.extend(
+                missing.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?))),
+            );
+        }
+        let mut next = Vec::new();
+        for (version, group) in level {
+            let bytes = match cached(version, &group[0].0) {
+                Some(bytes) => bytes,
+                None => {
+                    let key = node_record_key(&reader.ledger, version, depth, &group[0].0);
+                    match fetched.get(&key) {
+                        Some(bytes) => bytes.as_slice(),
+                        None => continue,
+                    }
+                }
+            };
+            // Leaves, empty slots and undecodable nodes end the walk here.
+            if let Ok(Stored::Internal(children)) = decode(bytes) {
+                for group in groups(group, depth) {
+                    if let Some(child) = children[nibble(&group[0].0, depth)] {
+                        next.push((child.version, group));
+                    }
+                }
+            }
+        }
+        level = next;
+        depth += 1;
+    }
+    Ok(fetched)
+}
+
 impl Update<'_, '_> {
+    /// `read`, taking a node read ahead if there is one.
+    fn read(&mut self, version: u64, depth: usize, path_key: &Hash32) -> Result<Stored, String> {
+        let (reader, prefetched, store_reads) =
+            (self.reader, &mut self.prefetched, &mut self.store_reads);
+        read_with(reader, version, depth, path_key, |key| {
+            *store_reads += 1;
+            match prefetched.remove(key) {
+                Some(bytes) => Ok(Some(bytes)),
+                None => reader.store.get(key).map_err(|e| e.to_string()),
+            }
+        })
+    }
+
     fn push(&mut self, depth: usize, path_key: Hash32, body: Body) -> NewChild {
         let leaf_count = match &body {
             Body::Leaf { .. } => None,
@@ -322,7 +420,7 @@ impl Update<'_, '_> {
         kvs: &[(Hash32, Hash32)],
         hash: Option<Hash32>,
     ) -> Result<NewChild, String> {
-        match read(self.reader, version, depth, &kvs[0].0)? {
+        match self.read(version, depth, &kvs[0].0)? {
             Stored::Internal(_) if depth >= MAX_DEPTH => {
                 Err(format!("an internal state tree node at depth {depth}"))
             }
@@ -473,11 +571,26 @@ pub(super) fn apply(
         .map(|((key, _), value_hash)| (*key, *value_hash.as_bytes()))
         .collect();
 
-    let mut update = Update { reader, nodes: Vec::with_capacity(3 * kvs.len()) };
+    let mut update = Update {
+        reader,
+        nodes: Vec::with_capacity(3 * kvs.len()),
+        prefetched: Prefetched::default(),
+        store_reads: 0,
+    };
     let root = if version == 0 {
         update.create_subtree(0, &kvs)?
     } else {
-        update.insert_at(version - 1, 0, &kvs, None)?
+        // Only when the last update read many nodes from the store (a ledger larger
+        // than the cache, or a cache not yet filled): otherwise the walk ahead, through
+        // cached nodes, costs more than the point reads it saves.
+        if reader.cache.is_none_or(|cache| cache.store_reads() >= PREFETCH_AFTER_STORE_READS) {
+            update.prefetched = prefetch(reader, version - 1, &kvs)?;
+        }
+        let root = update.insert_at(version - 1, 0, &kvs, None)?;
+        if let Some(cache) = reader.cache {
+            cache.set_store_reads(update.store_reads);
+        }
+        root
     };
     let NewChild::New { index: root, .. } = root else {
         unreachable!("an update always writes a new root")
