@@ -1574,11 +1574,7 @@ impl LedgerActor {
         if let Some(checkpoint) = checkpoint {
             self.parts.group.applied(checkpoint).map_err(|e| format!("consensus: {e}"))?;
         }
-        *self.parts.shared.head.write() = Some(Head {
-            height: block.header.height,
-            block_hash: block.hash,
-            state_root: block.header.state_root,
-        });
+        *self.parts.shared.head.write() = Some(block.head());
         self.parts.shared.blocks_committed.fetch_add(1, Ordering::Relaxed);
         self.parts.shared.transactions_committed.fetch_add(count as u64, Ordering::Relaxed);
         if let Some(figures) = figures {

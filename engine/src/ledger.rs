@@ -92,6 +92,15 @@ pub struct StoredBlock {
 }
 
 impl StoredBlock {
+    /// The ledger's head once this block is committed.
+    pub fn head(&self) -> Head {
+        Head {
+            height: self.header.height,
+            block_hash: self.hash,
+            state_root: self.header.state_root,
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut writer =
             Writer::with_capacity(BlockHeader::ENCODED_LEN + 4 + 33 * self.transactions.len());
@@ -668,11 +677,7 @@ impl<S: KvStore> Ledger<S> {
         if header.height != self.head.height + 1 || header.previous_hash != self.head.block_hash {
             return Err(EngineError::NotNextBlock { block: header.height, head: self.head.height });
         }
-        let head = Head {
-            height: header.height,
-            block_hash: executed.block.hash,
-            state_root: header.state_root,
-        };
+        let head = executed.block.head();
         let written = if durable {
             self.store.write(executed.batch)
         } else {
