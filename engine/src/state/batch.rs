@@ -322,29 +322,31 @@ fn prefetch(
             let slot = NodeCache::slot_of_key(depth, path_key)?;
             reader.cache?.get_slot(slot, version)
         };
-        let missing: Vec<Vec<u8>> = level
+        // Each node of the level: its cached bytes, or its place among the missing.
+        let mut missing: Vec<Vec<u8>> = Vec::new();
+        let sources: Vec<Result<&[u8], usize>> = level
             .iter()
-            .filter(|(version, group)| cached(*version, &group[0].0).is_none())
-            .map(|(version, group)| node_record_key(&reader.ledger, *version, depth, &group[0].0))
+            .map(|(version, group)| {
+                cached(*version, &group[0].0).ok_or_else(|| {
+                    missing.push(node_record_key(&reader.ledger, *version, depth, &group[0].0));
+                    missing.len() - 1
+                })
+            })
             .collect();
-        if !missing.is_empty() {
+        let values = if missing.is_empty() {
+            Vec::new()
+        } else {
             let keys: Vec<&[u8]> = missing.iter().map(Vec::as_slice).collect();
-            let values = reader.store.multi_get(&keys).map_err(|e| e.to_string())?;
-            fetched.extend(
-                missing.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?))),
-            );
-        }
+            reader.store.multi_get(&keys).map_err(|e| e.to_string())?
+        };
         let mut next = Vec::new();
-        for (version, group) in level {
-            let bytes = match cached(version, &group[0].0) {
-                Some(bytes) => bytes,
-                None => {
-                    let key = node_record_key(&reader.ledger, version, depth, &group[0].0);
-                    match fetched.get(&key) {
-                        Some(bytes) => bytes.as_slice(),
-                        None => continue,
-                    }
-                }
+        for ((_, group), source) in level.into_iter().zip(sources) {
+            let bytes = match source {
+                Ok(bytes) => bytes,
+                Err(at) => match &values[at] {
+                    Some(bytes) => bytes.as_slice(),
+                    None => continue,
+                },
             };
             // Leaves, empty slots and undecodable nodes end the walk here.
             if let Ok(Stored::Internal(children)) = decode(bytes) {
@@ -355,6 +357,8 @@ fn prefetch(
                 }
             }
         }
+        fetched
+            .extend(missing.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?))));
         level = next;
         depth += 1;
     }
