@@ -83,7 +83,12 @@ impl RocksStore {
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(options.block_cache_bytes));
         table.set_cache_index_and_filter_blocks(true);
         db_options.set_block_based_table_factory(&table);
-        let db = DB::open(&db_options, path).map_err(|e| {
+        // The default column family named at open, so `multi_get` has its handle.
+        let column_family = rocksdb::ColumnFamilyDescriptor::new(
+            rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+            db_options.clone(),
+        );
+        let db = DB::open_cf_descriptors(&db_options, path, [column_family]).map_err(|e| {
             StoreError::Unavailable(format!("cannot open RocksDB at {}: {}", path.display(), e))
         })?;
         Ok(RocksStore {
@@ -156,21 +161,29 @@ fn keep_large_allocations_in_the_heap() {
     }
 }
 
-/// `ops` sorted by key, stably (a key written twice keeps its order). Sorting the
-/// references with a comparison of the keys chased a pointer per comparison into ~4,400
-/// scattered keys a block; here each op is first sorted by 16 bytes of its key after the
-/// prefix all keys share (a block's: its ledger id), held inline, and only ops with the
-/// same 16 bytes are compared in full. Measured: the commit's CPU −0.6 µs/tx.
+/// `ops` sorted by key, stably (a key written twice keeps its order).
 fn key_order(ops: &[WriteOp]) -> Vec<&WriteOp> {
     fn op_key(op: &WriteOp) -> &[u8] {
         match op {
             WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
         }
     }
-    let Some(first) = ops.first().map(op_key) else { return Vec::new() };
-    let common = ops.iter().fold(first.len(), |common, op| {
-        let key = op_key(op);
-        let same = first[..common].iter().zip(key).take_while(|(a, b)| a == b).count();
+    sorted_positions(ops.len(), |at| op_key(&ops[at])).into_iter().map(|at| &ops[at]).collect()
+}
+
+/// The positions `0..count` sorted by `key(position)`, stably (equal keys keep their
+/// order). Sorting references with a comparison of the keys chased a pointer per
+/// comparison into ~4,400 scattered keys a block; here each position is first sorted by
+/// 16 bytes of its key after the prefix all keys share (a block's: its ledger id), held
+/// inline, and only positions with the same 16 bytes are compared in full. Measured: the
+/// commit's CPU −0.6 µs/tx.
+fn sorted_positions<'k>(count: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<usize> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let first = key(0);
+    let common = (1..count).fold(first.len(), |common, at| {
+        let same = first[..common].iter().zip(key(at)).take_while(|(a, b)| a == b).count();
         common.min(same)
     });
     let prefix = |key: &[u8]| {
@@ -180,19 +193,18 @@ fn key_order(ops: &[WriteOp]) -> Vec<&WriteOp> {
         bytes[..n].copy_from_slice(&rest[..n]);
         u128::from_be_bytes(bytes)
     };
-    let mut order: Vec<(u128, u32)> =
-        ops.iter().enumerate().map(|(at, op)| (prefix(op_key(op)), at as u32)).collect();
+    let mut order: Vec<(u128, u32)> = (0..count).map(|at| (prefix(key(at)), at as u32)).collect();
     order.sort_unstable();
     // Equal prefixes (a shorter key padded with zeros among them): by the whole key,
     // then by position.
     for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
         if run.len() > 1 {
             run.sort_unstable_by(|a, b| {
-                op_key(&ops[a.1 as usize]).cmp(op_key(&ops[b.1 as usize])).then(a.1.cmp(&b.1))
+                key(a.1 as usize).cmp(key(b.1 as usize)).then(a.1.cmp(&b.1))
             });
         }
     }
-    order.into_iter().map(|(_, at)| &ops[at as usize]).collect()
+    order.into_iter().map(|(_, at)| at as usize).collect()
 }
 
 impl KvStore for RocksStore {
@@ -200,8 +212,24 @@ impl KvStore for RocksStore {
         self.db.get(key).map_err(backend)
     }
 
+    /// RocksDB's batched `MultiGet` with the keys given in order (`sorted_input`): it
+    /// would otherwise sort them itself, comparing whole keys (a block's ~2,000 probe
+    /// keys share their first 33 bytes), and the key-by-key API copies every key and
+    /// value twice more.
     fn multi_get(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.db.multi_get(keys).into_iter().map(|r| r.map_err(backend)).collect()
+        let Some(column_family) = self.db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME) else {
+            // Opened read-only: the key-by-key API.
+            return self.db.multi_get(keys).into_iter().map(|r| r.map_err(backend)).collect();
+        };
+        let order = sorted_positions(keys.len(), |at| keys[at]);
+        let sorted: Vec<&[u8]> = order.iter().map(|&at| keys[at]).collect();
+        let mut values = vec![None; keys.len()];
+        for (at, found) in
+            order.into_iter().zip(self.db.batched_multi_get_cf(column_family, sorted, true))
+        {
+            values[at] = found.map_err(backend)?.map(|value| value.to_vec());
+        }
+        Ok(values)
     }
 
     fn scan(
