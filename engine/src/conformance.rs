@@ -179,13 +179,8 @@ pub fn multi_get_keeps_order(store: &dyn KvStore) {
     // A block's probes: many keys sharing a long prefix (a ledger id), asked in no
     // order, some absent, some asked twice, some a prefix of another or differing only
     // in trailing zero bytes; the answers match key-by-key reads.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut random = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut next = move |bound: u64| random() % bound;
     let shared = [0x5a_u8; 33];
     let mut batch = WriteBatch::new();
     let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -304,17 +299,21 @@ pub fn large_values(store: &dyn KvStore) {
     assert_eq!(store.get(b"big").unwrap(), Some(value));
 }
 
-/// Random batches of puts and deletes over a small key space, checked against a
-/// `BTreeMap` after every batch with gets and scans in both directions.
-pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
+/// xorshift64* from `seed` (not zero): deterministic, so a failure replays from its seed.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut state = seed;
-    let mut next = move || {
-        // xorshift64*: deterministic, so a failure replays from the printed seed.
+    move || {
         state ^= state >> 12;
         state ^= state << 25;
         state ^= state >> 27;
         state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    }
+}
+
+/// Random batches of puts and deletes over a small key space, checked against a
+/// `BTreeMap` after every batch with gets and scans in both directions.
+pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
+    let mut next = xorshift(seed);
     let mut model = BTreeMap::<Vec<u8>, Vec<u8>>::new();
     for round in 0..50 {
         let mut batch = WriteBatch::new();
