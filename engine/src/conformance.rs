@@ -319,7 +319,7 @@ pub fn random_operations_match_model(store: &dyn KvStore, seed: u64) {
         let mut batch = WriteBatch::new();
         for _ in 0..(next() % 20) {
             let key = vec![b'r', (next() % 4) as u8, (next() % 16) as u8];
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 model.remove(&key);
                 batch.delete(key);
             } else {
